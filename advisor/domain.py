@@ -1,0 +1,272 @@
+"""Domain types shared by every layer: answers, hardware, probes, recommendation.
+
+Defined once here; the CLI, the TUI, the rules, the probes and the exporters all
+speak these. Nothing here imports torch, transformers or Textual.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WORKLOADS = ("rag", "summarization", "chat", "balanced", "codegen", "classification")
+RISKS = ("high", "moderate", "low")
+OSES = ("linux", "windows")
+BACKENDS = ("ollama", "llamacpp", "vllm", "tgi", "transformers", "transformers-compiled")
+QUANTIZATIONS = (
+    "fp16", "bf16", "fp8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_s", "q2_k",
+    "awq", "gptq", "int8", "nf4",
+)
+EXPORT_TARGETS = ("vllm", "ollama", "llamacpp", "transformers", "tgi")
+
+Workload = Literal["rag", "summarization", "chat", "balanced", "codegen", "classification"]
+Risk = Literal["high", "moderate", "low"]
+OS = Literal["linux", "windows"]
+Origin = Literal["probe", "knowledge", "roofline", "answers"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- answers
+class HardwareAnswers(_Strict):
+    gpu: str = "auto"  # catalog name or "auto" (detect with NVML)
+    vram_gb: float | None = Field(default=None, gt=0, le=4096)
+    gpus: int = Field(default=1, ge=1, le=64)
+    background_vram_gb: float = Field(default=0.0, ge=0)
+    os: OS = "linux"
+
+
+class ModelAnswers(_Strict):
+    name: str = ""  # catalog id, HF directory, GGUF file, or ollama tag; "" = advisor picks
+
+
+class SLOAnswers(_Strict):
+    ttft_ms: float = Field(default=1000, gt=0)
+    p95_latency_s: float = Field(default=5, gt=0)
+    min_decode_tok_s: float = Field(default=0, ge=0)
+
+
+class ConstraintAnswers(_Strict):
+    backend: str = ""
+    quantization: str = ""
+
+
+class Answers(_Strict):
+    """What the user told us (questionnaire, TOML file or flags)."""
+
+    workload: Workload = "chat"
+    risk: Risk = "moderate"
+    concurrency: int = Field(default=1, ge=1, le=4096)
+    context_tokens: int = Field(default=4096, ge=1, le=2_000_000)
+    output_tokens: int = Field(default=256, ge=1, le=1_000_000)
+    requests_per_day: int = Field(default=0, ge=0)
+    deadline_hours: float = Field(default=0, ge=0)
+    hardware: HardwareAnswers = HardwareAnswers()
+    model: ModelAnswers = ModelAnswers()
+    slo: SLOAnswers = SLOAnswers()
+    constraints: ConstraintAnswers = ConstraintAnswers()
+
+
+# ---------------------------------------------------------------- knowledge rows
+class GpuSpec(_Strict):
+    name: str
+    aliases: list[str] = []
+    vram_gb: float = Field(gt=0)
+    bandwidth_gb_s: float = Field(gt=0)
+    fp16_tflops: float = Field(gt=0)
+    int8_tops: float | None = Field(default=None, gt=0)
+    architecture: str = ""
+    source: str = Field(min_length=1)
+
+    @property
+    def peak_flops(self) -> float:
+        return self.fp16_tflops * 1e12
+
+    @property
+    def peak_ops_any(self) -> float:
+        """The most generous tensor peak (INT8 for quantized kernels)."""
+        return max(self.fp16_tflops, self.int8_tops or 0.0) * 1e12
+
+
+class ModelSpec(_Strict):
+    id: str
+    family: str
+    hf_architecture: str
+    hf_repo: str = ""
+    ollama_tag: str = ""
+    params_b: float = Field(gt=0)
+    layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    attention_heads: int = Field(gt=0)
+    kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    vocab_size: int = Field(gt=0)
+    tied_embeddings: bool
+    max_context: int = Field(gt=0)
+    rope_theta: float = 0.0
+    mmlu: float | None = None
+    source: str = Field(min_length=1)
+    # set when the model came from a local directory / GGUF / ollama, not the catalog
+    origin: str = "catalog"
+
+    @property
+    def params(self) -> float:
+        return self.params_b * 1e9
+
+    @property
+    def embedding_params(self) -> float:
+        """vocab x hidden: the token embedding (and the LM head when tied)."""
+        return float(self.vocab_size * self.hidden_size)
+
+    @property
+    def non_embedding_params(self) -> float:
+        """Parameters in the transformer blocks: what every prompt token multiplies through."""
+        heads = 1 if self.tied_embeddings else 2
+        return max(self.params - heads * self.embedding_params, 0.0)
+
+    @property
+    def decode_read_params(self) -> float:
+        """Parameters read per decoded token: all but an untied input embedding (a row lookup)."""
+        return self.params - (0.0 if self.tied_embeddings else self.embedding_params)
+
+    def kv_bytes_per_token(self, kv_dtype_bytes: float = 2.0) -> float:
+        """2 (K and V) x layers x kv_heads x head_dim x bytes."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * kv_dtype_bytes
+
+
+# ---------------------------------------------------------------- hardware
+class GpuDevice(_Strict):
+    index: int = 0
+    name: str
+    total_gb: float
+    free_gb: float | None = None
+    used_gb: float | None = None
+    other_processes_gb: float | None = None
+    driver: str = ""
+    cuda: str = ""
+    compute_capability: str = ""
+    pcie: str = ""
+    catalog_name: str | None = None  # matched catalog row
+
+
+class Hardware(_Strict):
+    """The GPUs we plan for: detected with NVML, or a catalog GPU named in the answers."""
+
+    source: Literal["nvml", "catalog"]
+    devices: list[GpuDevice]
+    spec: GpuSpec  # catalog facts (bandwidth, FLOP/s) for the first device
+    os: OS = "linux"
+    note: str = ""
+
+    @property
+    def count(self) -> int:
+        return len(self.devices)
+
+    @property
+    def vram_gb(self) -> float:
+        return self.devices[0].total_gb
+
+
+# ---------------------------------------------------------------- probes
+class CurvePoint(_Strict):
+    context_tokens: int
+    peak_mb: float | None = None  # generate()-style prefill (last-token logits)
+    full_logits_peak_mb: float | None = None  # plain forward, logits for every token
+    predicted_mb: float | None = None
+    status: Literal["ok", "skipped", "oom"] = "ok"
+    note: str = ""
+
+
+class CurveFit(_Strict):
+    """peak_mb(n) = base_mb + linear_mb_per_token * n + quadratic_mb_per_token2 * n^2"""
+
+    kind: Literal["linear", "quadratic"]
+    base_mb: float
+    linear_mb_per_token: float
+    quadratic_mb_per_token2: float = 0.0
+
+    def predict(self, n: float) -> float:
+        return self.base_mb + self.linear_mb_per_token * n + self.quadratic_mb_per_token2 * n * n
+
+
+class TimingPoint(_Strict):
+    context_tokens: int
+    ttft_ms: float
+    repetitions: int
+    rep0_ms: float | None = None
+
+
+class ProbeResult(_Strict):
+    """What a probe measured on this machine; feeds recommend()."""
+
+    backend: str
+    model: str
+    gpu: str = ""
+    attention: str = ""
+    dtype: str = ""
+    versions: dict[str, str] = {}
+    base_vram_mb: float | None = None
+    curve: list[CurvePoint] = []
+    fit: CurveFit | None = None
+    kv_bytes_per_token: float | None = None
+    ttft: list[TimingPoint] = []
+    decode_tok_s: float | None = None
+    max_model_len: int | None = None
+    warnings: list[str] = []
+    measured_at: str = ""
+    duration_s: float | None = None
+    cached: bool = False
+    extra: dict[str, Any] = {}
+
+
+# ---------------------------------------------------------------- recommendation
+class Provenance(_Strict):
+    origin: Origin
+    source: str
+
+
+class Predicted(_Strict):
+    vram_gb: float
+    ttft_ms: float
+    decode_tok_s_per_user: float
+    total_tok_s: float
+    p95_latency_s: float | None = None
+    origins: dict[str, Provenance] = {}
+
+
+class Plan(_Strict):
+    backend: str
+    quantization: str
+    model: str
+    max_context_tokens: int
+    concurrency: int
+    replicas: int = 1
+    tensor_parallel: int = 1
+    predicted: Predicted
+    lost_because: list[str] = []  # alternatives: why this did not win
+
+
+class RuleFiring(_Strict):
+    rule: str
+    source: str
+    because: str
+
+
+class PlaybookRef(_Strict):
+    id: str
+    title: str
+
+
+class Recommendation(_Strict):
+    recommendation: Plan | None
+    alternatives: list[Plan] = []
+    playbooks: list[PlaybookRef] = []
+    rules_fired: list[RuleFiring] = []
+    warnings: list[str] = []
+    probes: dict[str, Any] | None = None
+    answers: Answers | None = None
+    hardware: dict[str, Any] | None = None

@@ -1,0 +1,48 @@
+"""One clear line for every kind of bad input; never a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class AdvisorError(Exception):
+    """An error the user can fix. `str(err)` is the one line we print."""
+
+    exit_code = 2
+
+
+class InputError(AdvisorError):
+    """A field has a value that is not allowed."""
+
+    def __init__(self, field: str, value: object, allowed: str, suggestion: str | None = None):
+        self.field, self.value, self.allowed, self.suggestion = field, value, allowed, suggestion
+        msg = f"{field}: {value!r} is not allowed; expected {allowed}"
+        if suggestion:
+            msg += f" (did you mean {suggestion!r}?)"
+        super().__init__(msg)
+
+
+class KnowledgeError(AdvisorError):
+    """A knowledge file (bundled or the user's) is malformed."""
+
+    exit_code = 3
+
+
+class ProbeError(AdvisorError):
+    """A probe could not run; the message says why in one line."""
+
+    exit_code = 4
+
+
+def closest(value: str, choices: Iterable[str]) -> str | None:
+    """The nearest allowed name, for 'did you mean' hints."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    hit = difflib.get_close_matches(str(value).lower(), list(lowered), n=1, cutoff=0.5)
+    return lowered[hit[0]] if hit else None
+
+
+def choice_error(field: str, value: object, choices: Iterable[str]) -> InputError:
+    choices = list(choices)
+    return InputError(field, value, "one of " + ", ".join(choices), closest(str(value), choices))
