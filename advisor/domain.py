@@ -20,6 +20,24 @@ QUANTIZATIONS = (
 )
 EXPORT_TARGETS = ("vllm", "ollama", "llamacpp", "transformers", "tgi")
 
+# Keys of Plan.settings (each optional; exporters render what is present):
+SETTING_KEYS = {
+    "hf_repo": "Hugging Face repo id of the model ('' when not known)",
+    "ollama_tag": "Ollama tag of the model, including the quantization suffix when known",
+    "local_path": "local HF directory or GGUF file the user pointed at",
+    "dtype": "torch / server dtype: float16 | bfloat16 | auto",
+    "max_num_seqs": "max concurrent sequences per replica (vLLM --max-num-seqs, TGI, llama.cpp slots)",
+    "gpu_memory_utilization": "vLLM fraction of GPU memory it may claim",
+    "num_parallel": "Ollama OLLAMA_NUM_PARALLEL / llama.cpp --parallel",
+    "num_ctx": "context per sequence for Ollama/llama.cpp (Ollama reserves num_ctx x num_parallel at load)",
+    "flash_attention": "bool: enable flash attention (Ollama OLLAMA_FLASH_ATTENTION, llama.cpp -fa)",
+    "kv_cache_type": "KV cache element type: f16 | q8_0 | q4_0 (Ollama OLLAMA_KV_CACHE_TYPE, llama.cpp -ctk/-ctv)",
+    "gpu_layers": "layers offloaded to the GPU (llama.cpp -ngl); 999 = all",
+    "attn_implementation": "transformers attn_implementation: sdpa | eager | flash_attention_2",
+    "compile": "transformers torch.compile policy: 'prefill-only' | 'off'",
+    "temperature": "sampling temperature for the task (Modelfile PARAMETER)",
+}
+
 Workload = Literal["rag", "summarization", "chat", "balanced", "codegen", "classification"]
 Risk = Literal["high", "moderate", "low"]
 OS = Literal["linux", "windows"]
@@ -238,6 +256,14 @@ class Predicted(_Strict):
     origins: dict[str, Provenance] = {}
 
 
+class Setting(_Strict):
+    """One deployment knob (num_ctx, gpu_memory_utilization, ...), with the rule that set it."""
+
+    value: str | int | float | bool
+    rule: str
+    source: str
+
+
 class Plan(_Strict):
     backend: str
     quantization: str
@@ -248,6 +274,11 @@ class Plan(_Strict):
     tensor_parallel: int = 1
     predicted: Predicted
     lost_because: list[str] = []  # alternatives: why this did not win
+    # which rule set each headline field (backend, quantization, model, max_context_tokens,
+    # concurrency, replicas, tensor_parallel) -> rule name (its source is in rules_fired)
+    set_by: dict[str, str] = {}
+    # backend knobs the exporters render verbatim; keys listed in SETTING_KEYS
+    settings: dict[str, Setting] = {}
 
 
 class RuleFiring(_Strict):
