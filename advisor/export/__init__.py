@@ -1,0 +1,1 @@
+"""Deployment config export: one module per target, rendering Plan values verbatim."""

@@ -1,0 +1,1 @@
+"""On-device measurements. torch/transformers are imported lazily inside the probes that need them."""
