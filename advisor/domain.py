@@ -218,6 +218,15 @@ class TimingPoint(_Strict):
     rep0_ms: float | None = None
 
 
+class ProbeProgress(_Strict):
+    """One progress report from a running probe (for a progress bar and a live plot)."""
+
+    step: str  # "load" | "curve" | "ttft" | "decode" | "ollama" | "openai" | "done"
+    fraction: float = Field(ge=0, le=1)  # of the whole probe
+    message: str = ""
+    point: CurvePoint | None = None  # a new VRAM-curve point, for the live plot
+
+
 class ProbeResult(_Strict):
     """What a probe measured on this machine; feeds recommend()."""
 
