@@ -1,0 +1,138 @@
+"""The physics the advice must respect: bytes, FLOPs and the roofline.
+
+Everything here is arithmetic over a model's architecture facts and a GPU's catalog
+row; the efficiencies that turn a roofline into a prediction are knowledge rows
+(calibration.toml), so every predicted figure can name its source.
+
+Units: memory in GiB ("GB" in the UI, as nvidia-smi means it), time in ms.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from advisor.domain import GpuSpec, ModelSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from advisor.knowledge import Knowledge, MeasurementRow, Verdict
+
+GIB = 1024**3
+MIB = 1024**2
+GGUF_QUANTS = ("q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_s", "q2_k")
+
+
+# ------------------------------------------------------------------ memory
+def bits_per_weight(k: "Knowledge", quant: str) -> float:
+    return k.quant[quant].bits_per_weight
+
+
+def weights_gb(k: "Knowledge", model: ModelSpec, quant: str) -> float:
+    """Parameters x bytes per parameter (DESIGN: base VRAM = params x bytes/param)."""
+    return model.params * bits_per_weight(k, quant) / 8 / GIB
+
+
+def kv_gb_per_token(model: ModelSpec, kv_dtype_bytes: float = 2.0) -> float:
+    """2 x layers x kv_heads x head_dim x bytes, in GiB."""
+    return model.kv_bytes_per_token(kv_dtype_bytes) / GIB
+
+
+def activation_gb_per_token(k: "Knowledge", model: ModelSpec, dtype_bytes: float = 2.0) -> float:
+    """Transient MLP activations per prompt token when a whole prompt is prefilled at once
+    (transformers generate()); servers prefill in bounded chunks instead."""
+    return k.value("runtime.activation_bytes_per_token") * model.intermediate_size * dtype_bytes / GIB
+
+
+def logits_gb_per_token(model: ModelSpec, dtype_bytes: float = 4.0) -> float:
+    """A plain forward keeps vocab logits for every prompt token (TR127's 'KV cost')."""
+    return model.vocab_size * dtype_bytes / GIB
+
+
+# ------------------------------------------------------------------ compute
+def prefill_flops(model: ModelSpec, tokens: int, all_logits: bool = False) -> float:
+    """2 x non-embedding params per token, causal attention, and the LM head.
+
+    generate() and servers compute logits for the last token only; a plain
+    forward pass computes them for every prompt token.
+    """
+    n = float(tokens)
+    dense = 2.0 * model.non_embedding_params * n
+    # QK^T and AV: 2 matmuls x 2 FLOPs x n^2 x heads x head_dim per layer, halved by the causal mask
+    attention = 2.0 * model.layers * model.attention_heads * model.head_dim * n * n
+    head = 2.0 * model.vocab_size * model.hidden_size * (n if all_logits else 1.0)
+    return dense + attention + head
+
+
+def peak_ops(gpu: GpuSpec, quant: str) -> float:
+    """The fastest tensor peak this quantization's kernels could use.
+
+    llama.cpp's quantized matmuls run on INT8 tensor cores (MMQ), so a GGUF quant
+    gets the INT8 peak; everything else the dense FP16 peak.
+    """
+    return gpu.peak_ops_any if quant in GGUF_QUANTS else gpu.peak_flops
+
+
+def prefill_roofline_ms(model: ModelSpec, gpu: GpuSpec, quant: str, tokens: int) -> float:
+    """No implementation can prefill faster than this."""
+    return prefill_flops(model, tokens) / peak_ops(gpu, quant) * 1e3
+
+
+def decode_bytes_per_token(k: "Knowledge", model: ModelSpec, quant: str, context: int) -> float:
+    """Weights read once per token, plus the KV cache of the context so far."""
+    weights = model.decode_read_params * bits_per_weight(k, quant) / 8
+    return weights + model.kv_bytes_per_token() * context
+
+
+def decode_roofline_tok_s(k: "Knowledge", model: ModelSpec, gpu: GpuSpec, quant: str, context: int) -> float:
+    """No implementation can decode one sequence faster than bandwidth / bytes per token."""
+    return gpu.bandwidth_gb_s * 1e9 / decode_bytes_per_token(k, model, quant, context)
+
+
+# ------------------------------------------------------------------ plausibility
+def judge_measurement(k: "Knowledge", m: "MeasurementRow") -> "Verdict":
+    """Does a stored figure respect the roofline of the GPU it was measured on?"""
+    from advisor.knowledge import Verdict
+
+    model = k.models.get(m.model)
+    try:
+        gpu = k.gpu(m.gpu)
+    except Exception:
+        gpu = None
+    if model is None or gpu is None or m.quant not in k.quant:
+        return Verdict(plausible=True, reason="not checked: model, GPU or quantization not in the catalog")
+    if m.kind == "prefill_ms":
+        bound = prefill_roofline_ms(model, gpu, m.quant, m.context_tokens)
+        peak = peak_ops(gpu, m.quant) / 1e12
+        if m.value < bound:
+            return Verdict(
+                plausible=False,
+                bound=round(bound, 2),
+                reason=(
+                    f"{m.value:g} ms for {m.context_tokens:,} tokens beats the roofline: "
+                    f"{prefill_flops(model, m.context_tokens):.3g} FLOPs at {peak:g} TFLOP/s peak "
+                    f"needs >= {bound:.1f} ms; a repeated prompt measures the prompt cache, not prefill"
+                ),
+            )
+        return Verdict(plausible=True, bound=round(bound, 2), reason=f"above the {bound:.1f} ms roofline")
+    if m.kind == "decode_tok_s":
+        bound = decode_roofline_tok_s(k, model, gpu, m.quant, m.context_tokens)
+        if m.value > bound:
+            return Verdict(
+                plausible=False,
+                bound=round(bound, 1),
+                reason=(
+                    f"{m.value:g} tok/s beats the memory roofline: {gpu.bandwidth_gb_s:g} GB/s / "
+                    f"{decode_bytes_per_token(k, model, m.quant, m.context_tokens) / 1e9:.2f} GB per token "
+                    f"= {bound:.1f} tok/s"
+                ),
+            )
+        return Verdict(plausible=True, bound=round(bound, 1), reason=f"below the {bound:.1f} tok/s roofline")
+    if m.kind == "peak_vram_mb":
+        bound = weights_gb(k, model, m.quant) * 1024
+        if m.value < bound:
+            return Verdict(
+                plausible=False,
+                bound=round(bound, 1),
+                reason=f"{m.value:g} MB is less than the weights alone ({bound:.0f} MB)",
+            )
+        return Verdict(plausible=True, bound=round(bound, 1), reason=f"holds the {bound:.0f} MB of weights")
+    return Verdict(plausible=True, reason=f"not checked: no roofline for kind {m.kind!r}")
