@@ -284,6 +284,9 @@ class Knowledge:
         except KeyError:
             raise KnowledgeError(f"knowledge: no row with key {key!r} in scaling/thresholds/calibration") from None
 
+    def has(self, key: str) -> bool:
+        return key in self._values
+
     def row(self, key: str) -> ValueRow:
         self.value(key)
         return self._values[key]

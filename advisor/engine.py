@@ -1,0 +1,309 @@
+"""recommend(): answers + hardware + probes + knowledge -> facts -> rules -> Recommendation.
+
+The one call behind both front ends. Stage 1 asserts one fact per candidate
+(model x backend x quantization) and lets the rulesets reject, gate, penalise or
+annotate it; Python only ranks what the rules left. Stage 2 asserts the chosen
+plan (and every figure it leans on) for playbooks, SLO bands and plausibility.
+"""
+
+from __future__ import annotations
+
+from advisor.answers import check_names
+from advisor.domain import Answers, Hardware, Plan, PlaybookRef, Predicted, ProbeResult, Recommendation, RuleFiring
+from advisor.hardware import resolve_hardware
+from advisor.knowledge import load_knowledge
+from advisor.models import resolve_models
+from advisor.predict import Estimate, estimate
+from advisor.settings import plan_settings
+from rules.base import Conclusion, Trace
+from rules.engine import consult
+
+RANKING = RuleFiring(
+    rule="advisor.ranking",
+    source="advisor policy: fewest gate failures, then fewest penalties, then the largest model, "
+           "then the higher-precision quantization, then the lowest p95 latency",
+    because="",
+)
+HEADLINE = ("backend", "quantization", "model", "max_context_tokens", "concurrency", "replicas", "tensor_parallel")
+
+
+def recommend(answers: Answers, hardware: Hardware | None = None, probes: list[ProbeResult] | None = None,
+              knowledge=None) -> Recommendation:
+    k = knowledge or load_knowledge()
+    check_names(answers, k)
+    hw = hardware or resolve_hardware(answers, k)
+    probes = list(probes or [])
+    models = resolve_models(answers, k)
+    candidates = _candidates(k, answers, hw, models, probes)
+    facts = [_fact(k, answers, hw, i, est) for i, est in enumerate(candidates)]
+    trace = consult(k, "candidates", facts)
+    ranked = _rank(candidates, trace)
+
+    rec = Recommendation(recommendation=None, answers=answers, hardware=_hardware_summary(hw),
+                         probes=_probe_summary(probes))
+    viable = [r for r in ranked if not r.rejects]
+    if not viable:
+        rec.warnings = _nothing_fits(answers, hw, ranked)
+        rec.alternatives = [_plan(k, answers, r, alt=True) for r in _diverse(ranked, None)[:4]]
+        return rec
+
+    best = viable[0]
+    plan_fact = {**facts[candidates.index(best.est)], "kind": "plan", "id": "plan"}
+    plan_trace = consult(k, "plan", [plan_fact] + _figure_facts(k, answers, hw, best, probes))
+    plan = _plan(k, answers, best, plan_trace=plan_trace)
+    rec.recommendation = plan
+    rec.alternatives = [_plan(k, answers, r, alt=True, winner=best) for r in _diverse(ranked, best)]
+    rec.rules_fired = _fired(best, plan_trace)
+    rec.warnings = _warnings(answers, best, plan_trace)
+    rec.playbooks = _playbooks(k, plan_trace)
+    return rec
+
+
+# ------------------------------------------------------------------ candidates and facts
+def _candidates(k, answers: Answers, hw: Hardware, models, probes) -> list[Estimate]:
+    want_backend = answers.constraints.backend
+    want_quant = answers.constraints.quantization
+    out = []
+    for model in models:
+        for backend, row in k.backends.items():
+            if want_backend and backend != want_backend:
+                continue
+            # bf16 costs and runs as fp16 does; it is offered only to a user who asks for it
+            quants = [want_quant] if want_quant else [q for q in row.quantizations if q != "bf16"]
+            for quant in quants:
+                if quant in k.quant:
+                    out.append(estimate(k, answers, hw, model, backend, quant, probes))
+    return out
+
+
+def _gate_for(k, answers: Answers):
+    """P.2: the medical-legal gate for high risk, else the workload's application gate."""
+    for g in k.gates:
+        if answers.risk == "high" and g.risk == "high":
+            return g
+    for g in k.gates:
+        if answers.workload in g.workloads:
+            return g
+    return None
+
+
+def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> dict:
+    m, q, b = e.model, k.quant[e.quant], k.backends[e.backend]
+    w = k.workloads[answers.workload]
+    high = answers.concurrency >= w.high_n_from
+    compat = k.compat.get(m.id)
+    gate = _gate_for(k, answers)
+    mmlu = m.mmlu if m.mmlu is not None else -1.0
+    return {
+        "kind": "cand", "id": str(i), "model": m.id, "params_b": m.params_b, "origin": m.origin,
+        "backend": e.backend, "quant": e.quant, "q_bits": q.bits_per_weight,
+        "q_ref": int(e.quant in ("fp16", "bf16")),
+        "q_risk_ok": int(answers.risk in q.risk_tiers),
+        "q_backend_ok": int(e.backend in q.backends and e.quant in b.quantizations),
+        "os_ok": int(hw.os in b.os), "continuous": int(b.continuous_batching),
+        "in_compat": int(compat is not None and e.quant in compat.passes),
+        "compat_fail": int(compat is not None and e.quant in compat.fails),
+        "risk": answers.risk, "workload": answers.workload, "phase": w.dominant_phase,
+        "n": answers.concurrency, "os": hw.os,
+        "pref_backend": w.backend_high_n if high else w.backend_low_n,
+        "pref_quant": w.quant_high_n if high else w.quant_low_n,
+        "fits": int(e.weights_gb + e.overhead_gb < e.usable_gb),
+        "weights_gb": e.weights_gb, "usable_gb": e.usable_gb, "tp": e.tp, "gpus": hw.count,
+        "fp16_fits": int(e.fp16_fits), "budget": e.budget_tokens,
+        "context": answers.context_tokens + answers.output_tokens, "output": answers.output_tokens,
+        "vram_frac": e.vram_frac, "ttft_n_ms": e.ttft_at_n_ms, "p95_s": e.p95_s,
+        "decode_pu": e.decode_per_user, "total": e.total_tok_s,
+        "slo_ttft": answers.slo.ttft_ms, "slo_p95": answers.slo.p95_latency_s,
+        "slo_decode": answers.slo.min_decode_tok_s,
+        "mmlu": mmlu, "eff_mmlu": round(mmlu - q.mmlu_delta_pp, 2) if mmlu >= 0 else -1.0,
+        "gate_min": gate.min_mmlu if gate is not None and gate.min_mmlu is not None else -1.0,
+        "gate_name": gate.application if gate is not None else "none",
+        "amdahl": e.amdahl_eff, "replicas_needed": e.replicas_needed,
+        "replicas_possible": e.replicas_possible,
+        "requests_per_day": answers.requests_per_day, "deadline_hours": answers.deadline_hours,
+    }
+
+
+class Ranked:
+    def __init__(self, est: Estimate, conclusions: list[Conclusion]):
+        self.est = est
+        self.conclusions = conclusions
+        self.rejects = [c for c in conclusions if c.effect == "reject"]
+        self.gates = [c for c in conclusions if c.effect == "gate"]
+        self.penalty = sum(c.weight for c in conclusions if c.effect == "penalty")
+
+    def key(self):
+        e = self.est
+        return (len(self.rejects), len(self.gates), self.penalty, -e.model.params_b,
+                -e.bits, e.p95_s)
+
+
+def _rank(cands: list[Estimate], trace: Trace) -> list[Ranked]:
+    by_id: dict[str, list[Conclusion]] = {}
+    for c in trace.conclusions:
+        by_id.setdefault(c.fact_id, []).append(c)
+    ranked = [Ranked(e, by_id.get(str(i), [])) for i, e in enumerate(cands)]
+    ranked.sort(key=Ranked.key)
+    return ranked
+
+
+# ------------------------------------------------------------------ the plan
+def _max_ctx(r: Ranked) -> int:
+    return max(min(r.est.budget_tokens, r.est.model.max_context), 0)
+
+
+def _plan(k, answers: Answers, r: Ranked, alt: bool = False, plan_trace: Trace | None = None,
+          winner: Ranked | None = None) -> Plan:
+    e = r.est
+    replicas = max(1, min(e.replicas_needed, max(e.replicas_possible, 1)))
+    origins = dict(e.origins)
+    pred = Predicted(
+        vram_gb=round(e.vram_gb, 2), ttft_ms=round(e.ttft_at_n_ms, 1),
+        decode_tok_s_per_user=round(e.decode_per_user, 1), total_tok_s=round(e.total_tok_s * replicas, 1),
+        p95_latency_s=round(e.p95_s, 2), origins=origins,
+    )
+    plan = Plan(
+        backend=e.backend, quantization=e.quant, model=e.model.id, max_context_tokens=_max_ctx(r),
+        concurrency=answers.concurrency, replicas=replicas, tensor_parallel=e.tp, predicted=pred,
+    )
+    if alt:
+        plan.lost_because = _lost_because(r, winner)
+        return plan
+    # The rule that decided each headline field: the plan stage's explanation first, else a
+    # candidate-stage judgement on the winner, else the ranking itself.
+    decided = (plan_trace.conclusions if plan_trace else []) + r.conclusions
+    plan.set_by = {f: next((c.rule for c in decided if f in c.sets), RANKING.rule) for f in HEADLINE}
+    plan.settings = plan_settings(k, answers, e, plan.max_context_tokens)
+    return plan
+
+
+def _lost_because(r: Ranked, winner: Ranked | None) -> list[str]:
+    """Why an alternative ranks below the winner: its rejections and gates, the winner's
+    bonuses it lacks, its own penalties, else the tie-breaker that separated them."""
+    out = [c.because for c in r.rejects + r.gates]
+    mine = {c.rule for c in r.conclusions}
+    if winner is not None:
+        out += [f"the winner's edge: {c.because}" for c in winner.conclusions
+                if c.effect == "penalty" and c.weight < 0 and c.rule not in mine]
+    out += [c.because for c in r.conclusions if c.effect == "penalty" and c.weight > 0]
+    if out or winner is None:
+        return out
+    w, e = winner.est, r.est
+    if e.model.params_b < w.model.params_b:
+        return [f"smaller model ({e.model.params_b:g}B vs {w.model.params_b:g}B) with the same checks passed"]
+    if e.bits < w.bits:
+        return [f"lower precision ({e.quant} vs {w.quant}) with the same checks passed"]
+    return [f"slower: p95 {e.p95_s:.1f} s vs {w.p95_s:.1f} s"]
+
+
+def _diverse(ranked: list[Ranked], best: Ranked | None, limit: int = 5) -> list[Ranked]:
+    """The best candidate per backend, then the next-best quantization of the winner's backend."""
+    out: list[Ranked] = []
+    seen = {best.est.backend} if best else set()
+    for r in ranked:
+        if r is best or r.est.backend in seen:
+            continue
+        seen.add(r.est.backend)
+        out.append(r)
+    if best is not None:
+        for r in ranked:
+            if r is not best and r.est.backend == best.est.backend and not r.rejects and r not in out:
+                out.insert(0, r)
+                break
+    return out[:limit]
+
+
+def _figure_facts(k, answers: Answers, hw: Hardware, r: Ranked, probes: list[ProbeResult]) -> list[dict]:
+    """Figures the plan leans on: stored measurements of this model/backend, and probe results."""
+    facts = []
+    e = r.est
+    for i, (m, v) in enumerate(zip(k.measurements, k.verdicts)):
+        if m.model != e.model.id or not _same_engine(m.backend, e.backend):
+            continue
+        if v.plausible:
+            continue
+        facts.append({"kind": "figure", "id": f"m{i}", "what": f"{m.model} {m.backend} {m.kind} at {m.context_tokens:,} tokens",
+                      "value": m.value, "plausible": 0, "reason": v.reason, "source": m.source,
+                      "table_value": -1, "table_source": ""})
+    for j, p in enumerate(probes):
+        for what, measured, table, src in _probe_vs_table(k, e, p):
+            facts.append({"kind": "figure", "id": f"p{j}{what}", "what": what, "value": measured,
+                          "plausible": 1, "reason": "", "source": f"probe on {p.gpu or 'this GPU'}",
+                          "table_value": table, "table_source": src})
+    for n_, note in enumerate(e.notes):
+        facts.append({"kind": "figure", "id": f"n{n_}", "what": "probe figure", "value": 0, "plausible": 0,
+                      "reason": note, "source": "probe", "table_value": -1, "table_source": ""})
+    return facts
+
+
+def _same_engine(a: str, b: str) -> bool:
+    fam = lambda x: "llama.cpp" if x in ("ollama", "llamacpp") else ("hf" if x.startswith("transformers") else x)  # noqa: E731
+    return fam(a) == fam(b)
+
+
+def _probe_vs_table(k, e: Estimate, p: ProbeResult):
+    """(what, measured, table value, table source) pairs to compare, for this candidate's model."""
+    from advisor import physics
+
+    if p.model.lower() not in {e.model.id, e.model.ollama_tag.lower(), e.model.hf_repo.lower()}:
+        return []
+    out = []
+    if p.base_vram_mb:
+        table = physics.weights_gb(k, e.model, "fp16" if p.dtype in ("float16", "fp16", "") else "bf16") * 1024
+        out.append(("base VRAM (MB)", p.base_vram_mb, table, "weights = params x 2 B (catalog)"))
+    if p.kv_bytes_per_token:
+        out.append(("KV bytes per token", p.kv_bytes_per_token, e.model.kv_bytes_per_token(),
+                    "2 x layers x kv_heads x head_dim x 2 B (catalog)"))
+    return out
+
+
+# ------------------------------------------------------------------ trace, warnings, playbooks
+def _fired(r: Ranked, plan_trace: Trace) -> list[RuleFiring]:
+    out = [RuleFiring(rule=c.rule, source=c.source, because=c.because)
+           for c in r.conclusions + plan_trace.conclusions if c.effect != "playbook"]
+    e = r.est
+    out.append(RuleFiring(rule=RANKING.rule, source=RANKING.source,
+                          because=f"{e.model.id} on {e.backend} at {e.quant} ranked first"))
+    out += [RuleFiring(rule=c.rule, source=c.source, because=c.because)
+            for c in plan_trace.conclusions if c.effect == "playbook"]
+    return out
+
+
+def _warnings(answers: Answers, r: Ranked, plan_trace: Trace) -> list[str]:
+    out = []
+    tied = [f"{f}={getattr(answers.constraints, f)}" for f in ("backend", "quantization") if getattr(answers.constraints, f)]
+    for c in r.gates:
+        lead = f"your constraint ({', '.join(tied)}) breaks" if tied else "no candidate passes every check; this one breaks"
+        out.append(f"{lead} {c.rule}: {c.because} [{c.source}]")
+    out += [f"{c.because} [{c.source}]" for c in plan_trace.conclusions if c.effect == "warn"]
+    return list(dict.fromkeys(out))
+
+
+def _nothing_fits(answers: Answers, hw: Hardware, ranked: list[Ranked]) -> list[str]:
+    reasons = []
+    for r in ranked[:20]:
+        for c in r.rejects:
+            reasons.append(f"{r.est.model.id} on {r.est.backend} at {r.est.quant}: {c.because} [{c.source}]")
+    head = (f"nothing can run: no candidate fits {hw.count} x {hw.spec.name} ({hw.vram_gb:g} GB) "
+            f"for these answers")
+    return [head] + list(dict.fromkeys(reasons))[:5]
+
+
+def _playbooks(k, plan_trace: Trace) -> list[PlaybookRef]:
+    ids = sorted({c.value for c in plan_trace.conclusions if c.effect == "playbook"})
+    return [PlaybookRef(id=i, title=k.playbooks[i].title) for i in ids]
+
+
+def _hardware_summary(hw: Hardware) -> dict:
+    return {
+        "source": hw.source, "gpu": hw.spec.name, "count": hw.count, "vram_gb": hw.vram_gb, "os": hw.os,
+        "bandwidth_gb_s": hw.spec.bandwidth_gb_s, "fp16_tflops": hw.spec.fp16_tflops,
+        "catalog_source": hw.spec.source, "note": hw.note,
+        "devices": [d.model_dump() for d in hw.devices],
+    }
+
+
+def _probe_summary(probes: list[ProbeResult]) -> dict | None:
+    if not probes:
+        return None
+    return {"results": [p.model_dump(exclude={"curve"}) for p in probes]}

@@ -1,0 +1,60 @@
+"""Backend crossover: F.1-F.6 by workload and concurrency, TR130 crossover, TR126 compile policy, OS."""
+
+from __future__ import annotations
+
+from rules.base import Rule
+
+
+def candidates_rules(k) -> list[Rule]:
+    cross = k.row("vllm_crossover_n")
+    adv = k.row("vllm_advantage_n8")
+    redirect = k.row("hf_fp16_context_redirect")
+    cand = lambda m: m.kind == "cand"  # noqa: E731
+    return [
+        Rule("backend.lacks-quantization", "knowledge/backends.toml, Appendix P.1", "reject",
+             lambda m: cand(m) & (m.q_backend_ok == 0),
+             lambda f: f"{f.backend} cannot serve {f.quant}", sets=("backend", "quantization")),
+        Rule("backend.os-unsupported", "knowledge/backends.toml", "reject",
+             lambda m: cand(m) & (m.os_ok == 0),
+             lambda f: (f"{f.backend} does not run on {f.os}"
+                        + (" (torch.compile's Triton backend is Linux-only, TR126)" if f.backend == "transformers-compiled" else "")),
+             sets=("backend",)),
+        Rule("backend.compile-prefill-only", "TR126 (Appendix J.4)", "gate",
+             lambda m: cand(m) & (m.backend == "transformers-compiled") & (m.phase != "prefill"),
+             lambda f: f"compiled HF only helps prefill; {f.workload} is {f.phase}-dominated (never compile decode)",
+             sets=("backend",)),
+        Rule("backend.compile-single-stream", "Appendix F.6 (compiled HF at N=1 only)", "gate",
+             lambda m: cand(m) & (m.backend == "transformers-compiled") & (m.n >= cross.value),
+             lambda f: f"compiled HF serves one request at a time; at N={f.n} continuous batching wins",
+             sets=("backend",)),
+        Rule("backend.crossover", cross.source, "penalty",
+             lambda m: cand(m) & (m.n >= cross.value) & (m.continuous == 0),
+             lambda f: (f"N={f.n} >= {cross.value:g}: {f.backend} lacks continuous batching; "
+                        f"vLLM leads from the crossover ({adv.value:g}x at N=8, {adv.source})"),
+             weight=3.0, sets=("backend",)),
+        # A bonus (negative penalty) on the one preferred backend: it fires on few candidates,
+        # which keeps a consultation fast; the others lose it in the ranking.
+        Rule("backend.workload-preference", "Appendix F.1-F.6 (backend by concurrency)", "penalty",
+             lambda m: cand(m) & (m.backend == m.pref_backend),
+             lambda f: f"{f.workload} ({f.phase}-dominated) at N={f.n} is served best by {f.pref_backend} (Appendix F)",
+             weight=-2.0, sets=("backend",)),
+        Rule("backend.hf-long-context", redirect.source, "penalty",
+             lambda m: cand(m) & ((m.backend == "transformers") | (m.backend == "transformers-compiled"))
+             & (m.context > redirect.value),
+             lambda f: f"context {f.context:,} > {redirect.value:g} on HF: prefill activations grow with the whole prompt",
+             weight=1.0, sets=("backend",)),
+    ]
+
+
+def plan_rules(k) -> list[Rule]:
+    cross = k.row("vllm_crossover_n")
+    plan = lambda m: m.kind == "plan"  # noqa: E731
+    return [
+        Rule("backend.continuous-batching", cross.source, "note",
+             lambda m: plan(m) & (m.continuous == 1) & (m.n >= cross.value),
+             lambda f: f"N={f.n} >= {cross.value:g}: continuous batching shares each weight read across sequences",
+             sets=("backend",)),
+        Rule("backend.compile-policy", "TR126 (Appendix J.4)", "note",
+             lambda m: plan(m) & (m.backend == "transformers-compiled"),
+             lambda f: f"torch.compile for prefill only, on {f.os}; decode stays eager", sets=("backend",)),
+    ]

@@ -1,0 +1,65 @@
+"""Context budget: VRAM minus background use minus weights, over the per-token cost, with the margin."""
+
+from __future__ import annotations
+
+from rules.base import Rule
+
+
+def candidates_rules(k) -> list[Rule]:
+    margin = k.row("context_safety_margin")
+    warn = k.row("vram_alert_warning")
+    stop = k.row("vram_alert_hard_stop")
+    cand = lambda m: m.kind == "cand"  # noqa: E731
+    return [
+        Rule("context.weights-do-not-fit", "Appendix P.1 (weights = params x bytes per parameter)", "reject",
+             lambda m: cand(m) & (m.fits == 0),
+             lambda f: (f"weights need {f.weights_gb:.1f} GB per GPU at TP={f.tp}, "
+                        f"{f.usable_gb:.1f} GB usable on {f.gpus} GPU(s)"),
+             sets=("model", "tensor_parallel")),
+        Rule("context.over-budget-linux", margin.source, "reject",
+             lambda m: cand(m) & (m.fits == 1) & (m.context > m.budget) & (m.os == "linux"),
+             lambda f: (f"context {f.context:,} x {f.n} sequences exceeds the safe budget of "
+                        f"{f.budget:,} tokens each ({margin.value:g} margin); on Linux that is an out-of-memory error"),
+             sets=("max_context_tokens",)),
+        Rule("context.over-budget-windows", margin.source, "reject",
+             lambda m: cand(m) & (m.fits == 1) & (m.context > m.budget) & (m.os == "windows"),
+             lambda f: (f"context {f.context:,} x {f.n} sequences exceeds the safe budget of "
+                        f"{f.budget:,} tokens each; on Windows the driver silently spills to system "
+                        f"memory: a 25-105x latency cliff (TR127 §6.3, Appendix H.2)"),
+             sets=("max_context_tokens",)),
+        Rule("context.vram-hard-stop", stop.source, "gate",
+             lambda m: cand(m) & (m.fits == 1) & (m.vram_frac > stop.value),
+             lambda f: f"predicted VRAM {f.vram_frac:.0%} of the GPU passes the {stop.value:.0%} hard stop",
+             sets=("max_context_tokens", "concurrency")),
+        Rule("context.vram-alert", warn.source, "penalty",
+             lambda m: cand(m) & (m.fits == 1) & (m.vram_frac > warn.value) & (m.vram_frac <= stop.value),
+             lambda f: f"predicted VRAM {f.vram_frac:.0%} passes the {warn.value:.0%} alert line",
+             weight=1.0),
+    ]
+
+
+def plan_rules(k) -> list[Rule]:
+    near = k.row("context_near_budget")
+    warn = k.row("vram_alert_warning")
+    plan = lambda m: m.kind == "plan"  # noqa: E731
+    return [
+        Rule("context.near-budget", near.source, "warn",
+             lambda m: plan(m) & (m.context >= m.budget * near.value),
+             lambda f: (f"the typical context {f.context:,} is within {1 - near.value:.0%} of the safe budget "
+                        f"{f.budget:,}; truncate or reject longer requests (H.2)")),
+        Rule("context.windows-spill", "TR127 §6.3; DESIGN (Windows system-memory fallback)", "note",
+             lambda m: plan(m) & (m.os == "windows"),
+             lambda f: ("Windows: past the budget the driver spills to system memory silently (latency cliff, "
+                        "no error); watch VRAM, not errors")),
+        Rule("context.linux-oom", "DESIGN (Linux has no system-memory fallback)", "note",
+             lambda m: plan(m) & (m.os == "linux"),
+             lambda f: f"Linux: past {f.budget:,} tokens per sequence the allocation fails with out-of-memory"),
+        Rule("context.budget", k.row("context_safety_margin").source, "note",
+             lambda m: plan(m),
+             lambda f: (f"safe context {f.budget:,} tokens per sequence = {k.value('context_safety_margin'):g} x "
+                        f"({f.usable_gb:.1f} GB usable - {f.weights_gb:.2f} GB weights - overhead) / per-token cost"),
+             sets=("max_context_tokens",)),
+        Rule("context.vram-alert-plan", warn.source, "warn",
+             lambda m: plan(m) & (m.vram_frac > warn.value),
+             lambda f: f"predicted VRAM {f.vram_frac:.0%} is above the {warn.value:.0%} alert line; see H.2"),
+    ]

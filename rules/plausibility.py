@@ -1,0 +1,24 @@
+"""Plausibility: a figure that beats the roofline is never used silently; probes vs tables."""
+
+from __future__ import annotations
+
+from rules.base import Rule
+
+
+def plan_rules(k) -> list[Rule]:
+    dis = k.row("probe_table_disagreement")
+    fig = lambda m: m.kind == "figure"  # noqa: E731
+    return [
+        Rule("plausibility.roofline", "DESIGN (roofline: 2 x params x tokens / peak FLOP/s; bytes / bandwidth)", "warn",
+             lambda m: fig(m) & (m.plausible == 0),
+             lambda f: f"{f.what} from {f.source} is not used: {f.reason}"),
+        Rule("plausibility.probe-vs-table", dis.source, "warn",
+             lambda m: fig(m) & (m.table_value > 0)
+             & ((m.value > m.table_value * (1 + dis.value)) | (m.value < m.table_value * (1 - dis.value))),
+             lambda f: (f"{f.what}: measured {f.value:,.4g} ({f.source}) is more than {dis.value:.0%} off "
+                        f"the table's {f.table_value:,.4g} ({f.table_source}); using the measurement")),
+    ]
+
+
+def candidates_rules(k) -> list[Rule]:
+    return []

@@ -1,0 +1,64 @@
+"""Quantization gates: P.1 by risk tier, P.3 per model, never Q2_K, high risk prefers FP16."""
+
+from __future__ import annotations
+
+from rules.base import Rule
+
+REFERENCE = ("fp16", "bf16")
+
+
+def candidates_rules(k) -> list[Rule]:
+    q2 = k.quant["q2_k"]
+    q3 = k.quant["q3_k_s"]
+    fit = k.row("fp16_fit_fraction")
+    cand = lambda m: m.kind == "cand"  # noqa: E731
+    return [
+        Rule("quantization.never-q2k", q2.source, "reject",
+             lambda m: cand(m) & (m.quant == "q2_k"),
+             lambda f: f"Q2_K is prohibited for every tier (tier '{q2.tier}': quality collapses)",
+             sets=("quantization",)),
+        Rule("quantization.risk-tier", "Appendix P.1", "gate",
+             lambda m: cand(m) & (m.q_risk_ok == 0) & (m.quant != "q2_k"),
+             lambda f: f"{f.quant} is not allowed for {f.risk}-risk work (P.1 tiers)",
+             sets=("quantization",)),
+        Rule("quantization.model-compat", "Appendix P.3", "gate",
+             lambda m: cand(m) & (m.compat_fail == 1) & (m.quant != "q2_k"),
+             lambda f: f"{f.model} fails the quality check at {f.quant} (P.3)",
+             sets=("quantization",)),
+        Rule("quantization.q3-unvalidated", q3.source, "gate",
+             lambda m: cand(m) & (m.quant == "q3_k_s") & (m.in_compat == 0),
+             lambda f: f"Q3_K_S is used only where P.3 validated it; {f.model} was not tested",
+             sets=("quantization",)),
+        Rule("quantization.high-risk-fp16-fits", fit.source, "gate",
+             lambda m: cand(m) & (m.risk == "high") & (m.fp16_fits == 1) & (m.q_ref == 0),
+             lambda f: (f"high risk: FP16 weights ({f.params_b:g}B x 2 B) fit within "
+                        f"{fit.value:g} x VRAM, so no quantization ({f.quant} rejected)"),
+             sets=("quantization",)),
+        Rule("quantization.high-risk-fp16-too-big", fit.source, "gate",
+             lambda m: cand(m) & (m.risk == "high") & (m.fp16_fits == 0) & (m.q_ref == 1),
+             lambda f: (f"high risk: FP16 weights ({f.params_b:g}B x 2 B) exceed {fit.value:g} x VRAM; "
+                        f"Q8_0 (or a smaller model) instead"),
+             sets=("quantization",)),
+        Rule("quantization.workload-default", "Appendix F (recommended quantization per workload)", "penalty",
+             lambda m: cand(m) & (m.quant == m.pref_quant) & (m.risk != "high"),
+             lambda f: f"{f.pref_quant} is the default quantization for {f.workload} at N={f.n} (Appendix F)",
+             weight=-1.0, sets=("quantization",)),
+    ]
+
+
+def plan_rules(k) -> list[Rule]:
+    fit = k.row("fp16_fit_fraction")
+    plan = lambda m: m.kind == "plan"  # noqa: E731
+    return [
+        Rule("quantization.high-risk-fp16", fit.source, "note",
+             lambda m: plan(m) & (m.risk == "high") & (m.q_ref == 1) & (m.fp16_fits == 1),
+             lambda f: f"high risk: FP16 weights fit within {fit.value:g} x VRAM, so no quantization",
+             sets=("quantization",)),
+        Rule("quantization.high-risk-q8", fit.source, "note",
+             lambda m: plan(m) & (m.risk == "high") & (m.q_ref == 0) & (m.fp16_fits == 0),
+             lambda f: f"high risk: FP16 does not fit with margin; {f.quant} is the near-lossless step down",
+             sets=("quantization",)),
+        Rule("quantization.p3-validated", "Appendix P.3", "note",
+             lambda m: plan(m) & (m.in_compat == 1),
+             lambda f: f"{f.model} passes the P.3 check at {f.quant}", sets=("quantization",)),
+    ]

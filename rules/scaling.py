@@ -1,0 +1,62 @@
+"""Scaling and sizing: Amdahl per-agent efficiency on Ollama, vLLM batching, replicas, tensor parallel."""
+
+from __future__ import annotations
+
+from rules.base import Rule
+
+TP_SOURCE = "DESIGN (tensor parallel when weights don't fit one GPU)"
+BATCH_SOURCE = "answers: requests_per_day / deadline_hours"
+
+
+def candidates_rules(k) -> list[Rule]:
+    oll = k.row("ollama_max_agents")
+    cand = lambda m: m.kind == "cand"  # noqa: E731
+    return [
+        Rule("scaling.ollama-agents", oll.source, "penalty",
+             lambda m: cand(m) & (m.backend == "ollama") & (m.n > oll.value),
+             lambda f: (f"Ollama serves {oll.value:g} agents per GPU well; at N={f.n} each gets "
+                        f"{f.amdahl:.0%} of a single stream (Amdahl, TR129)"),
+             weight=2.0, sets=("backend", "concurrency")),
+        Rule("scaling.tensor-parallel-too-few-gpus", TP_SOURCE, "reject",
+             lambda m: cand(m) & (m.fits == 1) & (m.tp > m.gpus),
+             lambda f: f"the weights need tensor parallel {f.tp} but only {f.gpus} GPU(s) are available",
+             sets=("tensor_parallel",)),
+        Rule("scaling.replicas-short", BATCH_SOURCE, "gate",
+             lambda m: cand(m) & (m.replicas_needed > m.replicas_possible),
+             lambda f: (f"{f.requests_per_day:,} requests in {f.deadline_hours:g} h need {f.replicas_needed} "
+                        f"replica(s); {f.gpus} GPU(s) at TP={f.tp} hold {f.replicas_possible}"),
+             sets=("replicas",)),
+    ]
+
+
+def plan_rules(k) -> list[Rule]:
+    vmax = k.row("vllm_max_agents")
+    plan = lambda m: m.kind == "plan"  # noqa: E731
+    return [
+        Rule("scaling.single-gpu", TP_SOURCE, "note",
+             lambda m: plan(m) & (m.tp == 1),
+             lambda f: f"weights ({f.weights_gb:.1f} GB) fit one GPU: no tensor parallel",
+             sets=("tensor_parallel",)),
+        Rule("scaling.tensor-parallel", TP_SOURCE, "note",
+             lambda m: plan(m) & (m.tp > 1),
+             lambda f: f"weights split over TP={f.tp} GPUs ({f.weights_gb:.1f} GB each)",
+             sets=("tensor_parallel",)),
+        Rule("scaling.single-replica", BATCH_SOURCE, "note",
+             lambda m: plan(m) & (m.replicas_needed <= 1),
+             lambda f: ("one replica: no batch volume given" if f.requests_per_day <= 0 or f.deadline_hours <= 0
+                        else f"one replica carries {f.requests_per_day:,} requests in {f.deadline_hours:g} h"),
+             sets=("replicas",)),
+        Rule("scaling.replicas", BATCH_SOURCE, "note",
+             lambda m: plan(m) & (m.replicas_needed > 1),
+             lambda f: (f"{f.requests_per_day:,} requests in {f.deadline_hours:g} h at "
+                        f"{f.total:.0f} tok/s per replica need {f.replicas_needed} replicas"),
+             sets=("replicas",)),
+        Rule("scaling.concurrency", "answers: concurrency", "note",
+             lambda m: plan(m),
+             lambda f: (f"{f.n} concurrent sequence(s) on {f.backend}"
+                        + (f"; Amdahl per-agent efficiency {f.amdahl:.0%} (TR129)" if f.backend == "ollama" and f.n > 1 else "")),
+             sets=("concurrency",)),
+        Rule("scaling.vllm-agents", vmax.source, "warn",
+             lambda m: plan(m) & (m.continuous == 1) & (m.n > vmax.value),
+             lambda f: f"N={f.n} is past the {vmax.value:g} agents per GPU measured for vLLM; latency grows"),
+    ]
