@@ -60,5 +60,5 @@ def plan_rules(k) -> list[Rule]:
              sets=("quantization",)),
         Rule("quantization.p3-validated", "Appendix P.3", "note",
              lambda m: plan(m) & (m.in_compat == 1),
-             lambda f: f"{f.model} passes the P.3 check at {f.quant}", sets=("quantization",)),
+             lambda f: f"{f.model} passes the P.3 check at {f.quant}"),
     ]
