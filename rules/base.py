@@ -47,6 +47,7 @@ class Conclusion:
 class Trace:
     conclusions: list[Conclusion] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)  # ids of the facts the catch-all rule saw
 
     def for_fact(self, fact_id: str) -> list[Conclusion]:
         return [c for c in self.conclusions if c.fact_id == fact_id]

@@ -3,15 +3,13 @@
 durable-rules swallows exceptions raised inside actions and keeps ruleset names
 process-global, so: every action is wrapped and records its error for the
 consultation, which then fails loudly; rulesets are built once per knowledge
-object; each consultation gets a fresh sid that no other consultation ever sees,
-so nothing leaks from one to the next.
+object; each consultation gets a fresh sid whose state is deleted afterwards.
 
-We do not call `delete_state`: in durable-rules 2.0.28 deleting a state that held a
-few hundred facts corrupts the C engine's pools — later consultations fail with
-"error code: 307" (ERR_NODE_DELETED) or segfault (reproduced by
-tests/rules/test_engine.py::test_many_consultations_in_one_process). Retracting
-the facts instead is stable but costs as much as asserting them, and buys nothing
-that a fresh sid does not already give.
+durable.lang's default host also runs two background threads that dispatch every
+ruleset every 0.2 s; they raced our synchronous consultations (rules silently not
+firing for part of the facts, "error code: 307", segfaults). We install a host
+without them, and check that every fact reached the catch-all rule, so an
+incomplete consultation is an error instead of a quietly different answer.
 """
 
 from __future__ import annotations
@@ -57,7 +55,7 @@ def _action(rule: Rule):
             trace = _LIVE[sid]
             trace.conclusions.append(Conclusion(
                 rule=rule.name, source=rule.source, effect=rule.effect, because=rule.because(c.m),
-                fact_id=str(c.m.id), weight=rule.weight, value=rule.value, sets=rule.sets,
+                fact_id=str(c.m.id).split(":", 1)[1], weight=rule.weight, value=rule.value, sets=rule.sets,
             ))
         except Exception as e:  # durable-rules would swallow it: record it for the consultation
             if sid in _LIVE:
@@ -65,9 +63,38 @@ def _action(rule: Rule):
     return act
 
 
+def _seen(c) -> None:
+    try:
+        _LIVE[c.m.sid].seen.add(str(c.m.id))
+    except Exception:  # a fact of a finished consultation: nothing to record
+        pass
+
+
+def _install_quiet_host() -> None:
+    """durable.lang's default Host starts two daemon threads that dispatch every ruleset
+    every 0.2 s. They race the synchronous consultation on the same C state: some runs
+    stopped firing half-way without an error (a quarter of the conclusions missing),
+    others failed with error 307 or segfaulted. We never use timers or async actions, so
+    the host here does no background dispatch at all."""
+    from durable import engine, lang
+
+    if getattr(lang._main_host, "advisor_quiet", False):
+        return
+
+    class QuietHost(engine.Host):
+        advisor_quiet = True
+
+        def _run(self):  # no dispatch threads: every action runs inside assert_facts
+            pass
+
+    # Called before the first of our rulesets is registered, so replacing the host loses nothing of ours.
+    lang._main_host = QuietHost()
+
+
 def _build(knowledge) -> dict[str, str]:
     from durable.lang import m, ruleset, when_all
 
+    _install_quiet_host()
     names: dict[str, str] = {}
     all_rules: dict[str, list[Rule]] = {}
     for stage in STAGES:
@@ -76,8 +103,9 @@ def _build(knowledge) -> dict[str, str]:
         with ruleset(name):
             for rule in rules:
                 when_all(rule.when(m))(_action(rule))
-            # Facts that match no rule are normal (a candidate nothing objects to).
-            when_all(+m.kind)(lambda c: None)
+            # Every fact reaches this rule: it keeps durable from raising MessageNotHandled for a
+            # candidate nothing objects to, and proves each fact was evaluated.
+            when_all(+m.kind)(_seen)
         names[stage] = name
         all_rules[stage] = rules
     _BUILT[id(knowledge)] = (knowledge, names, all_rules)  # keep knowledge alive so its id is not reused
@@ -94,20 +122,26 @@ def ruleset_names(knowledge) -> dict[str, str]:
 
 def consult(knowledge, stage: str, facts: list[dict]) -> Trace:
     """Assert the facts in a fresh session, collect the conclusions, delete the state."""
-    from durable.lang import assert_facts
+    from durable.lang import assert_facts, delete_state
 
     name = ruleset_names(knowledge)[stage]
     sid = uuid.uuid4().hex
     trace = Trace()
     _LIVE[sid] = trace
-    posted = [{**f, "sid": sid} for f in facts]
+    # durable-rules identifies a fact by its `id` across sessions: ids reused by a later
+    # consultation were silently skipped (rules never fired on them), so every posted id
+    # is made unique with the session id; conclusions map back to the caller's ids.
+    posted = [{**f, "sid": sid, "id": f"{sid}:{f['id']}"} for f in facts]
     try:
         if posted:
             assert_facts(name, posted)
+            delete_state(name, sid)
     except Exception as e:
         raise RuleError(f"rules engine ({stage}): {e.__class__.__name__}: {e}") from None
     finally:
         _LIVE.pop(sid, None)
+    if len(trace.seen) != len(posted):
+        raise RuleError(f"rules engine ({stage}): only {len(trace.seen)} of {len(posted)} facts were evaluated")
     if trace.errors:
         raise RuleError(trace.errors[0])
     return trace

@@ -1,0 +1,32 @@
+"""A real candidate fact to perturb: llama3.2-1b on Ollama at Q4_K_M, chat, N=1, RTX 4090."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor.answers import answers_from_dict
+from advisor.engine import _fact
+from advisor.hardware import resolve_hardware
+from advisor.predict import estimate
+from rules.engine import consult
+
+
+@pytest.fixture(scope="session")
+def base_fact(k):
+    a = answers_from_dict({"workload": "chat", "hardware": {"gpu": "RTX 4090"}, "model": {"name": "llama3.2-1b"}})
+    hw = resolve_hardware(a, k)
+    est = estimate(k, a, hw, k.model("llama3.2-1b"), "ollama", "q4_k_m")
+    return _fact(k, a, hw, 0, est)
+
+
+@pytest.fixture(scope="session")
+def fired(k, base_fact):
+    """fired(stage, **overrides) -> names of the rules that fired on the perturbed fact."""
+
+    def run(stage: str = "candidates", **overrides) -> set[str]:
+        fact = {**base_fact, **overrides}
+        if stage == "plan":
+            fact.update(kind="plan", id="plan")
+        return {c.rule for c in consult(k, stage, [fact]).conclusions}
+
+    return run

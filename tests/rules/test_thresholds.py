@@ -1,0 +1,210 @@
+"""One test per rule, at and around its threshold. Thresholds come from the knowledge tables,
+so these tests read them there too: a rule that ignored its knowledge row would fail here."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_the_base_candidate_passes_every_gate(fired):
+    assert not {r for r in fired() if r.split(".")[0] in ("slo", "context", "quality")} - {"quality.pass"}
+
+
+# ---------------------------------------------------------------- quantization
+def test_q2k_is_rejected_for_every_tier(fired):
+    for risk in ("low", "moderate", "high"):
+        assert "quantization.never-q2k" in fired(quant="q2_k", risk=risk)
+    assert "quantization.never-q2k" not in fired(quant="q3_k_s")
+
+
+def test_risk_tier_gate_follows_p1(fired):
+    assert "quantization.risk-tier" in fired(q_risk_ok=0)
+    assert "quantization.risk-tier" not in fired(q_risk_ok=1)
+
+
+def test_p3_model_failures_gate_and_q3_only_where_validated(fired):
+    assert "quantization.model-compat" in fired(compat_fail=1, quant="q3_k_s")
+    assert "quantization.q3-unvalidated" in fired(quant="q3_k_s", in_compat=0)
+    assert "quantization.q3-unvalidated" not in fired(quant="q3_k_s", in_compat=1)
+
+
+def test_high_risk_uses_fp16_when_it_fits_with_margin_else_q8(fired):
+    assert "quantization.high-risk-fp16-fits" in fired(risk="high", fp16_fits=1, quant="q8_0", q_ref=0)
+    assert "quantization.high-risk-fp16-fits" not in fired(risk="high", fp16_fits=1, quant="fp16", q_ref=1)
+    assert "quantization.high-risk-fp16-too-big" in fired(risk="high", fp16_fits=0, quant="fp16", q_ref=1)
+    assert "quantization.high-risk-fp16-too-big" not in fired(risk="high", fp16_fits=0, quant="q8_0", q_ref=0)
+
+
+def test_fp16_fit_margin_is_the_p1_fraction(k):
+    from advisor.answers import answers_from_dict
+    from advisor.hardware import resolve_hardware
+    from advisor.predict import estimate
+
+    frac = k.value("fp16_fit_fraction")
+    m = k.model("qwen2.5-3b")
+    fp16_gb = m.params * 2 / 1024**3
+    for vram, fits in ((fp16_gb / frac * 0.98, False), (fp16_gb / frac * 1.02, True)):
+        a = answers_from_dict({"hardware": {"gpu": "RTX 4090", "vram_gb": vram}})
+        est = estimate(k, a, resolve_hardware(a, k), m, "vllm", "fp16")
+        assert est.fp16_fits is fits, vram
+
+
+# ---------------------------------------------------------------- backend
+def test_backend_without_the_quantization_or_os_is_rejected(fired):
+    assert "backend.lacks-quantization" in fired(q_backend_ok=0)
+    assert "backend.os-unsupported" in fired(os_ok=0, backend="vllm", os="windows")
+    assert not {"backend.lacks-quantization", "backend.os-unsupported"} & fired()
+
+
+def test_compiled_hf_only_for_prefill_and_single_stream(fired, k):
+    cross = int(k.value("vllm_crossover_n"))
+    base = dict(backend="transformers-compiled", quant="fp16")
+    assert "backend.compile-prefill-only" in fired(**base, phase="decode")
+    assert "backend.compile-prefill-only" not in fired(**base, phase="prefill")
+    assert "backend.compile-single-stream" in fired(**base, phase="prefill", n=cross)
+    assert "backend.compile-single-stream" not in fired(**base, phase="prefill", n=cross - 1)
+
+
+def test_crossover_penalises_backends_without_continuous_batching(fired, k):
+    cross = int(k.value("vllm_crossover_n"))
+    assert "backend.crossover" in fired(n=cross, continuous=0)
+    assert "backend.crossover" not in fired(n=cross - 1, continuous=0)
+    assert "backend.crossover" not in fired(n=cross + 4, continuous=1)
+
+
+def test_workload_preference_is_a_bonus_on_the_preferred_backend(fired):
+    assert "backend.workload-preference" in fired(backend="ollama", pref_backend="ollama")
+    assert "backend.workload-preference" not in fired(backend="vllm", pref_backend="ollama")
+
+
+def test_hf_long_context_redirect_above_4k(fired, k):
+    limit = int(k.value("hf_fp16_context_redirect"))
+    assert "backend.hf-long-context" in fired(backend="transformers", context=limit + 1)
+    assert "backend.hf-long-context" not in fired(backend="transformers", context=limit)
+
+
+# ---------------------------------------------------------------- context budget
+def test_weights_that_do_not_fit_are_rejected(fired):
+    assert "context.weights-do-not-fit" in fired(fits=0)
+    assert "context.weights-do-not-fit" not in fired(fits=1)
+
+
+@pytest.mark.parametrize("os_name, rule, words", [
+    ("linux", "context.over-budget-linux", "out-of-memory"),
+    ("windows", "context.over-budget-windows", "silently spills"),
+])
+def test_context_over_the_budget_fails_the_os_way(k, base_fact, os_name, rule, words):
+    from rules.engine import consult
+
+    fact = {**base_fact, "os": os_name, "budget": 8000, "context": 8001}
+    conclusions = consult(k, "candidates", [fact]).conclusions
+    hit = [c for c in conclusions if c.rule == rule]
+    assert hit and words in hit[0].because
+    fact["context"] = 8000
+    assert rule not in {c.rule for c in consult(k, "candidates", [fact]).conclusions}
+
+
+def test_vram_alert_and_hard_stop_lines(fired, k):
+    warn, stop = k.value("vram_alert_warning"), k.value("vram_alert_hard_stop")
+    assert "context.vram-alert" not in fired(vram_frac=warn)
+    assert "context.vram-alert" in fired(vram_frac=warn + 0.001)
+    assert "context.vram-hard-stop" not in fired(vram_frac=stop)
+    assert "context.vram-hard-stop" in fired(vram_frac=stop + 0.001)
+
+
+def test_near_budget_warning_at_ninety_percent(fired, k):
+    near = k.value("context_near_budget")
+    assert "context.near-budget" in fired("plan", budget=10000, context=int(10000 * near))
+    assert "context.near-budget" not in fired("plan", budget=10000, context=int(10000 * near) - 1)
+
+
+# ---------------------------------------------------------------- SLO
+def test_ttft_slo_and_bands(fired, k):
+    assert "slo.ttft" in fired(ttft_n_ms=1000.1, slo_ttft=1000)
+    assert "slo.ttft" not in fired(ttft_n_ms=1000, slo_ttft=1000)
+    bad = k.value("ttft_unacceptable_ms")
+    assert "slo.ttft-unacceptable" in fired(ttft_n_ms=bad + 1, slo_ttft=10**9)
+    assert "slo.ttft-unacceptable" not in fired(ttft_n_ms=bad, slo_ttft=10**9)
+    ex, good, poor = (k.value(f"ttft_{b}_ms") for b in ("excellent", "good", "poor"))
+    assert "slo.ttft-band-excellent" in fired("plan", ttft_n_ms=ex - 1)
+    assert "slo.ttft-band-good" in fired("plan", ttft_n_ms=ex)
+    assert "slo.ttft-band-good" in fired("plan", ttft_n_ms=good - 1)
+    assert "slo.ttft-band-poor" in fired("plan", ttft_n_ms=good)
+    assert "slo.ttft-band-bad" in fired("plan", ttft_n_ms=poor)
+
+
+def test_p95_and_decode_targets(fired):
+    assert "slo.p95-latency" in fired(p95_s=5.01, slo_p95=5)
+    assert "slo.p95-latency" not in fired(p95_s=5.0, slo_p95=5)
+    assert "slo.decode-rate" in fired(decode_pu=19.9, slo_decode=20)
+    assert "slo.decode-rate" not in fired(decode_pu=20, slo_decode=20)
+
+
+# ---------------------------------------------------------------- scaling and sizing
+def test_ollama_agents_per_gpu(fired, k):
+    most = int(k.value("ollama_max_agents"))
+    assert "scaling.ollama-agents" in fired(backend="ollama", n=most + 1)
+    assert "scaling.ollama-agents" not in fired(backend="ollama", n=most)
+
+
+def test_tensor_parallel_needs_the_gpus(fired):
+    assert "scaling.tensor-parallel-too-few-gpus" in fired(tp=2, gpus=1)
+    assert "scaling.tensor-parallel-too-few-gpus" not in fired(tp=2, gpus=2)
+    assert "scaling.tensor-parallel" in fired("plan", tp=2, gpus=2)
+
+
+def test_replicas_for_a_batch_deadline(fired):
+    assert "scaling.replicas-short" in fired(replicas_needed=3, replicas_possible=2)
+    assert "scaling.replicas-short" not in fired(replicas_needed=2, replicas_possible=2)
+    assert "scaling.replicas" in fired("plan", replicas_needed=2, requests_per_day=10**6, deadline_hours=8)
+
+
+# ---------------------------------------------------------------- quality
+def test_quality_gate_after_the_quantization_loss(fired):
+    assert "quality.gate" in fired(eff_mmlu=44.9, gate_min=45)
+    assert "quality.gate" not in fired(eff_mmlu=45, gate_min=45)
+    assert "quality.unknown" in fired("plan", mmlu=-1, gate_min=45)
+    assert "quality.composite-only" in fired("plan", gate_min=-1)
+
+
+# ---------------------------------------------------------------- playbooks
+def test_playbook_selection(fired, k):
+    cross = int(k.value("vllm_crossover_n"))
+    warn = k.value("vram_alert_warning")
+    assert "playbook.h1-move-to-vllm" in fired("plan", backend="vllm", n=cross)
+    assert "playbook.h1-move-to-vllm" not in fired("plan", backend="vllm", n=cross - 1)
+    assert "playbook.h2-vram" in fired("plan", vram_frac=warn + 0.001)
+    assert "playbook.h2-vram" not in fired("plan", vram_frac=warn, budget=10**6, context=10)
+    assert "playbook.h3-quality" in fired("plan", risk="high")
+    assert "playbook.h3-quality" not in fired("plan", risk="moderate")
+    assert "playbook.h4-new-model" in fired("plan", origin="local")
+    assert "playbook.h4-new-model" not in fired("plan", origin="catalog")
+    assert "playbook.h5-agents" in fired("plan", n=2)
+    assert "playbook.h5-agents" not in fired("plan", n=1)
+
+
+# ---------------------------------------------------------------- plausibility
+def _figure(**kw):
+    base = {"kind": "figure", "id": "f", "what": "TTFT at 8K", "value": 100.0, "plausible": 1, "reason": "",
+            "source": "probe on this GPU", "table_value": -1, "table_source": ""}
+    return {**base, **kw}
+
+
+def test_a_figure_beating_the_roofline_is_a_warning(k):
+    from rules.engine import consult
+
+    t = consult(k, "plan", [_figure(plausible=0, reason="8.4 ms beats the 75 ms roofline")])
+    assert [c.rule for c in t.conclusions] == ["plausibility.roofline"]
+    assert "not used" in t.conclusions[0].because
+    assert not consult(k, "plan", [_figure()]).conclusions
+
+
+def test_a_probe_more_than_25_percent_off_the_table_is_a_warning_naming_both(k):
+    from rules.engine import consult
+
+    d = k.value("probe_table_disagreement")
+    off = consult(k, "plan", [_figure(value=100 * (1 + d) + 0.1, table_value=100.0, table_source="catalog")])
+    assert [c.rule for c in off.conclusions] == ["plausibility.probe-vs-table"]
+    assert "probe on this GPU" in off.conclusions[0].because and "catalog" in off.conclusions[0].because
+    assert not consult(k, "plan", [_figure(value=100 * (1 + d) - 0.1, table_value=100.0)]).conclusions
+    assert consult(k, "plan", [_figure(value=100 * (1 - d) - 0.1, table_value=100.0)]).conclusions
