@@ -20,10 +20,12 @@ from rules.engine import consult
 
 RANKING = RuleFiring(
     rule="advisor.ranking",
-    source="advisor policy: fewest gate failures, then fewest penalties, then the largest model, "
+    source="advisor policy: fewest policy-gate failures (risk tier, quality, compile policy), then fewest "
+           "performance-gate failures, then fewest penalties, then the largest model, "
            "then the higher-precision quantization, then the lowest p95 latency",
     because="",
 )
+POLICY_RULESETS = ("quantization", "quality", "backend")
 HEADLINE = ("backend", "quantization", "model", "max_context_tokens", "concurrency", "replicas", "tensor_parallel")
 
 
@@ -48,6 +50,9 @@ def recommend(answers: Answers, hardware: Hardware | None = None, probes: list[P
         return rec
 
     best = viable[0]
+    tied = answers.constraints.backend or answers.constraints.quantization
+    if best.policy_gates and answers.model.name and not tied:
+        return _named_model_breaks_policy(k, answers, hw, probes, rec, best)
     plan_fact = {**facts[candidates.index(best.est)], "kind": "plan", "id": "plan"}
     plan_trace = consult(k, "plan", [plan_fact] + _figure_facts(k, answers, hw, best, probes))
     plan = _plan(k, answers, best, plan_trace=plan_trace)
@@ -111,6 +116,7 @@ def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> dict:
         "weights_gb": e.weights_gb, "usable_gb": e.usable_gb, "tp": e.tp, "gpus": hw.count,
         "fp16_fits": int(e.fp16_fits), "budget": e.budget_tokens,
         "context": answers.context_tokens + answers.output_tokens, "output": answers.output_tokens,
+        "max_context": m.max_context,
         "vram_frac": e.vram_frac, "ttft_n_ms": e.ttft_at_n_ms, "p95_s": e.p95_s,
         "decode_pu": e.decode_per_user, "total": e.total_tok_s,
         "slo_ttft": answers.slo.ttft_ms, "slo_p95": answers.slo.p95_latency_s,
@@ -130,12 +136,15 @@ class Ranked:
         self.conclusions = conclusions
         self.rejects = [c for c in conclusions if c.effect == "reject"]
         self.gates = [c for c in conclusions if c.effect == "gate"]
+        # Breaking policy (risk tier, quality, compile policy) is worse than missing a
+        # performance target: when nothing passes everything, keep the policy.
+        self.policy_gates = [c for c in self.gates if c.rule.split(".")[0] in POLICY_RULESETS]
         self.penalty = sum(c.weight for c in conclusions if c.effect == "penalty")
 
     def key(self):
         e = self.est
-        return (len(self.rejects), len(self.gates), self.penalty, -e.model.params_b,
-                -e.bits, e.p95_s)
+        return (len(self.rejects), len(self.policy_gates), len(self.gates), self.penalty,
+                -e.model.params_b, -e.bits, e.p95_s)
 
 
 def _rank(cands: list[Estimate], trace: Trace) -> list[Ranked]:
@@ -217,14 +226,17 @@ def _figure_facts(k, answers: Answers, hw: Hardware, r: Ranked, probes: list[Pro
     """Figures the plan leans on: stored measurements of this model/backend, and probe results."""
     facts = []
     e = r.est
-    for i, (m, v) in enumerate(zip(k.measurements, k.verdicts)):
-        if m.model != e.model.id or not _same_engine(m.backend, e.backend):
-            continue
-        if v.plausible:
-            continue
-        facts.append({"kind": "figure", "id": f"m{i}", "what": f"{m.model} {m.backend} {m.kind} at {m.context_tokens:,} tokens",
-                      "value": m.value, "plausible": 0, "reason": v.reason, "source": m.source,
-                      "table_value": -1, "table_source": ""})
+    groups: dict[tuple, list] = {}
+    for m, v in zip(k.measurements, k.verdicts):
+        if m.model == e.model.id and _same_engine(m.backend, e.backend) and not v.plausible:
+            groups.setdefault((m.kind, m.backend, m.source), []).append((m, v))
+    for i, ((kind, backend, source), rows) in enumerate(groups.items()):
+        # One warning per stored series: the longest context shows the gap best.
+        m, v = max(rows, key=lambda mv: mv[0].context_tokens)
+        lo, hi = min(r[0].context_tokens for r in rows), m.context_tokens
+        facts.append({"kind": "figure", "id": f"m{i}", "plausible": 0, "source": source, "value": m.value,
+                      "what": f"{len(rows)} {backend} {kind} figure(s) for {m.model} at {lo:,}-{hi:,} tokens",
+                      "reason": v.reason, "table_value": -1, "table_source": ""})
     for j, p in enumerate(probes):
         for what, measured, table, src in _probe_vs_table(k, e, p):
             facts.append({"kind": "figure", "id": f"p{j}{what}", "what": what, "value": measured,
@@ -275,8 +287,29 @@ def _warnings(answers: Answers, r: Ranked, plan_trace: Trace) -> list[str]:
     for c in r.gates:
         lead = f"your constraint ({', '.join(tied)}) breaks" if tied else "no candidate passes every check; this one breaks"
         out.append(f"{lead} {c.rule}: {c.because} [{c.source}]")
+    if tied:  # soft rules they override are worth knowing too
+        for c in r.conclusions:
+            if c.effect == "penalty" and c.weight > 0:
+                out.append(f"your constraint ({', '.join(tied)}) goes against {c.rule}: {c.because} [{c.source}]")
     out += [f"{c.because} [{c.source}]" for c in plan_trace.conclusions if c.effect == "warn"]
     return list(dict.fromkeys(out))
+
+
+def _named_model_breaks_policy(k, answers, hw, probes, rec: Recommendation, best: Ranked) -> Recommendation:
+    """The model the user named only runs here by breaking policy (risk tier, quality):
+    say so, and offer what the catalog would pick instead."""
+    e = best.est
+    rec.warnings = [f"{e.model.id} cannot run on {hw.count} x {hw.spec.name} within {answers.risk}-risk policy: "
+                    + "; ".join(f"{c.because} [{c.source}]" for c in best.policy_gates)]
+    other = recommend(answers.model_copy(update={"model": answers.model.model_copy(update={"name": ""})}),
+                      hardware=hw, probes=probes, knowledge=k)
+    if other.recommendation is not None:
+        alt = other.recommendation.model_copy(update={"lost_because": [
+            f"not the model you named; the catalog's best fit for {answers.workload} at {answers.risk} risk here"]})
+        rec.alternatives = [alt]
+        rec.warnings.append(f"the catalog's pick instead: {alt.model} on {alt.backend} at {alt.quantization}")
+    rec.alternatives.append(_plan(k, answers, best, alt=True, winner=None))
+    return rec
 
 
 def _nothing_fits(answers: Answers, hw: Hardware, ranked: list[Ranked]) -> list[str]:

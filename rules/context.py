@@ -16,6 +16,10 @@ def candidates_rules(k) -> list[Rule]:
              lambda f: (f"weights need {f.weights_gb:.1f} GB per GPU at TP={f.tp}, "
                         f"{f.usable_gb:.1f} GB usable on {f.gpus} GPU(s)"),
              sets=("model", "tensor_parallel")),
+        Rule("context.model-max-context", "model config.json (max_position_embeddings)", "reject",
+             lambda m: cand(m) & (m.context > m.max_context),
+             lambda f: f"{f.model} was trained for {f.max_context:,} tokens; {f.context:,} asked",
+             sets=("model", "max_context_tokens")),
         Rule("context.over-budget-linux", margin.source, "reject",
              lambda m: cand(m) & (m.fits == 1) & (m.context > m.budget) & (m.os == "linux"),
              lambda f: (f"context {f.context:,} x {f.n} sequences exceeds the safe budget of "

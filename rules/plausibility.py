@@ -11,7 +11,7 @@ def plan_rules(k) -> list[Rule]:
     return [
         Rule("plausibility.roofline", "DESIGN (roofline: 2 x params x tokens / peak FLOP/s; bytes / bandwidth)", "warn",
              lambda m: fig(m) & (m.plausible == 0),
-             lambda f: f"{f.what} from {f.source} is not used: {f.reason}"),
+             lambda f: f"{f.what} ({f.source}) not used: {f.reason}"),
         Rule("plausibility.probe-vs-table", dis.source, "warn",
              lambda m: fig(m) & (m.table_value > 0)
              & ((m.value > m.table_value * (1 + dis.value)) | (m.value < m.table_value * (1 - dis.value))),

@@ -89,6 +89,11 @@ def test_weights_that_do_not_fit_are_rejected(fired):
     assert "context.weights-do-not-fit" not in fired(fits=1)
 
 
+def test_a_context_longer_than_the_model_was_trained_for_is_rejected(fired):
+    assert "context.model-max-context" in fired(max_context=4096, context=4097)
+    assert "context.model-max-context" not in fired(max_context=4096, context=4096)
+
+
 @pytest.mark.parametrize("os_name, rule, words", [
     ("linux", "context.over-budget-linux", "out-of-memory"),
     ("windows", "context.over-budget-windows", "silently spills"),
