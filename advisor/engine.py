@@ -16,7 +16,7 @@ from advisor.models import resolve_models
 from advisor.predict import Estimate, estimate
 from advisor.settings import plan_settings
 from rules.base import Conclusion, Trace
-from rules.engine import consult
+from rules.engine import consult, consult_candidates
 
 RANKING = RuleFiring(
     rule="advisor.ranking",
@@ -38,7 +38,7 @@ def recommend(answers: Answers, hardware: Hardware | None = None, probes: list[P
     models = resolve_models(answers, k)
     candidates = _candidates(k, answers, hw, models, probes)
     facts = [_fact(k, answers, hw, i, est) for i, est in enumerate(candidates)]
-    trace = consult(k, "candidates", facts)
+    trace = consult_candidates(k, facts)
     ranked = _rank(candidates, trace)
 
     rec = Recommendation(recommendation=None, answers=answers, hardware=_hardware_summary(hw),

@@ -21,7 +21,8 @@ import uuid
 from advisor.errors import AdvisorError
 from rules.base import Conclusion, Rule, Trace
 
-STAGES = ("candidates", "plan")
+# feasible: hard rejections; candidates: gates and penalties on what survived; plan: the winner
+STAGES = ("feasible", "candidates", "plan")
 _LOCK = threading.Lock()
 _BUILT: dict[int, tuple[object, dict[str, str], dict[str, list[Rule]]]] = {}
 _LIVE: dict[str, Trace] = {}  # sid -> the running consultation's trace
@@ -37,13 +38,16 @@ class RuleError(AdvisorError):
 def rules_for(knowledge, stage: str) -> list[Rule]:
     from rules import backend, context, playbooks, plausibility, quality, quantization, scaling, slo
 
-    if stage == "candidates":
-        modules = (quantization, backend, context, slo, scaling, quality)
-    else:  # the chosen plan: explanations, playbooks, bands, plausibility
-        modules = (quantization, backend, context, slo, scaling, quality, playbooks, plausibility)
-    out: list[Rule] = []
-    for mod in modules:
-        out += getattr(mod, f"{stage}_rules")(knowledge)
+    if stage in ("feasible", "candidates"):
+        out: list[Rule] = []
+        for mod in (quantization, backend, context, slo, scaling, quality):
+            out += mod.candidates_rules(knowledge)
+        # Rejections run first, on every candidate; gates and penalties only on the survivors,
+        # which halves the rule firings (durable's cost is per firing).
+        return [r for r in out if (r.effect == "reject") == (stage == "feasible")]
+    out = []
+    for mod in (quantization, backend, context, slo, scaling, quality, playbooks, plausibility):
+        out += mod.plan_rules(knowledge)
     return out
 
 
@@ -145,3 +149,11 @@ def consult(knowledge, stage: str, facts: list[dict]) -> Trace:
     if trace.errors:
         raise RuleError(trace.errors[0])
     return trace
+
+
+def consult_candidates(knowledge, facts: list[dict]) -> Trace:
+    """Both candidate stages: rejections for all, then gates and penalties for the rest."""
+    first = consult(knowledge, "feasible", facts)
+    rejected = {c.fact_id for c in first.conclusions}
+    second = consult(knowledge, "candidates", [f for f in facts if str(f["id"]) not in rejected])
+    return Trace(conclusions=first.conclusions + second.conclusions, seen=first.seen)

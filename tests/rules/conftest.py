@@ -8,7 +8,7 @@ from advisor.answers import answers_from_dict
 from advisor.engine import _fact
 from advisor.hardware import resolve_hardware
 from advisor.predict import estimate
-from rules.engine import consult
+from rules.engine import consult, consult_candidates
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +27,8 @@ def fired(k, base_fact):
         fact = {**base_fact, **overrides}
         if stage == "plan":
             fact.update(kind="plan", id="plan")
-        return {c.rule for c in consult(k, stage, [fact]).conclusions}
+        if stage == "plan":
+            return {c.rule for c in consult(k, stage, [fact]).conclusions}
+        return {c.rule for c in consult_candidates(k, [fact]).conclusions}
 
     return run

@@ -11,7 +11,7 @@ from advisor.answers import answers_from_dict
 from advisor.engine import recommend
 from advisor.knowledge import Knowledge, load_knowledge
 from rules.base import Rule
-from rules.engine import RuleError, consult
+from rules.engine import RuleError, consult, consult_candidates
 
 
 def test_an_exception_inside_a_rule_is_reported_not_swallowed(k, base_fact, monkeypatch):
@@ -23,7 +23,7 @@ def test_an_exception_inside_a_rule_is_reported_not_swallowed(k, base_fact, monk
     monkeypatch.setattr(slo, "candidates_rules", lambda kk: original(kk) + [broken])
     fresh = Knowledge(k.tables)  # a new knowledge object gets freshly built rulesets
     with pytest.raises(RuleError) as e:
-        consult(fresh, "candidates", [base_fact])
+        consult_candidates(fresh, [base_fact])
     assert "slo.broken-on-purpose" in str(e.value)
 
 
