@@ -242,6 +242,17 @@ def _figure_facts(k, answers: Answers, hw: Hardware, r: Ranked, probes: list[Pro
             facts.append({"kind": "figure", "id": f"p{j}{what}", "what": what, "value": measured,
                           "plausible": 1, "reason": "", "source": f"probe on {p.gpu or 'this GPU'}",
                           "table_value": table, "table_source": src})
+    for what, (measured, table, src) in e.replaced.items():
+        facts.append({"kind": "figure", "id": f"r{what}", "what": what, "value": measured, "plausible": 1,
+                      "reason": "", "source": "probe on this GPU", "table_value": table, "table_source": src})
+    row = k.context.get(e.model.id)
+    if row is not None and e.backend.startswith("transformers"):
+        from advisor import physics
+
+        kv_mb = e.model.kv_bytes_per_token() / physics.MIB
+        logits_mb = physics.logits_gb_per_token(e.model) * 1024
+        facts.append({"kind": "slope", "id": "tr127", "model": e.model.id, "table_slope": row.slope_mb_per_token,
+                      "kv_mb": round(kv_mb, 3), "logits_mb": round(logits_mb, 3), "source": row.source})
     for n_, note in enumerate(e.notes):
         facts.append({"kind": "figure", "id": f"n{n_}", "what": "probe figure", "value": 0, "plausible": 0,
                       "reason": note, "source": "probe", "table_value": -1, "table_source": ""})

@@ -46,6 +46,8 @@ class Estimate:
     os: str
     origins: dict[str, Provenance] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # figures a probe replaced: name -> (probe value, table/roofline value, its source)
+    replaced: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
 
 def _eff(k, backend: str, kind: str, os_name: str) -> tuple[float, str]:
@@ -139,11 +141,13 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
         ttft *= 1 - sp
         ttft_src += f" x (1 - {sp:g}, {k.source('transformers-compiled.prefill_speedup')})"
     ttft_origin = "roofline"
+    replaced_ttft = replaced_decode = None
     if probe is not None and probe.ttft:
         measured = _probe_ttft(probe, model, ctx)
         if measured is not None:
             roof = physics.prefill_roofline_ms(model, gpu, quant, ctx)
             if measured >= roof:
+                replaced_ttft = (measured, ttft, ttft_src)
                 ttft, ttft_origin = measured, "probe"
                 ttft_src = f"probe: median TTFT on {probe.gpu or 'this GPU'}, scaled by FLOPs to {ctx:,} tokens"
             else:
@@ -169,6 +173,7 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     if probe is not None and probe.decode_tok_s:
         roof = physics.decode_roofline_tok_s(k, model, gpu, quant, avg_ctx) * max(tp, 1)
         if probe.decode_tok_s <= roof:
+            replaced_decode = (probe.decode_tok_s, single, dec_src)
             single, dec_origin = probe.decode_tok_s, "probe"
             dec_src = f"probe: decode tok/s measured on {probe.gpu or 'this GPU'}"
         else:
@@ -215,6 +220,8 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
         amdahl_eff=amdahl, replicas_needed=needed, replicas_possible=replicas_possible,
         fp16_fits=fp16 < k.value("fp16_fit_fraction") * usable * hw.count,
         bits=k.quant[quant].bits_per_weight, os=os_name, origins=origins, notes=notes,
+        replaced={name: v for name, v in (("TTFT (ms)", replaced_ttft), ("decode (tok/s, one stream)", replaced_decode))
+                  if v is not None},
     )
 
 
