@@ -1,0 +1,141 @@
+"""The advisor TUI: hardware -> questions -> probe -> advice -> playbook -> export.
+
+A thin front end over advisor.engine.recommend(). Start-up imports Textual,
+pydantic and the domain types only; the knowledge base, the engine, NVML, the
+exporters and (only when a probe starts) torch/transformers load later.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from advisor.domain import Answers, Hardware, ProbeResult, Recommendation
+from advisor.tui import sources
+from advisor.tui.base import LABELS, STEPS
+
+
+def _screens():
+    from advisor.tui.screens.advice import AdviceScreen
+    from advisor.tui.screens.export import ExportScreen
+    from advisor.tui.screens.hardware import HardwareScreen
+    from advisor.tui.screens.playbook import PlaybookScreen
+    from advisor.tui.screens.probe import ProbeScreen
+    from advisor.tui.screens.questionnaire import QuestionnaireScreen
+
+    return {"hardware": HardwareScreen, "questions": QuestionnaireScreen, "probe": ProbeScreen,
+            "advice": AdviceScreen, "playbook": PlaybookScreen, "export": ExportScreen}
+
+
+class AdvisorApp(App):
+    """State shared by the screens lives here; each screen reads and writes it."""
+
+    CSS_PATH = "advisor.tcss"
+    TITLE = "advisor"
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True, show=True),
+    ]
+
+    def __init__(self, answers: Answers | None = None, *, answers_path: str | None = None,
+                 detect_gpus=None, run_probe=None, list_ollama_tags=None, export=None,
+                 knowledge=None, start: str = "hardware"):
+        super().__init__()
+        self.answers: Answers = answers or Answers()
+        self.answers_path = answers_path
+        self.loaded_answers = answers is not None
+        self.detect_gpus = detect_gpus or sources.detect_gpus
+        self.run_probe = run_probe or sources.run_probe
+        self.list_ollama_tags = list_ollama_tags or sources.list_ollama_tags
+        self.export = export or sources.export_snippet
+        self._knowledge = knowledge
+        self.start = start
+        self.hardware: Hardware | None = None  # set when planning for the detected GPUs
+        self.probe_results: list[ProbeResult] = []
+        self.recommendation: Recommendation | None = None
+        self.version = 0  # bumped whenever answers, hardware or probes change
+        self.recommended_version = -1
+
+    # ------------------------------------------------------------ shared state
+    @property
+    def knowledge(self):
+        if self._knowledge is None:
+            from advisor.knowledge import load_knowledge
+
+            self._knowledge = load_knowledge()
+        return self._knowledge
+
+    def set_answers(self, answers: Answers) -> None:
+        if answers != self.answers:
+            self.answers = answers
+            self.version += 1
+
+    def set_hardware(self, hardware: Hardware | None) -> None:
+        self.hardware = hardware
+        self.version += 1
+
+    def add_probe(self, result: ProbeResult) -> None:
+        self.probe_results = [p for p in self.probe_results
+                              if (p.backend, p.model) != (result.backend, result.model)] + [result]
+        self.version += 1
+
+    def compute_recommendation(self) -> Recommendation:
+        """recommend() for the current state (raises AdvisorError with one line)."""
+        from advisor.engine import recommend
+
+        rec = recommend(self.answers, hardware=self.hardware, probes=self.probe_results or None,
+                        knowledge=self.knowledge)
+        self.recommendation = rec
+        self.recommended_version = self.version
+        return rec
+
+    # ------------------------------------------------------------ navigation
+    def on_mount(self) -> None:
+        for name, cls in _screens().items():
+            self.install_screen(cls(), name)
+        self.push_screen(self.start)
+
+    def goto(self, name: str) -> None:
+        while len(self.screen_stack) > 2 and not getattr(self.screen, "NAME", ""):
+            self.pop_screen()  # close a dialog first
+        if getattr(self.screen, "NAME", "") != name:
+            self.switch_screen(name)
+
+    def action_goto(self, name: str) -> None:
+        self.goto(name)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for i, (name, label) in enumerate(STEPS, 1):
+            yield SystemCommand(f"Go to {i} {label}", f"Open the {label.lower()} screen",
+                                lambda n=name: self.goto(n))
+        yield SystemCommand("Save answers", "Save the answers as TOML (reload with advisor --answers FILE)",
+                            self.action_save_answers)
+        yield from super().get_system_commands(screen)
+
+    def action_save_answers(self) -> None:
+        from advisor.tui.dialogs import save_answers_dialog
+
+        save_answers_dialog(self)
+
+
+def run(answers_path: str | None = None) -> int:
+    """`advisor` with no command. A bad answers file is one line, before the app starts."""
+    answers = None
+    if answers_path:
+        from advisor.answers import load_answers
+        from advisor.errors import AdvisorError
+
+        try:
+            answers = load_answers(answers_path)
+        except AdvisorError as e:
+            sys.stderr.write(f"advisor: error: {e}\n")
+            return e.exit_code
+    app = AdvisorApp(answers, answers_path=answers_path)
+    app.run()
+    return int(app.return_code or 0)
+
+
+__all__ = ["AdvisorApp", "run", "LABELS"]

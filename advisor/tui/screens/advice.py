@@ -1,0 +1,167 @@
+"""Screen 4: the recommendation — headline, predicted figures with their origin,
+warnings, alternatives with why they lost, and the trace of rules with sources."""
+
+from __future__ import annotations
+
+import textwrap
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Collapsible, Static
+
+from advisor.domain import Plan, Recommendation
+from advisor.tui.base import AdvisorScreen
+
+WRAP = 74
+
+
+def headline(p: Plan) -> str:
+    from advisor.render import headline as text
+
+    return text(p)
+
+
+def predicted_rows(p: Plan) -> list[tuple[str, str, str, str]]:
+    """(figure, value, origin, source) for each predicted figure."""
+    pr = p.predicted
+    rows = [("VRAM per GPU", f"{pr.vram_gb:.2f} GB", "vram_gb"),
+            ("TTFT", f"{pr.ttft_ms:,.0f} ms", "ttft_ms"),
+            ("decode per user", f"{pr.decode_tok_s_per_user:,.1f} tok/s", "decode_tok_s_per_user"),
+            ("decode total", f"{pr.total_tok_s:,.1f} tok/s", "total_tok_s")]
+    if pr.p95_latency_s is not None:
+        rows.append(("p95 latency", f"{pr.p95_latency_s:,.2f} s", "p95_latency_s"))
+    out = []
+    for label, value, key in rows:
+        o = pr.origins.get(key)
+        out.append((label, value, o.origin if o else "?", o.source if o else ""))
+    return out
+
+
+def _wrap(text: str, first: str, rest: str) -> str:
+    return "\n".join(textwrap.wrap(text, WRAP, initial_indent=first, subsequent_indent=rest,
+                                   break_on_hyphens=False)) or first
+
+
+ORIGIN_WORDS = {"probe": "measured here", "knowledge": "stored table", "roofline": "physics bound",
+                "answers": "your answer"}
+
+
+def predicted_text(p: Plan) -> str:
+    lines = [f"{'predicted':<16}{'value':>13}  {'origin':<10}"]
+    for label, value, origin, _source in predicted_rows(p):
+        lines.append(f"{label:<16}{value:>13}  {origin:<10}({ORIGIN_WORDS.get(origin, '')})")
+    return "\n".join(lines)
+
+
+def sources_text(p: Plan) -> str:
+    return "\n".join(_wrap(f"{label}: [{origin}] {source or 'no source recorded'}", "* ", "  ")
+                     for label, _v, origin, source in predicted_rows(p))
+
+
+class AdviceScreen(AdvisorScreen):
+    NAME = "advice"
+    BINDINGS = [Binding("p", "playbook", "Playbook"), Binding("e", "export", "Export"),
+                Binding("r", "recompute", "Recompute"), Binding("escape", "back", "Back")]
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="body"):
+            yield Static("Computing the recommendation...", id="headline", markup=False)
+            yield Static("", id="hardware-line", markup=False)
+            yield Static("", id="predicted", markup=False)
+            yield Vertical(id="sources")
+            yield Static("", id="warnings", markup=False)
+            yield Static("", id="playbooks", markup=False)
+            yield Vertical(id="alternatives")
+            yield Vertical(id="trace")
+
+    def on_screen_resume(self) -> None:
+        app = self.advisor
+        if app.recommendation is None or app.recommended_version != app.version:
+            self.action_recompute()
+        else:
+            self.show(app.recommendation)
+
+    def action_recompute(self) -> None:
+        self.query_one("#headline", Static).update("Computing the recommendation...")
+        self.compute()
+
+    @work(thread=True, exclusive=True, group="recommend")
+    def compute(self) -> None:
+        app = self.advisor
+        try:
+            rec = app.compute_recommendation()
+        except Exception as e:  # AdvisorError: one line naming the field
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+            app.call_from_thread(self.show_error, msg)
+            return
+        app.call_from_thread(self.show, rec)
+
+    def show_error(self, msg: str) -> None:
+        self.query_one("#headline", Static).update(
+            _wrap(f"FAIL {msg}", "", "     ") + "\nFix it on the hardware or questions screen (Esc goes back).")
+        for wid in ("#hardware-line", "#predicted", "#warnings", "#playbooks"):
+            self.query_one(wid, Static).update("")
+        self.query_one("#sources").remove_children()
+        self.query_one("#alternatives").remove_children()
+        self.query_one("#trace").remove_children()
+
+    def show(self, rec: Recommendation) -> None:
+        p = rec.recommendation
+        hw = rec.hardware or {}
+        head = self.query_one("#headline", Static)
+        if p is None:
+            head.update("NO RECOMMENDATION: nothing can run here for these answers.")
+            self.query_one("#predicted", Static).update("")
+        else:
+            head.update(_wrap(headline(p), "RECOMMENDED ", "            "))
+            self.query_one("#predicted", Static).update(predicted_text(p))
+        box = self.query_one("#sources", Vertical)
+        box.remove_children()
+        if p is not None:
+            box.mount(Collapsible(Static(sources_text(p), markup=False), collapsed=True,
+                                  title="Where each figure comes from (sources)"))
+        self.query_one("#hardware-line", Static).update(
+            f"for {hw.get('count', 1)} x {hw.get('gpu', '?')} ({hw.get('vram_gb', 0):g} GB, {hw.get('os', '?')}, "
+            f"{hw.get('source', '?')})" + ("; with probe results" if rec.probes else "; no probe (tables)")
+            if hw else "")
+        warn = "\n".join(_wrap(w, "WARN ", "     ") for w in rec.warnings)
+        self.query_one("#warnings", Static).update(warn)
+        self.query_one("#playbooks", Static).update(
+            ("Playbooks (p): " + "; ".join(f"{pb.id} {pb.title}" for pb in rec.playbooks)) if rec.playbooks else "")
+
+        alts = self.query_one("#alternatives", Vertical)
+        alts.remove_children()
+        items = []
+        for i, a in enumerate(rec.alternatives, 1):
+            title = f"alt {i}: {a.model} on {a.backend} at {a.quantization}"
+            if a.lost_because:
+                room = WRAP - len(title) - 3
+                first = a.lost_because[0]
+                title += ": " + (first if len(first) <= room else first[:max(room - 1, 0)] + "~")
+            why = "\n".join(_wrap(w, "- ", "  ") for w in a.lost_because) or "- ranked lower"
+            items.append(Collapsible(Static(why, markup=False), title=title, collapsed=True))
+        if items:
+            alts.mount(Static(f"Alternatives and why they lost ({len(items)}; Enter expands):", markup=False))
+            alts.mount_all(items)
+
+        trace = self.query_one("#trace", Vertical)
+        trace.remove_children()
+        if rec.rules_fired:
+            lines = []
+            for r in rec.rules_fired:
+                lines.append(_wrap(f"{r.rule}: {r.because}", "* ", "  "))
+                lines.append(_wrap(f"source: {r.source}", "    ", "    "))
+            trace.mount(Collapsible(Static("\n".join(lines), markup=False),
+                                    title=f"Trace: {len(rec.rules_fired)} rules fired, each with its source",
+                                    collapsed=True, id="trace-box"))
+
+    def action_playbook(self) -> None:
+        self.advisor.goto("playbook")
+
+    def action_export(self) -> None:
+        self.advisor.goto("export")
+
+    def action_back(self) -> None:
+        self.advisor.goto("probe")

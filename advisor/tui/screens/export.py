@@ -1,0 +1,129 @@
+"""Screen 6: deployment snippets per target; copy (OSC 52, works over SSH), save, save answers."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Label, Select, Static
+
+from advisor.domain import EXPORT_TARGETS
+from advisor.tui.base import AdvisorScreen
+from advisor.tui.dialogs import save_answers_dialog, save_flow, snippet_targets, write_snippet
+
+
+def default_target(backend: str) -> str:
+    if backend in EXPORT_TARGETS:
+        return backend
+    return "transformers" if backend.startswith("transformers") else "vllm"
+
+
+class ExportScreen(AdvisorScreen):
+    NAME = "export"
+    BINDINGS = [Binding("c", "copy", "Copy"), Binding("s", "save", "Save snippet"),
+                Binding("a", "save_answers", "Save answers"), Binding("escape", "back", "Back")]
+
+    def __init__(self):
+        super().__init__()
+        self.snippet = None
+        self.text = ""
+        self.target = ""
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="row"):
+            yield Label("target", classes="field")
+            yield Select([(t, t) for t in EXPORT_TARGETS], id="target-pick", allow_blank=False,
+                         value=EXPORT_TARGETS[0], compact=True)
+            yield Static("", id="export-for", markup=False)
+        yield Static("", id="export-status", markup=False)
+        with VerticalScroll(id="body"):
+            yield Static("", id="snippet", markup=False)
+
+    def on_screen_resume(self) -> None:
+        app = self.advisor
+        if app.recommendation is None or app.recommended_version != app.version:
+            self.query_one("#export-status", Static).update("Computing the recommendation...")
+            self.compute(None)
+            return
+        self.refresh_snippet()
+
+    def refresh_snippet(self, target: str | None = None) -> None:
+        rec = self.advisor.recommendation
+        if rec is None or rec.recommendation is None:
+            self.query_one("#snippet", Static).update("")
+            self.query_one("#export-status", Static).update(
+                "WARN no recommendation to export; see the advice screen for why. a: save the answers")
+            return
+        sel = self.query_one("#target-pick", Select)
+        if target is None:
+            target = self.target or default_target(rec.recommendation.backend)
+            if sel.value != target:
+                sel.value = target
+        self.query_one("#export-for", Static).update(
+            f"for {rec.recommendation.model} on {rec.recommendation.backend} at {rec.recommendation.quantization}")
+        self.compute(target)
+
+    @work(thread=True, exclusive=True, group="export")
+    def compute(self, target: str | None) -> None:
+        app = self.advisor
+        try:
+            if app.recommendation is None or app.recommended_version != app.version:
+                app.compute_recommendation()
+                app.call_from_thread(self.refresh_snippet)
+                return
+            snippet = app.export(app.recommendation, target)
+            from advisor.tui.sources import snippet_text
+
+            text = snippet_text(snippet)
+        except Exception as e:  # AdvisorError from the exporter or the engine: one line
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+            app.call_from_thread(self.show_error, msg)
+            return
+        app.call_from_thread(self.show, target, snippet, text)
+
+    def show(self, target: str, snippet, text: str) -> None:
+        self.target, self.snippet, self.text = target, snippet, text
+        names = ", ".join(getattr(snippet, "files", {}) or {}) or "(no files)"
+        self.query_one("#export-status", Static).update(f"{target}: {names}.  c copy  s save  a save answers")
+        self.query_one("#snippet", Static).update(text)
+
+    def show_error(self, msg: str) -> None:
+        self.snippet, self.text = None, ""
+        self.query_one("#export-status", Static).update(f"FAIL {msg}")
+        self.query_one("#snippet", Static).update("")
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "target-pick" and event.value is not Select.NULL and str(event.value) != self.target:
+            self.target = str(event.value)
+            if self.advisor.recommendation is not None:
+                self.compute(self.target)
+
+    def action_copy(self) -> None:
+        if not self.text:
+            self.app.notify("WARN nothing to copy yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(self.text)
+        self.app.notify(f"OK copied the {self.target} snippet ({len(self.text.splitlines())} lines) "
+                        "to the clipboard (OSC 52; your terminal must allow it)")
+
+    def action_save(self) -> None:
+        files = dict(getattr(self.snippet, "files", {}) or {})
+        if not files:
+            self.app.notify("WARN nothing to save yet", severity="warning")
+            return
+        several = len(files) > 1
+        default = f"advisor-{self.target}" if several else next(iter(files))
+
+        def write(path: str) -> str:
+            written = write_snippet(path, files)
+            return "OK saved " + ", ".join(str(p) for p in written)
+
+        title = (f"Save {len(files)} files into the folder:" if several else "Save the snippet to:")
+        save_flow(self.app, title, default, lambda path: snippet_targets(path, files), write, dir_ok=True)
+
+    def action_save_answers(self) -> None:
+        save_answers_dialog(self.app)
+
+    def action_back(self) -> None:
+        self.advisor.goto("advice")

@@ -1,0 +1,349 @@
+"""Screen 2: the questionnaire, four short pages with Back/Next, validated as you type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.validation import Function, Integer, Number, ValidationResult, Validator
+from textual.widgets import Button, ContentSwitcher, Input, Label, RadioButton, RadioSet, Select, Static
+
+from advisor.domain import RISKS, WORKLOADS, Answers
+from advisor.tui.base import NEXT, AdvisorScreen, Choice
+
+# Appendix P.1: the risk tiers, with the examples the decision tree gives for each
+RISK_EXAMPLES = {
+    "high": "medical, legal, financial or safety-critical",
+    "moderate": "customer-facing chat, QA pipelines, document processing",
+    "low": "internal tools, development, prototyping",
+}
+PAGES = ("page-workload", "page-risk", "page-load", "page-model")
+PAGE_TITLES = ("Workload", "Risk tier", "Load and service levels", "Model")
+
+# (field path, label, validator, unit/hint)
+NUMBERS = (
+    ("concurrency", "concurrency", Integer(1, 4096), "simultaneous requests"),
+    ("context_tokens", "context tokens", Integer(1, 2_000_000), "typical prompt + history"),
+    ("output_tokens", "output tokens", Integer(1, 1_000_000), "typical answer length"),
+    ("requests_per_day", "requests / day", Integer(0), "0 = not a batch job"),
+    ("deadline_hours", "deadline hours", Number(0), "batch window, 0 = none"),
+    ("slo.ttft_ms", "TTFT target ms", Number(0.001), "time to first token"),
+    ("slo.p95_latency_s", "p95 latency s", Number(0.001), "whole answer, 95th pct"),
+    ("slo.min_decode_tok_s", "min decode tok/s", Number(0), "per user, 0 = any"),
+)
+ALLOWED = {
+    "concurrency": "a whole number 1-4096", "context_tokens": "a whole number 1-2,000,000",
+    "output_tokens": "a whole number 1-1,000,000", "requests_per_day": "a whole number, 0 or more",
+    "deadline_hours": "hours, 0 or more", "slo.ttft_ms": "milliseconds above 0",
+    "slo.p95_latency_s": "seconds above 0", "slo.min_decode_tok_s": "tokens/s, 0 or more",
+}
+FLOATS = {"deadline_hours", "slo.ttft_ms", "slo.p95_latency_s", "slo.min_decode_tok_s"}
+MODEL_SOURCES = (("auto", "let the advisor pick"), ("catalog", "from the catalog"),
+                 ("path", "a local HF folder or GGUF file"), ("ollama", "an Ollama tag"))
+
+
+def _wid(path: str) -> str:
+    return "q-" + path.replace(".", "-").replace("_", "-")
+
+
+def _get(answers: Answers, path: str):
+    obj = answers
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class _LocalModel(Validator):
+    def validate(self, value: str) -> ValidationResult:
+        p = Path(value.strip()).expanduser()
+        if not value.strip():
+            return self.failure("type a path")
+        if p.suffix.lower() == ".gguf":
+            return self.success() if p.is_file() else self.failure(f"no GGUF file at {str(p)!r}")
+        if p.is_dir():
+            return self.success() if (p / "config.json").exists() else self.failure("folder has no config.json")
+        return self.failure(f"{str(p)!r} is neither a folder nor a .gguf file")
+
+
+class QuestionnaireScreen(AdvisorScreen):
+    NAME = "questions"
+    BINDINGS = [NEXT, Binding("escape", "back", "Back"), Binding("pagedown", "next", show=False),
+                Binding("pageup", "back", show=False)]
+
+    def __init__(self):
+        super().__init__()
+        self.page = 0
+        self.tags: list[str] = []
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="page-title", classes="title", markup=False)
+        with ContentSwitcher(initial=PAGES[0], id="pages"):
+            with Vertical(id="page-workload"):
+                yield Static("What will the model mostly do?  (Appendix F profiles)", markup=False)
+                with RadioSet(id="workload"):
+                    for w in WORKLOADS:
+                        yield Choice(w, id=f"w-{w}")
+                yield Static("", id="workload-profile", markup=False)
+            with Vertical(id="page-risk"):
+                yield Static("How bad is a wrong answer?  (Appendix P.1 risk tiers)", markup=False)
+                with RadioSet(id="risk"):
+                    for r in RISKS:
+                        yield Choice(f"{r:<9} e.g. {RISK_EXAMPLES[r]}", id=f"r-{r}")
+                yield Static("high allows fp16/q8_0 only; moderate and low allow q4_k_m; "
+                             "q2_k is never allowed.", id="risk-note", markup=False)
+            with VerticalScroll(id="page-load"):
+                for path, label, validator, hint in NUMBERS:
+                    with Horizontal(classes="row"):
+                        yield Label(f"{label:<17}", classes="field")
+                        yield Input(id=_wid(path), compact=True, validators=[validator], classes="num")
+                        yield Static(hint, classes="hint", id=_wid(path) + "-hint", markup=False)
+                yield Static("", id="load-typical", markup=False)
+            with Vertical(id="page-model"):
+                yield Static("Which model?", markup=False)
+                with RadioSet(id="model-source", compact=True):
+                    for key, label in MODEL_SOURCES:
+                        yield Choice(label, id=f"m-{key}")
+                yield Select([], id="catalog-model", prompt="pick a catalog model", compact=True)
+                yield Input(id="model-path", compact=True, placeholder="/models/qwen2.5-1.5b or model.gguf",
+                            validators=[_LocalModel()])
+                yield Select([], id="ollama-tag", prompt="pick an Ollama tag", compact=True)
+                yield Input(id="ollama-typed", compact=True, placeholder="tag, e.g. llama3.2:1b",
+                            validators=[Function(lambda v: bool(v.strip()), "type a tag")])
+                yield Static("", id="model-hint", markup=False)
+        yield Static("", id="q-error", markup=False)
+        with Horizontal(classes="buttons"):
+            yield Button("< Back", id="back")
+            yield Button("Next >", id="next", variant="primary")
+
+    # ------------------------------------------------------------ fill from the answers
+    def on_mount(self) -> None:
+        self.fill()
+        self.show_page(0)
+        self.load_model_choices()
+
+    def on_screen_resume(self) -> None:
+        self.fill()
+        self.show_page(self.page)
+
+    def on_screen_suspend(self) -> None:
+        self.collect(strict=False)  # leaving by the palette keeps what is valid
+
+    def fill(self) -> None:
+        a = self.advisor.answers
+        self.query_one(f"#w-{a.workload}", RadioButton).value = True
+        self.query_one(f"#r-{a.risk}", RadioButton).value = True
+        for path, *_ in NUMBERS:
+            v = _get(a, path)
+            self.query_one("#" + _wid(path), Input).value = f"{v:g}" if isinstance(v, float) else str(v)
+        self.show_profile(a.workload)
+        name = a.model.name.strip()
+        source = "auto"
+        if name:
+            k = self.advisor.knowledge
+            p = Path(name).expanduser()
+            if p.suffix.lower() == ".gguf" or p.is_dir() or "/" in name:
+                source = "path"
+                self.query_one("#model-path", Input).value = name
+            else:
+                try:
+                    self._catalog_value = k.model(name).id
+                    source = "catalog"
+                except Exception:
+                    source = "ollama"
+                    self.query_one("#ollama-typed", Input).value = name
+        self.query_one(f"#m-{source}", RadioButton).value = True
+        self.show_model_source(source)
+
+    @work(thread=True, exclusive=True, group="models")
+    def load_model_choices(self) -> None:
+        app = self.advisor
+        k = app.knowledge
+        catalog = [(f"{m.id}  ({m.params_b:g}B, {m.family})", m.id) for m in k.models.values()]
+        app.call_from_thread(self._set_catalog, catalog)
+        try:
+            tags = list(app.list_ollama_tags())
+        except Exception:
+            tags = []
+        app.call_from_thread(self._set_tags, tags)
+
+    def _set_catalog(self, options) -> None:
+        sel = self.query_one("#catalog-model", Select)
+        sel.set_options(options)
+        want = getattr(self, "_catalog_value", None)
+        if want:
+            sel.value = want
+
+    def _set_tags(self, tags: list[str]) -> None:
+        self.tags = tags
+        sel = self.query_one("#ollama-tag", Select)
+        sel.set_options([(t, t) for t in tags])
+        typed = self.query_one("#ollama-typed", Input).value.strip()
+        if typed in tags:
+            sel.value = typed
+        if self.current_source() == "ollama":
+            self.show_model_source("ollama")
+
+    # ------------------------------------------------------------ live feedback
+    def show_profile(self, workload: str) -> None:
+        row = self.advisor.knowledge.workloads.get(workload)
+        text = (f"{row.section} {workload}: {row.profile}.\n"
+                f"Typical context {row.typical_context_min:,}-{row.typical_context_max:,} tokens, "
+                f"output {row.typical_output_min:,}-{row.typical_output_max:,}.") if row else ""
+        self.query_one("#workload-profile", Static).update(text)
+        typical = (f"Typical for {workload} ({row.section}): context {row.typical_context_min:,}-"
+                   f"{row.typical_context_max:,}, output {row.typical_output_min:,}-"
+                   f"{row.typical_output_max:,} tokens.") if row else ""
+        self.query_one("#load-typical", Static).update(typical)
+
+    def current_source(self) -> str:
+        for key, _ in MODEL_SOURCES:
+            if self.query_one(f"#m-{key}", RadioButton).value:
+                return key
+        return "auto"
+
+    def show_model_source(self, source: str) -> None:
+        self.query_one("#catalog-model").display = source == "catalog"
+        self.query_one("#model-path").display = source == "path"
+        has_tags = bool(self.tags)
+        self.query_one("#ollama-tag").display = source == "ollama" and has_tags
+        self.query_one("#ollama-typed").display = source == "ollama" and not has_tags
+        from advisor.tui.sources import ollama_url
+
+        hints = {
+            "auto": "The advisor considers every catalog model that fits and passes the quality gates.",
+            "catalog": "A model from the catalog (advisor knowledge models lists them with sources).",
+            "path": "A Hugging Face model folder (config.json is read, no weights) or a GGUF file.",
+            "ollama": (f"Tags served by Ollama at {ollama_url()}." if has_tags else
+                       f"No Ollama server answered at {ollama_url()}; type the tag."),
+        }
+        self.query_one("#model-hint", Static).update(hints[source])
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        rid = event.pressed.id or ""
+        if event.radio_set.id == "workload":
+            self.show_profile(rid.removeprefix("w-"))
+        elif event.radio_set.id == "model-source":
+            self.show_model_source(rid.removeprefix("m-"))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._report(event.input, event.validation_result)
+
+    def _report(self, inp: Input, result) -> None:
+        hint = self.query("#" + (inp.id or "") + "-hint")
+        bad = result is not None and not result.is_valid
+        if hint:
+            path = next((p for p, *_ in NUMBERS if _wid(p) == inp.id), "")
+            default = next((h for p, _, _, h in NUMBERS if _wid(p) == inp.id), "")
+            hint.first().update(f"WARN expected {ALLOWED[path]}" if bad else default)
+        err = self.query_one("#q-error", Static)
+        err.update(f"WARN {'; '.join(result.failure_descriptions)}" if bad and not hint else "")
+
+    # ------------------------------------------------------------ pages
+    def show_page(self, page: int) -> None:
+        self.page = page
+        self.query_one("#pages", ContentSwitcher).current = PAGES[page]
+        self.query_one("#page-title", Static).update(
+            f"Questions, page {page + 1} of {len(PAGES)}: {PAGE_TITLES[page]}")
+        self.query_one("#next", Button).label = "Next: probe >" if page == len(PAGES) - 1 else "Next >"
+        self.query_one("#back", Button).label = "< Back: hardware" if page == 0 else "< Back"
+        self.query_one("#q-error", Static).update("")
+        first = {0: "#workload", 1: "#risk", 2: "#" + _wid(NUMBERS[0][0]), 3: "#model-source"}[page]
+        self.query_one(first).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "next":
+            self.action_next()
+        elif event.button.id == "back":
+            self.action_back()
+
+    def action_back(self) -> None:
+        if self.page == 0:
+            self.collect(strict=False)
+            self.advisor.goto("hardware")
+        else:
+            self.show_page(self.page - 1)
+
+    def action_next(self) -> None:
+        if not self.page_valid(self.page):
+            return
+        if self.page < len(PAGES) - 1:
+            self.show_page(self.page + 1)
+            return
+        if self.collect(strict=True):
+            self.advisor.goto("probe")
+
+    def page_valid(self, page: int) -> bool:
+        inputs: list[Input] = []
+        if page == 2:
+            inputs = [self.query_one("#" + _wid(p), Input) for p, *_ in NUMBERS]
+        elif page == 3:
+            src = self.current_source()
+            if src == "catalog" and self.query_one("#catalog-model", Select).is_blank():
+                self.query_one("#q-error", Static).update("WARN pick a catalog model (or let the advisor pick)")
+                self.query_one("#catalog-model").focus()
+                return False
+            if src == "path":
+                inputs = [self.query_one("#model-path", Input)]
+            if src == "ollama":
+                if self.tags:
+                    if self.query_one("#ollama-tag", Select).is_blank():
+                        self.query_one("#q-error", Static).update("WARN pick an Ollama tag")
+                        return False
+                else:
+                    inputs = [self.query_one("#ollama-typed", Input)]
+        for inp in inputs:
+            result = inp.validate(inp.value)
+            if result is not None and not result.is_valid:
+                self._report(inp, result)
+                if not self.query("#" + (inp.id or "") + "-hint"):
+                    pass
+                else:
+                    self.query_one("#q-error", Static).update(
+                        f"WARN fix the highlighted field: {inp.id.removeprefix('q-').replace('-', ' ')}")
+                inp.focus()
+                return False
+        return True
+
+    def model_name(self) -> str:
+        src = self.current_source()
+        if src == "catalog":
+            v = self.query_one("#catalog-model", Select).value
+            return "" if v is Select.NULL else str(v)
+        if src == "path":
+            return self.query_one("#model-path", Input).value.strip()
+        if src == "ollama":
+            if self.tags:
+                v = self.query_one("#ollama-tag", Select).value
+                return "" if v is Select.NULL else str(v)
+            return self.query_one("#ollama-typed", Input).value.strip()
+        return ""
+
+    def collect(self, strict: bool) -> bool:
+        """Build Answers from the widgets; keep what is valid when not strict (going back)."""
+        a = self.advisor.answers.model_dump()
+        a["workload"] = next(w for w in WORKLOADS if self.query_one(f"#w-{w}", RadioButton).value)
+        a["risk"] = next(r for r in RISKS if self.query_one(f"#r-{r}", RadioButton).value)
+        for path, *_ in NUMBERS:
+            inp = self.query_one("#" + _wid(path), Input)
+            r = inp.validate(inp.value)
+            if r is not None and not r.is_valid:
+                if strict:
+                    return False
+                continue
+            value = float(inp.value) if path in FLOATS else int(inp.value)
+            cur = a
+            parts = path.split(".")
+            for part in parts[:-1]:
+                cur = cur[part]
+            cur[parts[-1]] = value
+        a["model"] = {"name": self.model_name()}
+        try:
+            answers = Answers.model_validate(a)
+        except Exception as e:
+            self.query_one("#q-error", Static).update(f"WARN {str(e).splitlines()[0]}")
+            return False
+        self.advisor.set_answers(answers)
+        return True

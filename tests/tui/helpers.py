@@ -1,0 +1,94 @@
+"""Helpers for the TUI tests: read the screen as text, stand-ins for GPUs and probes."""
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+
+def screen_text(app) -> str:
+    """The current screen as plain text, exactly as an 80x24 terminal shows it (no colour)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=False,
+                      color_system=None, record=True, legacy_windows=False, safe_box=False)
+    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens,
+                                                  simplify=True)
+    console.print(update)
+    lines = console.export_text(styles=False).split("\n")
+    return "\n".join(line.rstrip() for line in lines[:height])
+
+
+# ------------------------------------------------------------------ stand-ins
+from advisor.domain import (  # noqa: E402
+    CurveFit, CurvePoint, GpuDevice, ProbeProgress, ProbeResult, TimingPoint,
+)
+from advisor.errors import ProbeError  # noqa: E402
+
+CONTEXTS = (512, 1024, 2048, 4096, 8192, 16384)
+BASE_MB, SLOPE = 2978.0, 0.35
+
+
+def no_gpu(knowledge):
+    raise ProbeError("NVML: no NVIDIA driver on this machine")
+
+
+def one_4090(knowledge):
+    return [GpuDevice(index=0, name="NVIDIA GeForce RTX 4090", total_gb=24.0, free_gb=21.5, used_gb=2.5,
+                      other_processes_gb=1.5, driver="550.54", cuda="12.4", catalog_name="RTX 4090")]
+
+
+def no_tags():
+    return []
+
+
+class StandInProbe:
+    """run_probe's signature; emits the steps and curve points a transformers probe would.
+
+    `delay` paces the steps; `gate` (a threading.Event), when given, holds the probe after
+    its first curve point until set, so a test can look at a half-finished probe or cancel it.
+    """
+
+    def __init__(self, delay: float = 0.0, gate=None, fail: str | None = None):
+        self.delay, self.gate, self.fail = delay, gate, fail
+        self.calls = []
+
+    def __call__(self, model, backend="transformers", url=None, fresh=False, attention="sdpa",
+                 dtype="float16", contexts=None, progress=None, cancel=None, knowledge=None):
+        import time
+
+        self.calls.append(dict(model=model, backend=backend, attention=attention, url=url))
+        emit = progress or (lambda p: None)
+        emit(ProbeProgress(step="load", fraction=0.05, message=f"loading {model}"))
+        if self.fail:
+            raise ProbeError(self.fail)
+        time.sleep(self.delay)
+        emit(ProbeProgress(step="load", fraction=0.2, message=f"base {BASE_MB:,.0f} MB"))
+        points = []
+        for i, n in enumerate(CONTEXTS):
+            if cancel is not None and cancel.is_set():
+                raise ProbeError("probe cancelled")
+            if n > 8192:
+                pt = CurvePoint(context_tokens=n, status="skipped", predicted_mb=BASE_MB + SLOPE * n,
+                                note="would not fit the safe budget")
+            else:
+                pt = CurvePoint(context_tokens=n, peak_mb=BASE_MB + SLOPE * n,
+                                full_logits_peak_mb=BASE_MB + 0.9 * n)
+            points.append(pt)
+            emit(ProbeProgress(step="curve", fraction=0.2 + 0.5 * (i + 1) / len(CONTEXTS),
+                               message=f"{n:,} tokens", point=pt))
+            if i == 0 and self.gate is not None:
+                self.gate.wait(10)
+            time.sleep(self.delay)
+        if cancel is not None and cancel.is_set():
+            raise ProbeError("probe cancelled")
+        emit(ProbeProgress(step="ttft", fraction=0.85, message="TTFT at 2,048"))
+        emit(ProbeProgress(step="decode", fraction=0.95, message="decode 128 tokens"))
+        emit(ProbeProgress(step="done", fraction=1.0, message="done"))
+        return ProbeResult(
+            backend=backend, model=model, gpu="NVIDIA GeForce RTX 4090", attention=attention, dtype=dtype,
+            base_vram_mb=BASE_MB, curve=points,
+            fit=CurveFit(kind="linear", base_mb=BASE_MB, linear_mb_per_token=SLOPE),
+            kv_bytes_per_token=28672.0,
+            ttft=[TimingPoint(context_tokens=2048, ttft_ms=41.0, repetitions=5, rep0_ms=44.0)],
+            decode_tok_s=88.0, measured_at="2025-01-01T00:00:00Z", duration_s=12.5,
+        )
