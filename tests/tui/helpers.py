@@ -92,3 +92,53 @@ class StandInProbe:
             ttft=[TimingPoint(context_tokens=2048, ttft_ms=41.0, repetitions=5, rep0_ms=44.0)],
             decode_tok_s=88.0, measured_at="2025-01-01T00:00:00Z", duration_s=12.5,
         )
+
+
+class StandInSnippet:
+    def __init__(self, target, files, notes):
+        self.target, self.files, self.notes = target, files, notes
+
+
+def stand_in_export(rec, target):
+    """advisor.export.export's signature; renders the plan's headline fields verbatim."""
+    p = rec.recommendation
+    if target == "vllm":
+        files = {"serve.sh": f"vllm serve {p.model} --max-model-len {p.max_context_tokens} "
+                             f"--max-num-seqs {p.concurrency}\n"}
+    else:
+        files = {f"{target}.conf": f"model = {p.model}\nquantization = {p.quantization}\n",
+                 "README.txt": f"{target} for {p.model}\n"}
+    return StandInSnippet(target, files, [f"{target}: stand-in snippet"])
+
+
+# ------------------------------------------------------------------ snapshots
+import os  # noqa: E402
+import difflib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE = os.environ.get("ADVISOR_UPDATE_SNAPSHOTS") == "1"
+
+
+def check_snapshot(name: str, text: str) -> None:
+    """Compare with tests/tui/snapshots/NAME.txt; ADVISOR_UPDATE_SNAPSHOTS=1 rewrites it."""
+    path = SNAPSHOTS / f"{name}.txt"
+    if UPDATE or not path.exists():
+        if not UPDATE:
+            raise AssertionError(f"no golden file {path}; run with ADVISOR_UPDATE_SNAPSHOTS=1, then review it")
+        SNAPSHOTS.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+        return
+    want = path.read_text(encoding="utf-8").rstrip("\n")
+    if want != text:
+        diff = "\n".join(difflib.unified_diff(want.splitlines(), text.splitlines(), "golden", "now",
+                                              lineterm=""))
+        raise AssertionError(f"screen {name} differs from {path} "
+                             f"(ADVISOR_UPDATE_SNAPSHOTS=1 to accept, after review):\n{diff}")
+
+
+async def settle(pilot, rounds: int = 3) -> None:
+    """Let workers finish and the screen repaint."""
+    for _ in range(rounds):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.05)
