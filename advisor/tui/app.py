@@ -74,8 +74,9 @@ class AdvisorApp(App):
             self.version += 1
 
     def set_hardware(self, hardware: Hardware | None) -> None:
-        self.hardware = hardware
-        self.version += 1
+        if hardware != self.hardware:
+            self.hardware = hardware
+            self.version += 1
 
     def add_probe(self, result: ProbeResult) -> None:
         self.probe_results = [p for p in self.probe_results

@@ -139,6 +139,11 @@ def check_snapshot(name: str, text: str) -> None:
 
 async def settle(pilot, rounds: int = 3) -> None:
     """Let workers finish and the screen repaint."""
+    from textual.worker import WorkerCancelled
+
     for _ in range(rounds):
-        await pilot.app.workers.wait_for_complete()
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:  # an exclusive worker replaced by a newer one
+            pass
         await pilot.pause(0.05)

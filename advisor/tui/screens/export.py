@@ -58,14 +58,20 @@ class ExportScreen(AdvisorScreen):
         sel = self.query_one("#target-pick", Select)
         if target is None:
             target = self.target or default_target(rec.recommendation.backend)
+            self.target = target  # before the Select changes, so its Changed event is a no-op
             if sel.value != target:
                 sel.value = target
         self.query_one("#export-for", Static).update(
             f"for {rec.recommendation.model} on {rec.recommendation.backend} at {rec.recommendation.quantization}")
         self.compute(target)
 
-    @work(thread=True, exclusive=True, group="export")
     def compute(self, target: str | None) -> None:
+        self._seq = getattr(self, "_seq", 0) + 1
+        self._compute(target, self._seq)
+
+    @work(thread=True, group="export")
+    def _compute(self, target: str | None, seq: int) -> None:
+        """Runs the exporter off the event loop; only the latest request's answer is shown."""
         app = self.advisor
         try:
             if app.recommendation is None or app.recommended_version != app.version:
@@ -78,9 +84,11 @@ class ExportScreen(AdvisorScreen):
             text = snippet_text(snippet)
         except Exception as e:  # AdvisorError from the exporter or the engine: one line
             msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-            app.call_from_thread(self.show_error, msg)
+            if seq == self._seq:
+                app.call_from_thread(self.show_error, msg)
             return
-        app.call_from_thread(self.show, target, snippet, text)
+        if seq == self._seq:
+            app.call_from_thread(self.show, target, snippet, text)
 
     def show(self, target: str, snippet, text: str) -> None:
         self.target, self.snippet, self.text = target, snippet, text
