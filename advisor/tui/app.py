@@ -42,7 +42,7 @@ class AdvisorApp(App):
 
     def __init__(self, answers: Answers | None = None, *, answers_path: str | None = None,
                  detect_gpus=None, run_probe=None, list_ollama_tags=None, export=None,
-                 knowledge=None, start: str = "hardware"):
+                 render_snippet=None, knowledge=None, start: str = "hardware"):
         super().__init__()
         self.answers: Answers = answers or Answers()
         self.answers_path = answers_path
@@ -51,6 +51,7 @@ class AdvisorApp(App):
         self.run_probe = run_probe or sources.run_probe
         self.list_ollama_tags = list_ollama_tags or sources.list_ollama_tags
         self.export = export or sources.export_snippet
+        self.render_snippet = render_snippet or sources.snippet_text
         self._knowledge = knowledge
         self.start = start
         self.hardware: Hardware | None = None  # set when planning for the detected GPUs

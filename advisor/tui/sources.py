@@ -79,14 +79,18 @@ def export_snippet(rec, target: str):
 def snippet_text(snippet) -> str:
     try:
         from advisor.export import render_text
-
-        return render_text(snippet)
     except ImportError:
-        parts = []
-        for name, text in getattr(snippet, "files", {}).items():
-            parts.append(f"# --- {name}\n{text.rstrip()}\n")
-        notes = getattr(snippet, "notes", None) or []
-        if isinstance(notes, str):
-            notes = [notes]
-        parts += [f"# {n}" for n in notes]
-        return "\n".join(parts)
+        return plain_snippet_text(snippet)
+    return render_text(snippet)
+
+
+def plain_snippet_text(snippet) -> str:
+    """Each file under a '# --- NAME' line, then the notes: when the exporters' renderer is absent."""
+    parts = []
+    for name, text in getattr(snippet, "files", {}).items():
+        parts.append(f"# --- {name}\n{text.rstrip()}\n")
+    notes = getattr(snippet, "notes", None) or []
+    if isinstance(notes, str):
+        notes = [notes]
+    parts += [f"# {n}" for n in notes]
+    return "\n".join(parts)

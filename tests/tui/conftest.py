@@ -13,12 +13,14 @@ from helpers import StandInProbe, no_gpu, no_tags, stand_in_export  # noqa: E402
 def make_app():
     """An AdvisorApp with stand-ins for NVML, Ollama, the probe and the exporter."""
     from advisor.tui.app import AdvisorApp
+    from advisor.tui.sources import plain_snippet_text
 
     def make(answers=None, **kw):
         kw.setdefault("detect_gpus", no_gpu)
         kw.setdefault("list_ollama_tags", no_tags)
         kw.setdefault("run_probe", StandInProbe())
         kw.setdefault("export", stand_in_export)
+        kw.setdefault("render_snippet", plain_snippet_text)
         return AdvisorApp(answers, **kw)
 
     return make

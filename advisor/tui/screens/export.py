@@ -79,9 +79,7 @@ class ExportScreen(AdvisorScreen):
                 app.call_from_thread(self.refresh_snippet)
                 return
             snippet = app.export(app.recommendation, target)
-            from advisor.tui.sources import snippet_text
-
-            text = snippet_text(snippet)
+            text = app.render_snippet(snippet)
         except Exception as e:  # AdvisorError from the exporter or the engine: one line
             msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
             if seq == self._seq:
