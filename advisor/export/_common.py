@@ -1,0 +1,339 @@
+"""Shared pieces of the exporters: the Snippet type, value look-ups with provenance, quoting.
+
+Nothing here decides anything. A value comes from the Plan (a headline field, whose rule is
+in ``set_by``, or a ``Setting``, which carries its rule and source); every emitted value is
+written next to a comment naming that rule. Quoting is the only transformation applied to a
+user-supplied string (model names, repos, paths, tags).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from advisor.domain import Plan, Recommendation
+from advisor.errors import AdvisorError
+
+
+class Snippet(BaseModel):
+    """What an exporter returns: files to write (name -> text) and notes for the reader."""
+
+    target: str
+    files: dict[str, str]
+    notes: list[str] = []
+
+
+class ExportError(AdvisorError):
+    """The recommendation cannot be written for this target; the message says why, in one line."""
+
+
+# ------------------------------------------------------------------ values with provenance
+@dataclass(frozen=True)
+class Val:
+    """One value to emit, the rule that set it and that rule's source."""
+
+    key: str
+    value: Any
+    rule: str
+    source: str
+
+    def why(self) -> str:
+        """The comment text: 'key: rule R (source)'; one line, whatever the source contains."""
+        src = f" ({self.source})" if self.source else ""
+        return one_line(f"{self.key}: rule {self.rule}{src}")
+
+
+HEADLINE = ("backend", "quantization", "model", "max_context_tokens", "concurrency", "replicas", "tensor_parallel")
+
+
+class Ctx:
+    """The plan being exported, with look-ups that keep each value's rule and source."""
+
+    def __init__(self, rec: Recommendation, target: str):
+        if rec.recommendation is None:
+            first = next((w for w in rec.warnings if w.strip()), "")
+            why = f" ({one_line(first)})" if first else ""
+            raise ExportError(f"nothing to export: there is no recommendation for these answers{why}")
+        self.rec = rec
+        self.plan: Plan = rec.recommendation
+        self.target = target
+        self.notes: list[str] = []
+        self._sources = {}
+        for f in rec.rules_fired:
+            self._sources.setdefault(f.rule, f.source)
+
+    # headline fields (backend, quantization, model, ...)
+    def head(self, field: str) -> Val:
+        rule = self.plan.set_by.get(field, "") or "recommendation"
+        return Val(field, getattr(self.plan, field), rule, self._sources.get(rule, ""))
+
+    # backend knobs (Plan.settings)
+    def setting(self, key: str) -> Val | None:
+        s = self.plan.settings.get(key)
+        if s is None:
+            return None
+        return Val(key, s.value, s.rule, s.source)
+
+    def pick(self, key: str, headline: str | None = None) -> Val | None:
+        """A setting, else the headline field that carries the same value (e.g. num_ctx <- max_context_tokens)."""
+        v = self.setting(key)
+        if v is None and headline is not None:
+            h = self.head(headline)
+            v = Val(key, h.value, h.rule, h.source)
+        return v
+
+    def missing(self, key: str, consequence: str) -> None:
+        """A knob the plan (made for another backend) does not carry: say so, emit nothing for it."""
+        self.notes.append(
+            f"{key} is not in this plan (it was made for {self.plan.backend}); {consequence}. "
+            f"For a value from the rules, re-run with constraints.backend = \"{self.target}\"."
+        )
+
+    @property
+    def quant(self) -> str:
+        return str(self.plan.quantization).lower()
+
+    def gpus_of(self, replica: int) -> list[int]:
+        """Device indices of one replica: replica i holds tensor_parallel consecutive GPUs."""
+        tp = self.tp
+        return list(range(replica * tp, (replica + 1) * tp))
+
+    @property
+    def tp(self) -> int:
+        return integer(self.head("tensor_parallel"))
+
+    @property
+    def replicas(self) -> int:
+        return integer(self.head("replicas"))
+
+
+# ------------------------------------------------------------------ checks on values
+GGUF_QUANTS = ("q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_s", "q2_k")
+GGUF_LABEL = {"fp16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q6_k": "Q6_K", "q5_k_m": "Q5_K_M",
+              "q4_k_m": "Q4_K_M", "q3_k_s": "Q3_K_S", "q2_k": "Q2_K"}
+
+
+def require_quant(ctx: Ctx, allowed: tuple[str, ...], hint: str) -> None:
+    if ctx.quant not in allowed:
+        q = ctx.head("quantization")
+        raise ExportError(
+            f"{ctx.target} cannot serve quantization {ctx.quant} (set by rule {q.rule}); "
+            f"it takes {', '.join(allowed)}; {hint}"
+        )
+
+
+def require_single_gpu_model(ctx: Ctx, why: str) -> None:
+    if ctx.tp > 1:
+        t = ctx.head("tensor_parallel")
+        raise ExportError(
+            f"{ctx.target} cannot express tensor_parallel {ctx.tp} (set by rule {t.rule}): {why}; "
+            f"export for vllm or tgi instead"
+        )
+
+
+def integer(v: Val) -> int:
+    """A count or length: a positive int, or the export stops (never a string in a numeric flag)."""
+    x = v.value
+    if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+        raise ExportError(f"{v.key}: {x!r} (rule {v.rule}) is not a whole number; cannot export it")
+    return x
+
+
+def fraction(v: Val) -> float:
+    x = v.value
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not (0 < float(x) <= 1):
+        raise ExportError(f"{v.key}: {x!r} (rule {v.rule}) is not a fraction in (0, 1]; cannot export it")
+    return float(x)
+
+
+def number(v: Val) -> float:
+    x = v.value
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x or x in (float("inf"), float("-inf")):
+        raise ExportError(f"{v.key}: {x!r} (rule {v.rule}) is not a number; cannot export it")
+    return x
+
+
+def boolean(v: Val) -> bool:
+    if not isinstance(v.value, bool):
+        raise ExportError(f"{v.key}: {v.value!r} (rule {v.rule}) is not true/false; cannot export it")
+    return v.value
+
+
+def one_of(v: Val, allowed: tuple[str, ...]) -> str:
+    if not isinstance(v.value, str) or v.value not in allowed:
+        raise ExportError(f"{v.key}: {v.value!r} (rule {v.rule}) is not one of {', '.join(allowed)}; cannot export it")
+    return v.value
+
+
+def text(v: Val) -> str:
+    """A user-supplied string (name, repo, path, tag). NUL cannot live in argv or a file name."""
+    if not isinstance(v.value, str) or not v.value.strip():
+        raise ExportError(f"{v.key}: {v.value!r} (rule {v.rule}) is empty; cannot export it")
+    if "\x00" in v.value:
+        raise ExportError(f"{v.key}: the value contains a NUL character; cannot export it")
+    return v.value
+
+
+def fmt_num(x: float | int) -> str:
+    return str(x) if isinstance(x, int) else repr(float(x))
+
+
+# ------------------------------------------------------------------ model references
+@dataclass(frozen=True)
+class ModelRef:
+    """Where the weights come from: a Hugging Face repo id or a local path (HF folder or GGUF file)."""
+
+    val: Val
+    kind: str  # "hf" | "local-dir" | "gguf"
+
+    @property
+    def value(self) -> str:
+        return self.val.value
+
+
+def hf_model(ctx: Ctx) -> ModelRef:
+    """The HF checkpoint for vLLM / TGI / transformers: the user's folder, else the catalog repo."""
+    local = ctx.setting("local_path")
+    if local is not None:
+        path = text(local)
+        if path.lower().endswith(".gguf"):
+            raise ExportError(
+                f"{ctx.target} serves Hugging Face checkpoints, and the model is the GGUF file {path!r}; "
+                f"export for ollama or llamacpp instead"
+            )
+        return ModelRef(local, "local-dir")
+    repo = ctx.setting("hf_repo")
+    if repo is None or not str(repo.value).strip():
+        raise ExportError(
+            f"{ctx.target} needs a Hugging Face repo or a local model folder, and the plan names neither "
+            f"for {ctx.plan.model!r}; add hf_repo to its catalog row or point model.name at its folder"
+        )
+    text(repo)
+    return ModelRef(repo, "hf")
+
+
+def pre_quantized_note(ctx: Ctx, ref: ModelRef) -> None:
+    if ctx.quant in ("awq", "gptq"):
+        ctx.notes.append(
+            f"{ctx.quant.upper()} needs a checkpoint quantized with {ctx.quant.upper()}; {ref.value!r} is the "
+            f"model the plan names: if it is not such a checkpoint, point the model at its {ctx.quant.upper()} variant."
+        )
+
+
+# ------------------------------------------------------------------ quoting and comments
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+
+
+def one_line(s: str) -> str:
+    """Text safe inside a comment of any of our formats: no line breaks or control characters."""
+    return _CONTROL.sub(" ", str(s)).strip()
+
+
+def sh(s: object) -> str:
+    """One shell word, whatever the string holds ($(...), backticks, quotes, newlines, ;)."""
+    return shlex.quote(str(s))
+
+
+def yaml_str(s: str) -> str:
+    """A YAML double-quoted scalar that parses back to exactly ``s``."""
+    out = ['"']
+    for ch in str(s):
+        o = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif o < 0x20 or o == 0x7F or 0x80 <= o <= 0x9F or o in (0x2028, 0x2029, 0xFEFF) or 0xD800 <= o <= 0xDFFF:
+            out.append(f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}")
+        elif o > 0xFFFF:
+            out.append(f"\\U{o:08x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def compose_str(s: str) -> str:
+    """A YAML string for docker compose, which interpolates ``$``: escape it as ``$$`` first."""
+    return yaml_str(str(s).replace("$", "$$"))
+
+
+def docker_mount_source(path: str) -> str:
+    """The --mount value binding ``path`` read-only at /model (docker reads --mount as one CSV record)."""
+    field = "source=" + path
+    if any(c in field for c in ',"\n\r'):
+        field = '"' + field.replace('"', '""') + '"'
+    return f"type=bind,{field},target=/model,readonly"
+
+
+def sh_comment(v: Val) -> str:
+    return "# " + v.why()
+
+
+def header(ctx: Ctx, title: str, checked: str, prefix: str = "# ") -> list[str]:
+    p = ctx.plan
+    lines = [
+        f"{title} for {p.model} at {p.quantization} (plan backend: {p.backend}), written by `advisor export`.",
+        "Every value is the recommendation's; the comment beside it names the rule that set it and its source.",
+        f"Flags checked against: {checked}.",
+    ]
+    return [prefix + one_line(x) for x in lines]
+
+
+def bind_host_comment(port_desc: str) -> str:
+    return (f"# export default, not advice: listen on 127.0.0.1 ({port_desc}); set HOST=0.0.0.0 to serve "
+            "other machines, behind an API key or a proxy")
+
+
+def balancing_note(ctx: Ctx, ports: list[int], what: str) -> None:
+    r = ctx.head("replicas")
+    ctx.notes.append(
+        f"{len(ports)} replicas (rule {r.rule}) listen on ports {', '.join(map(str, ports))}, one per "
+        f"{'GPU' if ctx.tp == 1 else f'{ctx.tp}-GPU group'}: put one endpoint in front of them, e.g. nginx "
+        f"`upstream {what} {{ least_conn; " + " ".join(f"server 127.0.0.1:{p};" for p in ports) + " }`"
+        ", or a LiteLLM router with the replicas as deployments of one model_name "
+        "(routing_strategy: least-busy). Least-connections suits long generations better than round robin."
+    )
+
+
+def write_files(snippet: Snippet, out: str | Path) -> list[Path]:
+    """Write the snippet's files; never overwrite: one existing file stops the whole write."""
+    out = Path(out).expanduser()
+    files = snippet.files
+    if len(files) == 1 and not out.is_dir():
+        targets = {next(iter(files)): out}
+    else:
+        if out.exists() and not out.is_dir():
+            raise ExportError(f"--out: {str(out)!r} is a file; {snippet.target} writes {len(files)} files "
+                              f"({', '.join(files)}), give a folder")
+        targets = {name: out / name for name in files}
+    for path in targets.values():
+        if path.exists() or path.is_symlink():
+            raise ExportError(f"--out: {str(path)!r} already exists; not overwriting it (move it or pick another path)")
+    for path in targets.values():
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, path in targets.items():
+        body = files[name] if files[name].endswith("\n") else files[name] + "\n"
+        with open(path, "x", encoding="utf-8") as fh:  # "x": fails rather than overwrite (a race included)
+            fh.write(body)
+        if name.endswith(".sh"):
+            path.chmod(0o755)
+        written.append(path)
+    return written
+
+
+def render_text(snippet: Snippet) -> str:
+    """All files with a header line each, then the notes; printable as one block."""
+    parts = []
+    for name, body in snippet.files.items():
+        parts.append(f"# ==> {name} <==\n{body.rstrip()}\n")
+    if snippet.notes:
+        parts.append("# notes:\n" + "".join(f"# - {one_line(n)}\n" for n in snippet.notes))
+    return "\n".join(parts)

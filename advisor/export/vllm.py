@@ -1,0 +1,111 @@
+"""vLLM: a `vllm serve` script and a docker compose file (one service per replica).
+
+Flags (checked against vLLM v0.31 docs and vllm/entrypoints/cli/serve.py; stable since v0.5):
+model as the first positional argument of `vllm serve`, --max-model-len, --gpu-memory-utilization,
+--max-num-seqs, --dtype {auto,float16,bfloat16}, --quantization {fp8,awq,gptq},
+--tensor-parallel-size, --host, --port. The vllm/vllm-openai image's entrypoint is `vllm serve`,
+so the compose `command` starts with the model.
+"""
+
+from __future__ import annotations
+
+import os
+
+from advisor.export import _shell
+from advisor.export._common import (
+    Ctx, Snippet, balancing_note, bind_host_comment, compose_str, fmt_num, fraction, header,
+    hf_model, integer, one_line, one_of, pre_quantized_note, require_quant, sh,
+)
+from advisor.export._shell import Flag
+
+CHECKED = "vLLM v0.31 (`vllm serve`, vllm/vllm-openai image)"
+QUANTS = ("fp16", "bf16", "fp8", "awq", "gptq")
+DTYPES = ("auto", "float16", "bfloat16")
+BASE_PORT = 8000
+IMAGE = "vllm/vllm-openai:latest"
+
+
+def server_flags(ctx: Ctx) -> list[Flag]:
+    """The engine flags shared by the script and the compose file, in the order the issue lists them."""
+    flags = [Flag("--max-model-len", str(integer(v)), v) for v in [ctx.pick("max_model_len", "max_context_tokens")]]
+    util = ctx.setting("gpu_memory_utilization")
+    if util is not None:
+        flags.append(Flag("--gpu-memory-utilization", fmt_num(fraction(util)), util))
+    else:
+        ctx.missing("gpu_memory_utilization", "vLLM claims its default 0.9 of each GPU")
+    seqs = ctx.pick("max_num_seqs", "concurrency")
+    flags.append(Flag("--max-num-seqs", str(integer(seqs)), seqs))
+    flags += dtype_flags(ctx)
+    tp = ctx.head("tensor_parallel")
+    flags.append(Flag("--tensor-parallel-size", str(integer(tp)), tp))
+    return flags
+
+
+def dtype_flags(ctx: Ctx) -> list[Flag]:
+    out = []
+    dtype = ctx.setting("dtype")
+    q = ctx.head("quantization")
+    if dtype is not None:
+        out.append(Flag("--dtype", one_of(dtype, DTYPES), dtype))
+    elif ctx.quant in ("fp16", "bf16"):
+        out.append(Flag("--dtype", {"fp16": "float16", "bf16": "bfloat16"}[ctx.quant], q))
+    if ctx.quant in ("fp8", "awq", "gptq"):
+        out.append(Flag("--quantization", ctx.quant, q))
+    return out
+
+
+def export(ctx: Ctx) -> Snippet:
+    require_quant(ctx, QUANTS, "for GGUF quantizations export for ollama or llamacpp; for int8/nf4, tgi or transformers")
+    ref = hf_model(ctx)
+    pre_quantized_note(ctx, ref)
+    flags = server_flags(ctx)
+    n = ctx.replicas
+    ports = [BASE_PORT + i for i in range(n)]
+    model_head = ctx.head("model")
+    local = ref.kind == "local-dir"
+    model_path = os.path.abspath(os.path.expanduser(ref.value)) if local else ref.value
+
+    # ---- serve.sh
+    lines = _shell.prologue(header(ctx, "vLLM server", CHECKED))
+    lines += [f"# {model_head.why()}", f"# {ref.val.why()}", f"MODEL={sh(model_path)}",
+              bind_host_comment(f"port {ports[0]}" if n == 1 else f"ports {ports[0]}-{ports[-1]}"),
+              'HOST="${HOST:-127.0.0.1}"', ""]
+    lines += _shell.array("args", flags)
+    lines.append("")
+    lines += _shell.launch(ctx, lambda port, i: f'vllm serve "$MODEL" --host "$HOST" --port {port} "${{args[@]}}"', ports)
+    serve = "\n".join(lines) + "\n"
+
+    # ---- compose.yaml
+    y = header(ctx, "vLLM docker compose", CHECKED)
+    y += [f"# export default, not advice: image {IMAGE}; pin the tag you tested",
+          "# ports are published on 127.0.0.1 only; change the host part to serve other machines", "services:"]
+    for i, port in enumerate(ports):
+        gpus = ctx.gpus_of(i)
+        y += [f"  vllm-{i}:", f"    image: {IMAGE}", "    ipc: host  # vLLM shares tensors between processes through /dev/shm",
+              "    ports:", f'      - "127.0.0.1:{port}:8000"',
+              "    environment:", '      HF_TOKEN: "${HF_TOKEN:-}"  # gated models: export HF_TOKEN before `docker compose up`',
+              "    volumes:", "      - type: bind", '        source: "${HOME}/.cache/huggingface"',
+              "        target: /root/.cache/huggingface"]
+        if local:
+            y += ["      - type: bind", f"        source: {compose_str(model_path)}  # {one_line(ref.val.why())}",
+                  "        target: /model", "        read_only: true"]
+        y += ["    command:"]
+        if local:
+            y.append(f'      - "/model"  # {one_line(model_head.why())}; the folder above, mounted read-only')
+        else:
+            y.append(f"      - {compose_str(model_path)}  # {one_line(model_head.why())}; {one_line(ref.val.why())}")
+        for f in flags:
+            y.append(f"      - {compose_str(f.flag)}")
+            if f.value is not None:
+                y.append(f"      - {compose_str(f.value)}  {f.comment()}")
+        y += ["    deploy:", "      resources:", "        reservations:", "          devices:",
+              "            - driver: nvidia",
+              "              device_ids: [" + ", ".join(f'"{g}"' for g in gpus) + "]"
+              + f"  # {'replica ' + str(i) + ': ' if n > 1 else ''}{len(gpus)} GPU(s) = tensor_parallel",
+              "              capabilities: [gpu]"]
+    compose = "\n".join(y) + "\n"
+
+    if n > 1:
+        balancing_note(ctx, ports, "vllm")
+    return Snippet(target="vllm", files={"serve.sh": serve, "compose.yaml": compose}, notes=ctx.notes)
+
