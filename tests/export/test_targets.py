@@ -1,0 +1,346 @@
+"""Every target for the four recommendation shapes of the issue: valid files carrying the plan's values,
+or one clear line saying why the target cannot express the plan."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+import yaml
+
+from advisor.errors import AdvisorError
+from advisor.export import ExportError, export, render_text
+from conftest import bash_n, flag_values, parse_modelfile
+from plans import S, llamacpp_n4, ollama_chat_n1, rec, tgi_batch_3_replicas, transformers_compiled, vllm_n8, vllm_tp2
+
+CASES = {
+    "ollama-n1": ollama_chat_n1,
+    "vllm-n8": vllm_n8,
+    "vllm-tp2": vllm_tp2,
+    "tgi-3-replicas": tgi_batch_3_replicas,
+}
+# what a user gets for each (plan, target): "ok", or the words the one-line refusal must contain
+EXPECTED = {
+    ("ollama-n1", "ollama"): "ok", ("ollama-n1", "llamacpp"): "ok",
+    ("ollama-n1", "vllm"): "cannot serve quantization q4_k_m", ("ollama-n1", "tgi"): "cannot serve quantization q4_k_m",
+    ("ollama-n1", "transformers"): "cannot serve quantization q4_k_m",
+    ("vllm-n8", "vllm"): "ok", ("vllm-n8", "tgi"): "ok", ("vllm-n8", "transformers"): "ok",
+    ("vllm-n8", "ollama"): "needs a library tag or a GGUF file", ("vllm-n8", "llamacpp"): "ok",
+    ("vllm-tp2", "vllm"): "ok", ("vllm-tp2", "tgi"): "ok", ("vllm-tp2", "transformers"): "ok",
+    ("vllm-tp2", "ollama"): "cannot express tensor_parallel 2", ("vllm-tp2", "llamacpp"): "cannot express tensor_parallel 2",
+    ("tgi-3-replicas", "tgi"): "ok", ("tgi-3-replicas", "vllm"): "ok", ("tgi-3-replicas", "transformers"): "ok",
+    ("tgi-3-replicas", "ollama"): "needs a library tag or a GGUF file", ("tgi-3-replicas", "llamacpp"): "ok",
+}
+
+
+def check_files(snippet) -> None:
+    for name, body in snippet.files.items():
+        if name.endswith(".sh"):
+            r = bash_n(body)
+            assert r.returncode == 0, f"{name}: bash -n: {r.stderr}"
+            assert body.startswith("#!/usr/bin/env bash\n")
+        elif name.endswith(".yaml"):
+            assert isinstance(yaml.safe_load(body), dict)
+        elif name.endswith(".py"):
+            compile(body, name, "exec")
+        elif name == "Modelfile":
+            parse_modelfile(body)
+
+
+@pytest.mark.parametrize("case,target", sorted(EXPECTED))
+def test_every_target_for_every_plan_is_valid_or_refused_in_one_line(case, target):
+    expected = EXPECTED[(case, target)]
+    r = CASES[case]()
+    if expected == "ok":
+        snippet = export(r, target)
+        assert snippet.target == target and snippet.files
+        check_files(snippet)
+        text = render_text(snippet)
+        for name in snippet.files:
+            assert f"# ==> {name} <==" in text
+    else:
+        with pytest.raises(AdvisorError) as e:
+            export(r, target)
+        msg = str(e.value)
+        assert expected in msg and "\n" not in msg
+        assert target in msg or "ollama" in msg
+
+
+def test_no_recommendation_says_why_in_one_line():
+    r = rec("vllm", "fp16")
+    r = r.model_copy(update={"recommendation": None, "warnings": ["nothing can run: no candidate fits 1 x RTX 2060"]})
+    with pytest.raises(ExportError) as e:
+        export(r, "vllm")
+    assert "nothing to export" in str(e.value) and "RTX 2060" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_target_names_the_allowed_ones():
+    with pytest.raises(AdvisorError) as e:
+        export(vllm_n8(), "vllmm")
+    assert "vllm, ollama, llamacpp, transformers, tgi" in str(e.value) and "did you mean 'vllm'" in str(e.value)
+
+
+@pytest.mark.parametrize("quant,target,words", [
+    ("fp8", "ollama", "cannot serve quantization fp8"),
+    ("fp8", "transformers", "cannot serve quantization fp8"),
+    ("q4_k_m", "tgi", "cannot serve quantization q4_k_m"),
+    ("nf4", "vllm", "cannot serve quantization nf4"),
+    ("awq", "llamacpp", "cannot serve quantization awq"),
+])
+def test_quantization_the_backend_lacks_is_refused_with_the_rule(quant, target, words):
+    r = vllm_n8(quant=quant, settings={"ollama_tag": S("llama3.1:8b")})
+    with pytest.raises(ExportError) as e:
+        export(r, target)
+    assert words in str(e.value) and "quantization.workload-default" in str(e.value)
+
+
+# ------------------------------------------------------------------ vLLM
+def test_vllm_n8_script_and_compose_carry_the_plan_values(run_script):
+    r = vllm_n8()
+    snippet = export(r, "vllm")
+    run = run_script(snippet.files)
+    assert run.rc == 0, run.stderr
+    (call,) = run.of("vllm")
+    argv = call["argv"]
+    assert argv[:2] == ["serve", "meta-llama/Llama-3.1-8B-Instruct"]
+    f = flag_values(argv[2:])
+    assert f["--max-model-len"] == "52873" and f["--max-num-seqs"] == "8"
+    assert f["--gpu-memory-utilization"] == "0.9" and f["--dtype"] == "float16"
+    assert f["--tensor-parallel-size"] == "1" and f["--host"] == "127.0.0.1" and f["--port"] == "8000"
+    assert "CUDA_VISIBLE_DEVICES" not in call["env"]  # one replica: the user's own GPU choice stands
+
+    svc = yaml.safe_load(snippet.files["compose.yaml"])["services"]
+    assert list(svc) == ["vllm-0"]
+    cmd = svc["vllm-0"]["command"]
+    assert cmd[0] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert flag_values(cmd[1:]) == {"--max-model-len": "52873", "--gpu-memory-utilization": "0.9",
+                                    "--max-num-seqs": "8", "--dtype": "float16", "--tensor-parallel-size": "1"}
+    dev = svc["vllm-0"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert dev["device_ids"] == ["0"] and dev["capabilities"] == ["gpu"]
+    assert svc["vllm-0"]["ports"] == ["127.0.0.1:8000:8000"] and svc["vllm-0"]["ipc"] == "host"
+
+
+def test_every_vllm_value_has_its_rule_beside_it():
+    snippet = export(vllm_n8(), "vllm")
+    lines = snippet.files["serve.sh"].splitlines()
+    for flag, rule in [("--max-model-len", "context.budget"), ("--max-num-seqs", "scaling.concurrency"),
+                       ("--gpu-memory-utilization", "context.gpu-memory-utilization"),
+                       ("--dtype", "quantization.choice"), ("--tensor-parallel-size", "scaling.tensor-parallel")]:
+        (line,) = [x for x in lines if x.strip().startswith(flag + " ")]
+        assert f"rule {rule}" in line, line
+    compose = snippet.files["compose.yaml"].splitlines()
+    (line,) = [x for x in compose if x.strip() == '- "52873"  # max_model_len: rule context.budget (TR127 §14.3)']
+    assert line
+
+
+def test_vllm_tensor_parallel_two_asks_for_two_gpus(run_script):
+    snippet = export(vllm_tp2(), "vllm")
+    run = run_script(snippet.files)
+    assert run.rc == 0, run.stderr
+    (call,) = run.of("vllm")
+    assert flag_values(call["argv"][2:])["--tensor-parallel-size"] == "2"
+    svc = yaml.safe_load(snippet.files["compose.yaml"])["services"]["vllm-0"]
+    assert svc["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["0", "1"]
+    assert flag_values(svc["command"][1:])["--dtype"] == "bfloat16"
+
+
+def test_vllm_three_replicas_get_their_own_gpu_port_and_service(run_script):
+    r = rec("vllm", "fp16", model="qwen2.5-7b", ctx=8192, n=16, replicas=3,
+            settings={"hf_repo": S("Qwen/Qwen2.5-7B-Instruct"), "max_model_len": S(8192), "max_num_seqs": S(16)})
+    snippet = export(r, "vllm")
+    run = run_script(snippet.files)
+    assert run.rc == 0, run.stderr
+    calls = run.of("vllm")
+    got = sorted((c["env"]["CUDA_VISIBLE_DEVICES"], flag_values(c["argv"][2:])["--port"]) for c in calls)
+    assert got == [("0", "8000"), ("1", "8001"), ("2", "8002")]
+    svc = yaml.safe_load(snippet.files["compose.yaml"])["services"]
+    assert [s["ports"][0] for s in svc.values()] == ["127.0.0.1:8000:8000", "127.0.0.1:8001:8000", "127.0.0.1:8002:8000"]
+    assert [s["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] for s in svc.values()] == [["0"], ["1"], ["2"]]
+    note = " ".join(snippet.notes)
+    assert "3 replicas" in note and "least_conn" in note and "8000, 8001, 8002" in note
+    # the plan for vLLM carries no gpu_memory_utilization here: the user is told what vLLM does instead
+    assert any("gpu_memory_utilization is not in this plan" in n for n in snippet.notes)
+
+
+def test_vllm_pre_quantized_awq_passes_quantization_and_warns_about_the_checkpoint(run_script):
+    snippet = export(vllm_n8(quant="awq"), "vllm")
+    (call,) = run_script(snippet.files).of("vllm")
+    f = flag_values(call["argv"][2:])
+    assert f["--quantization"] == "awq" and f["--dtype"] == "auto"
+    assert any("AWQ" in n and "checkpoint" in n for n in snippet.notes)
+
+
+# ------------------------------------------------------------------ TGI
+def test_tgi_three_replicas_batch(run_script):
+    snippet = export(tgi_batch_3_replicas(), "tgi")
+    run = run_script(snippet.files)
+    assert run.rc == 0, run.stderr
+    calls = run.of("docker")
+    assert len(calls) == 3
+    seen = []
+    for c in calls:
+        argv = c["argv"]
+        assert argv[0] == "run"
+        gpus = argv[argv.index("--gpus") + 1]
+        port = argv[argv.index("-p") + 1]
+        image = argv.index("ghcr.io/huggingface/text-generation-inference:3.3.5")
+        f = flag_values(argv[image + 1:])
+        assert f == {"--model-id": "Qwen/Qwen2.5-7B-Instruct", "--max-input-tokens": "7936", "--max-total-tokens": "8192",
+                     "--max-concurrent-requests": "16", "--cuda-memory-fraction": "0.85", "--dtype": "float16",
+                     "--num-shard": "1"}
+        seen.append((gpus, port))
+    assert sorted(seen) == [('"device=0"', "127.0.0.1:8080:80"), ('"device=1"', "127.0.0.1:8081:80"),
+                            ('"device=2"', "127.0.0.1:8082:80")]
+    assert any("least_conn" in n for n in snippet.notes)
+
+
+def test_tgi_tensor_parallel_shards_over_the_named_gpus(run_script):
+    snippet = export(vllm_tp2(), "tgi")
+    (call,) = run_script(snippet.files).of("docker")
+    argv = call["argv"]
+    assert argv[argv.index("--gpus") + 1] == '"device=0,1"'
+    assert flag_values(argv)["--num-shard"] == "2"
+    # a plan made for vLLM has no prompt limit for TGI: the user is told, nothing is invented
+    assert "--max-input-tokens" not in argv
+    assert any("max_input_tokens is not in this plan" in n for n in snippet.notes)
+
+
+def test_tgi_quantize_never_comes_with_dtype(run_script):
+    for quant, flag in [("nf4", "bitsandbytes-nf4"), ("int8", "bitsandbytes"), ("fp8", "fp8"), ("gptq", "gptq")]:
+        snippet = export(vllm_n8(quant=quant), "tgi")
+        (call,) = run_script(snippet.files).of("docker")
+        f = flag_values(call["argv"])
+        assert f["--quantize"] == flag and "--dtype" not in f
+
+
+# ------------------------------------------------------------------ Ollama
+def test_ollama_n1_modelfile_env_and_script(run_script):
+    snippet = export(ollama_chat_n1(), "ollama")
+    assert set(snippet.files) == {"Modelfile", "ollama.env", "serve.sh"}
+    cmds = parse_modelfile(snippet.files["Modelfile"])
+    assert cmds == [("model", "llama3.2:3b"), ("num_ctx", "32768"), ("temperature", "0.7")]
+    env = dict(line.split("=", 1) for line in snippet.files["ollama.env"].splitlines() if line and not line.startswith("#"))
+    assert env == {"OLLAMA_NUM_PARALLEL": "1", "OLLAMA_FLASH_ATTENTION": "1", "OLLAMA_KV_CACHE_TYPE": "q8_0",
+                   "OLLAMA_MAX_LOADED_MODELS": "1", "OLLAMA_HOST": "127.0.0.1:11434"}
+
+    run = run_script(snippet.files, env={"STUB_QUANT": "Q4_K_M"})
+    assert run.rc == 0, run.stderr
+    verbs = [c["argv"][0] for c in run.of("ollama")]
+    assert verbs.index("serve") < verbs.index("pull") < verbs.index("show") < verbs.index("create") < verbs.index("run")
+    (serve,) = [c for c in run.of("ollama") if c["argv"][0] == "serve"]
+    assert {k: serve["env"][k] for k in ("OLLAMA_NUM_PARALLEL", "OLLAMA_FLASH_ATTENTION", "OLLAMA_KV_CACHE_TYPE")} == \
+        {"OLLAMA_NUM_PARALLEL": "1", "OLLAMA_FLASH_ATTENTION": "1", "OLLAMA_KV_CACHE_TYPE": "q8_0"}
+    (create,) = [c for c in run.of("ollama") if c["argv"][0] == "create"]
+    assert create["argv"] == ["create", "advisor-llama3.2-3b-q4_k_m", "-f", "Modelfile"]
+    (runc,) = [c for c in run.of("ollama") if c["argv"][0] == "run"]
+    assert runc["argv"] == ["run", "advisor-llama3.2-3b-q4_k_m", ""]
+
+
+def test_ollama_refuses_a_tag_of_another_quantization(run_script):
+    snippet = export(ollama_chat_n1(), "ollama")
+    run = run_script(snippet.files, env={"STUB_QUANT": "Q8_0"})
+    assert run.rc != 0
+    assert "is not Q4_K_M" in run.stderr
+    assert not [c for c in run.of("ollama") if c["argv"][0] == "create"]
+
+
+def test_ollama_will_not_reuse_a_running_server_that_lacks_the_settings(run_script):
+    snippet = export(ollama_chat_n1(), "ollama")
+    run = run_script(snippet.files, up=["127.0.0.1:11434"])
+    assert run.rc == 1 and "already answers on 127.0.0.1:11434" in run.stderr
+    assert not [c for c in run.of("ollama") if c["argv"][0] == "serve"]
+
+
+def test_ollama_local_gguf_is_from_and_skips_the_tag_check(run_script, tmp_path):
+    snippet = export(ollama_chat_n1(tag=None, local_path="/models/My Model Q4.gguf"), "ollama")
+    assert parse_modelfile(snippet.files["Modelfile"])[0] == ("model", "/models/My Model Q4.gguf")
+    run = run_script(snippet.files)
+    assert run.rc == 0, run.stderr
+    assert not [c for c in run.of("ollama") if c["argv"][0] in ("pull", "show")]
+
+
+def test_ollama_replicas_one_server_per_gpu(run_script):
+    r = rec("ollama", "q4_k_m", model="llama3.2-3b", ctx=8192, n=2, replicas=2,
+            settings={"ollama_tag": S("llama3.2:3b"), "num_ctx": S(8192), "num_parallel": S(2)})
+    snippet = export(r, "ollama")
+    run = run_script(snippet.files)
+    assert run.rc == 0, run.stderr
+    serves = sorted((c["env"]["OLLAMA_HOST"], c["env"]["CUDA_VISIBLE_DEVICES"]) for c in run.of("ollama") if c["argv"][0] == "serve")
+    assert serves == [("127.0.0.1:11434", "0"), ("127.0.0.1:11435", "1")]
+    loads = sorted(c["env"]["OLLAMA_HOST"] for c in run.of("ollama") if c["argv"][0] == "run")
+    assert loads == ["127.0.0.1:11434", "127.0.0.1:11435"]
+    assert any("11434, 11435" in n for n in snippet.notes)
+
+
+# ------------------------------------------------------------------ llama.cpp
+def test_llamacpp_flags_round_trip(run_script):
+    snippet = export(llamacpp_n4(), "llamacpp")
+    run = run_script(snippet.files)
+    assert run.rc == 0, run.stderr
+    (call,) = run.of("llama-server")
+    assert flag_values(call["argv"]) == {
+        "--host": "127.0.0.1", "--port": "8080", "-m": "/models/llama-3.2-3b-Q5_K_M.gguf", "--ctx-size": "65536",
+        "--n-gpu-layers": "999", "--parallel": "4", "--flash-attn": "on", "--cache-type-k": "f16", "--cache-type-v": "f16"}
+
+
+def test_llamacpp_from_an_ollama_plan_needs_the_gguf_and_reserves_what_ollama_would(run_script):
+    r = ollama_chat_n1()
+    r.recommendation.settings["num_parallel"] = S(2, "scaling.concurrency", "answers")
+    snippet = export(r, "llamacpp")
+    missing = run_script(snippet.files)
+    assert missing.rc != 0 and "set MODEL_GGUF" in missing.stderr and not missing.of("llama-server")
+    run = run_script(snippet.files, env={"MODEL_GGUF": "/data/llama3.2-3b-q4_k_m.gguf"})
+    (call,) = run.of("llama-server")
+    f = flag_values(call["argv"])
+    assert f["-m"] == "/data/llama3.2-3b-q4_k_m.gguf"
+    assert f["--ctx-size"] == str(32768 * 2) and f["--parallel"] == "2"
+    assert f["--cache-type-k"] == f["--cache-type-v"] == "q8_0"
+    assert "--n-gpu-layers" not in f and any("gpu_layers is not in this plan" in n for n in snippet.notes)
+
+
+# ------------------------------------------------------------------ transformers
+def _from_pretrained_kwargs(src: str) -> dict[str, str]:
+    tree = ast.parse(src)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "from_pretrained" \
+                and getattr(node.func.value, "id", "") == "AutoModelForCausalLM":
+            return {k.arg: ast.unparse(k.value) for k in node.keywords}
+    raise AssertionError("no AutoModelForCausalLM.from_pretrained call")
+
+
+def _assigned(src: str) -> dict[str, object]:
+    out = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                out[node.targets[0].id] = ast.unparse(node.value)
+    return out
+
+
+def test_transformers_snippet_carries_dtype_attention_and_compile_policy():
+    snippet = export(transformers_compiled(), "transformers")
+    src = snippet.files["serve.py"]
+    v = _assigned(src)
+    assert v["MODEL"] == "/models/qwen" and v["DTYPE"] == "torch.float16" and v["ATTN"] == "sdpa"
+    assert v["COMPILE"] == "prefill-only" and v["MAX_CONTEXT"] == 200 and v["MAX_BATCH"] == 1
+    kw = _from_pretrained_kwargs(src)
+    assert kw["dtype"] == "DTYPE" and kw["attn_implementation"] == "ATTN"
+    # compiled for prefill only, and only on Linux
+    assert 'sys.platform.startswith("linux")' in src and "torch.compile(model.forward" in src
+    assert src.count("torch.compile(") == 1
+
+
+def test_transformers_tensor_parallel_uses_tp_plan_and_torchrun():
+    src = export(vllm_tp2(), "transformers").files["serve.py"]
+    kw = _from_pretrained_kwargs(src)
+    assert kw["tp_plan"] == "'auto'" and "device_map" not in kw
+    assert "torchrun --nproc-per-node 2 serve.py" in src
+
+
+def test_transformers_bitsandbytes_nf4():
+    src = export(vllm_n8(quant="nf4"), "transformers").files["serve.py"]
+    kw = _from_pretrained_kwargs(src)
+    assert "bnb_4bit_quant_type='nf4'" in kw["quantization_config"] or 'bnb_4bit_quant_type="nf4"' in kw["quantization_config"]
+    assert kw["device_map"] == "DEVICE"
