@@ -176,6 +176,9 @@ def text(v: Val) -> str:
         raise ExportError(f"{v.key}: {v.value!r} (rule {v.rule}) is empty; cannot export it")
     if "\x00" in v.value:
         raise ExportError(f"{v.key}: the value contains a NUL character; cannot export it")
+    if v.value.startswith("-"):
+        raise ExportError(f"{v.key}: {v.value!r} starts with '-', so a server would read it as an option; "
+                          f"rename it or give a path (./{v.value})")
     return v.value
 
 

@@ -54,7 +54,7 @@ def model_source(ctx: Ctx) -> tuple[Val, str, bool]:
 
 def modelfile_value(s: str) -> str:
     """A Modelfile argument that the parser reads back as exactly ``s``, or ExportError."""
-    if any(c in s for c in "\r\n") or not s.isprintable():
+    if any(c in s for c in "\r\n") or not s.replace("\t", " ").isprintable():
         raise ExportError("the model path holds a line break or a control character; a Modelfile cannot carry it")
     if s == s.strip() and '"' not in s[:1]:
         return s
