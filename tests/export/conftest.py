@@ -9,7 +9,6 @@ JSON line per call to $STUB_LOG. The ollama stub behaves like a server per OLLAM
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
