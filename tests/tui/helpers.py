@@ -14,8 +14,21 @@ def screen_text(app) -> str:
     update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens,
                                                   simplify=True)
     console.print(update)
-    lines = console.export_text(styles=False).split("\n")
-    return "\n".join(line.rstrip() for line in lines[:height])
+    lines = console.export_text(styles=False).split("\n")[:height]
+    lines += [""] * (height - len(lines))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+async def wait_for_text(pilot, wants, timeout: float = 5.0) -> str:
+    """The screen text once every string in wants is on it (or after timeout, as it is)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while True:
+        await pilot.pause(0.02)
+        text = screen_text(pilot.app)
+        if all(w in text for w in wants) or time.monotonic() > end:
+            return text
 
 
 # ------------------------------------------------------------------ stand-ins

@@ -12,7 +12,7 @@ bundled knowledge.
 """
 
 import pytest
-from helpers import StandInProbe, check_snapshot, one_4090, screen_text, settle
+from helpers import StandInProbe, check_snapshot, one_4090, screen_text, settle, wait_for_text
 
 from advisor.domain import (
     Answers, HardwareAnswers, ModelAnswers, Plan, PlaybookRef, Predicted, Provenance, Recommendation,
@@ -116,6 +116,8 @@ def test_screen(name, make_app, run):
         for key in case.get("keys", ()):
             await pilot.press(key)
             await settle(pilot)
+        text = await wait_for_text(pilot, MUST_SHOW[name])  # layout may lag a worker by a frame
+        await pilot.pause(0.1)
         text = screen_text(app)
         common(app, app.screen.NAME, text)
         for want in MUST_SHOW[name]:

@@ -33,8 +33,8 @@ class ExportScreen(AdvisorScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="row"):
             yield Label("target", classes="field")
-            yield Select([(t, t) for t in EXPORT_TARGETS], id="target-pick", allow_blank=False,
-                         value=EXPORT_TARGETS[0], compact=True)
+            # blank until the recommendation names its backend: no stale first Changed event
+            yield Select([(t, t) for t in EXPORT_TARGETS], id="target-pick", prompt="target", compact=True)
             yield Static("", id="export-for", markup=False)
         yield Static("", id="export-status", markup=False)
         with VerticalScroll(id="body"):

@@ -30,7 +30,7 @@ class HardwareScreen(AdvisorScreen):
         with VerticalScroll(id="body"):
             yield Static("Hardware: which GPUs do we plan for?", classes="title")
             yield Static("Detecting GPUs with NVML...", id="detect-status", markup=False)
-            yield DataTable(id="devices", cursor_type="none", show_cursor=False)
+            yield Static("", id="devices", markup=False)
             with RadioSet(id="target", compact=True):
                 yield Choice("this machine's GPUs", id="use-detected")
                 yield Choice("a GPU from the catalog (plan for another machine)", id="use-catalog")
@@ -49,7 +49,7 @@ class HardwareScreen(AdvisorScreen):
                 yield Button("Next: questions >", id="next", variant="primary")
 
     def on_mount(self) -> None:
-        self.query_one("#devices", DataTable).display = False
+        self.query_one("#devices", Static).display = False
         self.query_one("#catalog", DataTable).display = False
         self.query_one("#target", RadioSet).display = False
         hw = self.advisor.answers.hardware
@@ -73,16 +73,18 @@ class HardwareScreen(AdvisorScreen):
         self.devices, self.detect_error, self.detected = devices, error, True
         k = self.advisor.knowledge
         status = self.query_one("#detect-status", Static)
-        table = self.query_one("#devices", DataTable)
+        table = self.query_one("#devices", Static)
         if devices:
             first = devices[0]
             spec = k.match_gpu(first.name)
             match = f"catalog: {spec.name}" if spec else "WARN not in the catalog"
             status.update(f"OK detected {len(devices)} GPU(s); {match}")
-            table.add_columns("#", "GPU", "total", "used", "free", "other tenants")
-            for d in devices:
-                table.add_row(str(d.index), d.name[:28], _gb(d.total_gb), _gb(d.used_gb), _gb(d.free_gb),
-                              _gb(d.other_processes_gb))
+            rows = [(" #", "GPU", "total", "used", "free", "other tenants")]
+            rows += [(f"{d.index:>2}", d.name[:28], _gb(d.total_gb), _gb(d.used_gb), _gb(d.free_gb),
+                      _gb(d.other_processes_gb)) for d in devices]
+            widths = [max(len(r[c]) for r in rows) for c in range(6)]
+            table.update("\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
+                                    for r in rows))
             table.display = True
             others = max((d.other_processes_gb or 0.0) for d in devices)
             if others and self.advisor.answers.hardware.background_vram_gb == 0:
