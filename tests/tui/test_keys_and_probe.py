@@ -153,3 +153,28 @@ def test_real_exporters_render_on_the_export_screen(make_app, run):
         assert "FAIL" not in screen_text(app)
 
     run(app, go)
+
+
+def test_model_page_offers_ollama_tags_and_checks_local_paths(make_app, run, tmp_path):
+    app = make_app(list_ollama_tags=lambda: ["llama3.2:1b", "qwen2.5:1.5b"], start="questions")
+
+    async def go(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")
+        assert "page 4 of 4" in screen_text(app)
+        await pilot.press("down", "down", "enter")  # a local path
+        await pilot.press("tab", *list(str(tmp_path / "nothing.gguf")))
+        assert "WARN no GGUF file at" in screen_text(app)  # judged as you type
+        await pilot.press("ctrl+n")
+        assert app.screen.NAME == "questions" and "page 4 of 4" in screen_text(app)  # Next refused
+        app.screen.query_one("#model-source").focus()
+        await pilot.press("down", "enter")  # an Ollama tag: the server's list
+        await pilot.pause(0.05)
+        assert "Tags served by Ollama at http" in screen_text(app)
+        app.screen.query_one("#ollama-tag").value = "llama3.2:1b"
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert app.answers.model.name == "llama3.2:1b"
+        assert app.screen.NAME == "probe"
+
+    run(app, go)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer
 from textual.widgets import Label, Select, Static
 
 from advisor.domain import EXPORT_TARGETS
@@ -37,7 +37,7 @@ class ExportScreen(AdvisorScreen):
             yield Select([(t, t) for t in EXPORT_TARGETS], id="target-pick", prompt="target", compact=True)
             yield Static("", id="export-for", markup=False)
         yield Static("", id="export-status", markup=False)
-        with VerticalScroll(id="body"):
+        with ScrollableContainer(id="snippet-box"):  # long lines scroll sideways, never wrap
             yield Static("", id="snippet", markup=False)
 
     def on_screen_resume(self) -> None:
