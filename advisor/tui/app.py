@@ -16,7 +16,7 @@ from textual.screen import Screen
 
 from advisor.domain import Answers, Hardware, ProbeResult, Recommendation
 from advisor.tui import sources
-from advisor.tui.base import LABELS, STEPS
+from advisor.tui.base import STEPS
 
 
 def _screens():
@@ -106,6 +106,14 @@ class AdvisorApp(App):
         if getattr(self.screen, "NAME", "") != name:
             self.switch_screen(name)
 
+    async def action_quit(self) -> None:
+        """Ctrl+Q: ask a running probe to stop at its next safe point, then leave."""
+        for screen in self._installed_screens.values():
+            event = getattr(screen, "cancel_event", None)
+            if event is not None and getattr(screen, "running", False):
+                event.set()
+        await super().action_quit()
+
     def action_goto(self, name: str) -> None:
         self.goto(name)
 
@@ -140,4 +148,4 @@ def run(answers_path: str | None = None) -> int:
     return int(app.return_code or 0)
 
 
-__all__ = ["AdvisorApp", "run", "LABELS"]
+__all__ = ["AdvisorApp", "run"]

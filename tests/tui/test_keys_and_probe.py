@@ -178,3 +178,23 @@ def test_model_page_offers_ollama_tags_and_checks_local_paths(make_app, run, tmp
         assert app.screen.NAME == "probe"
 
     run(app, go)
+
+
+def test_ctrl_q_during_a_probe_asks_it_to_stop(make_app, run):
+    gate = threading.Event()
+    app = make_app(run_probe=StandInProbe(gate=gate))
+
+    async def go(pilot):
+        app.goto("probe")
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press("ctrl+r")
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if screen.points:
+                break
+        await pilot.press("ctrl+q")
+        assert screen.cancel_event.is_set()
+        gate.set()
+
+    run(app, go)

@@ -1,7 +1,6 @@
 """The whole story, keyboard only: hardware, answers, probe (stand-in), advice, playbook,
 export (copy, save, no silent overwrite), save answers, and reload them."""
 
-from pathlib import Path
 
 from helpers import BASE_MB, StandInProbe, screen_text, settle
 

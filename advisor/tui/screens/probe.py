@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from advisor.domain import CurvePoint, ProbeProgress, ProbeResult
-from advisor.tui.base import NEXT, AdvisorScreen
+from advisor.tui.base import AdvisorScreen
 from advisor.tui.plot import LEGEND, render_plot, safe_budget_mb
 
 BACKENDS = ("transformers", "ollama", "openai")
