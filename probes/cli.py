@@ -54,8 +54,8 @@ def parse_contexts(text: str | None) -> list[int] | None:
 class _Progress:
     """One line on stderr, rewritten in place on a terminal, one line per step otherwise."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.width = 0
 

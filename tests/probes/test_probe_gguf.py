@@ -1,0 +1,57 @@
+"""GGUF metadata from a real (tiny) GGUF file written with gguf.GGUFWriter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from advisor.errors import ProbeError
+from probes.gguf_probe import read_gguf
+from probes.runner import run_probe
+
+
+def write_gguf(path, file_type=15):
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("tiny-llama")
+    w.add_block_count(16)
+    w.add_context_length(131072)
+    w.add_embedding_length(256)
+    w.add_head_count(32)
+    w.add_head_count_kv(8)
+    w.add_file_type(file_type)
+    w.add_token_list([f"t{i}" for i in range(100)])
+    w.add_tensor("token_embd.weight", np.zeros((100, 256), dtype=np.float16))
+    w.add_tensor("blk.0.attn_q.weight", np.zeros((256, 256), dtype=np.float16))
+    w.add_tensor("output_norm.weight", np.zeros((256,), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return str(path)
+
+
+def test_reads_architecture_quantization_and_weight_bytes(tmp_path):
+    info = read_gguf(write_gguf(tmp_path / "m.gguf"))
+    assert (info.architecture, info.layers, info.heads, info.kv_heads, info.head_dim) == ("llama", 16, 32, 8, 8)
+    assert info.context_length == 131072 and info.vocab_size == 100
+    assert info.quantization == "q4_k_m"  # general.file_type 15 = LLAMA_FTYPE_MOSTLY_Q4_K_M
+    assert info.weight_bytes == 100 * 256 * 2 + 256 * 256 * 2 + 256 * 4
+    assert info.kv_bytes_per_token() == 2 * 16 * 8 * 8 * 2
+
+
+def test_probe_of_a_gguf_path_reports_kv_cost_and_context(tmp_path, k):
+    r = run_probe(write_gguf(tmp_path / "m.gguf"), knowledge=k)
+    assert r.backend == "gguf" and r.dtype == "q4_k_m" and r.max_model_len == 131072
+    assert r.kv_bytes_per_token == 2 * 16 * 8 * 8 * 2
+
+
+def test_not_a_gguf_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF\x00garbage")
+    with pytest.raises(ProbeError) as e:
+        read_gguf(str(bad))
+    assert "not a readable GGUF file" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ProbeError, match="no such GGUF file"):
+        read_gguf(str(tmp_path / "missing.gguf"))
