@@ -143,13 +143,14 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     ttft_origin = "roofline"
     replaced_ttft = replaced_decode = None
     if probe is not None and probe.ttft:
-        measured = _probe_ttft(probe, model, ctx)
-        if measured is not None:
+        got = _probe_ttft(probe, model, ctx)
+        if got is not None:
+            measured, how = got
             roof = physics.prefill_roofline_ms(model, gpu, quant, ctx)
             if measured >= roof:
                 replaced_ttft = (measured, ttft, ttft_src)
                 ttft, ttft_origin = measured, "probe"
-                ttft_src = f"probe: median TTFT on {probe.gpu or 'this GPU'}, scaled by FLOPs to {ctx:,} tokens"
+                ttft_src = f"probe on {probe.gpu or 'this GPU'}: {how}"
             else:
                 notes.append(f"probe TTFT {measured:.1f} ms beats the {roof:.1f} ms roofline; not used")
     origins["ttft_ms"] = Provenance(origin=ttft_origin, source=ttft_src)
@@ -226,17 +227,23 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
 
 
 def _probe_for(probes: list[ProbeResult] | None, model: ModelSpec, backend: str) -> ProbeResult | None:
-    """A probe of this model on a backend whose figures transfer to this candidate."""
+    """A probe of this model on a backend whose figures transfer to this candidate.
+
+    The transformers plan runs SDPA (settings: attn_implementation), so an SDPA/flash probe is
+    preferred; an eager probe's quadratic curve and slower prefill would misstate it.
+    """
+    found = []
     for p in probes or []:
         if p.model.lower() not in {model.id.lower(), model.ollama_tag.lower(), model.hf_repo.lower()}:
             continue
         if p.backend == "transformers" and backend.startswith("transformers"):
-            return p
+            found.append(p)
         if p.backend == "ollama" and backend in LLAMA_CPP_FAMILY:
-            return p
+            found.append(p)
         if p.backend == "openai" and backend in ("vllm", "tgi", "llamacpp"):
-            return p
-    return None
+            found.append(p)
+    found.sort(key=lambda p: p.attention == "eager")  # stable: SDPA/flash first, else the order given
+    return found[0] if found else None
 
 
 def _probe_slope_mb(probe: ProbeResult, ctx: int) -> float:
@@ -245,10 +252,28 @@ def _probe_slope_mb(probe: ProbeResult, ctx: int) -> float:
     return fit.linear_mb_per_token + fit.quadratic_mb_per_token2 * ctx
 
 
-def _probe_ttft(probe: ProbeResult, model: ModelSpec, ctx: int) -> float | None:
-    """The measured TTFT nearest in context, scaled to ctx by the FLOPs ratio."""
+def _probe_ttft(probe: ProbeResult, model: ModelSpec, ctx: int) -> tuple[float, str] | None:
+    """TTFT at ctx from the probe, and how it was got.
+
+    The probe's fitted TTFT curve (`extra.ttft_fit`: launch floor, linear and attention terms
+    from batched prefills) extrapolates within 5-9 % at 8x on an H100; scaling the nearest short
+    prompt by FLOPs was off by up to +513 % because short prompts are launch-bound
+    (bench/results/probe-gpu-h100.md). The FLOPs scaling stays as the fallback for results
+    without a fit (older caches, servers).
+    """
+    fit = (probe.extra or {}).get("ttft_fit")
+    if fit:
+        from probes.fit import predict_ttft_ms  # numpy only; imported when a probe is used
+
+        try:
+            ms = predict_ttft_ms(fit, ctx)
+        except (KeyError, TypeError):
+            ms = None
+        if ms is not None and ms > 0:
+            return ms, f"fitted TTFT curve (floor + linear + attention n^2) at {ctx:,} tokens"
     pts = [t for t in probe.ttft if t.ttft_ms > 0]
     if not pts:
         return None
     t = min(pts, key=lambda p: abs(math.log(p.context_tokens / ctx)))
-    return t.ttft_ms * physics.prefill_flops(model, ctx) / physics.prefill_flops(model, t.context_tokens)
+    ms = t.ttft_ms * physics.prefill_flops(model, ctx) / physics.prefill_flops(model, t.context_tokens)
+    return ms, f"median TTFT at {t.context_tokens:,} tokens, scaled by FLOPs to {ctx:,} tokens"

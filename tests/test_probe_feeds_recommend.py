@@ -53,3 +53,36 @@ def test_a_probe_of_another_model_changes_nothing(k):
     a = answers_from_dict(ANSWERS)
     other = _probe(k, ttft_ms=1.0, decode=1.0).model_copy(update={"model": "llama3.2-1b"})
     assert recommend(a, probes=[other], knowledge=k).recommendation == recommend(a, knowledge=k).recommendation
+
+
+def test_ttft_comes_from_the_probes_fitted_curve_not_a_flops_scaled_short_prompt(k):
+    """Short prompts are launch-bound: a 512-token median scaled by FLOPs to 16K overstates
+    TTFT many times over. With a fitted curve the plan's TTFT is the curve's value at the
+    user's context."""
+    a = answers_from_dict({**ANSWERS, "context_tokens": 16384})
+    fit = {"form": "max", "c_ms": 30.0, "a_ms_per_token": 0.02, "b_ms_per_token2": 1e-7}
+    probe = _probe(k, ttft_ms=30.0, decode=30.0).model_copy(update={
+        "ttft": [TimingPoint(context_tokens=512, ttft_ms=30.0, repetitions=3)], "extra": {"ttft_fit": fit}})
+    rec = recommend(a, probes=[probe], knowledge=k).recommendation
+    expected = max(30.0, 0.02 * 16384 + 1e-7 * 16384 ** 2)  # 354.5 ms for one prompt
+    assert expected > physics.prefill_roofline_ms(k.model("qwen2.5-1.5b"), k.gpu("RTX 4090"), "fp16", 16384)
+    assert rec.predicted.origins["ttft_ms"].origin == "probe"
+    assert "fitted TTFT curve" in rec.predicted.origins["ttft_ms"].source
+    # N=1: the mean TTFT of N simultaneous prompts is the single prompt's
+    assert abs(rec.predicted.ttft_ms - expected) < 0.1
+    scaled = physics.prefill_flops(k.model("qwen2.5-1.5b"), 16384) / physics.prefill_flops(k.model("qwen2.5-1.5b"), 512) * 30
+    assert scaled > 2 * expected  # what the old FLOPs scaling would have said
+
+
+def test_an_sdpa_probe_is_preferred_to_an_eager_one_for_the_sdpa_plan(k):
+    a = answers_from_dict(ANSWERS)
+    sdpa = _probe(k, ttft_ms=400.0, decode=30.0)
+    eager = sdpa.model_copy(update={
+        "attention": "eager", "ttft": [TimingPoint(context_tokens=4096, ttft_ms=900.0, repetitions=3)],
+        "fit": CurveFit(kind="quadratic", base_mb=sdpa.fit.base_mb, linear_mb_per_token=0.16,
+                        quadratic_mb_per_token2=1e-4)})
+    for order in ([eager, sdpa], [sdpa, eager]):
+        rec = recommend(a, probes=order, knowledge=k).recommendation
+        assert rec.settings["attn_implementation"].value == "sdpa"
+        assert rec.predicted.ttft_ms == 400.0
+        assert "sdpa" in rec.predicted.origins["vram_gb"].source
