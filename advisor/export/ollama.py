@@ -141,13 +141,21 @@ def export(ctx: Ctx) -> Snippet:
     s += [f"if OLLAMA_HOST={sh(hosts[0])} ollama list >/dev/null 2>&1; then",
           f"  echo {sh(busy)} >&2",
           "  exit 1", "fi",
+          "# the servers started here stop with this script: when it ends, fails a check or is interrupted",
+          "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT",
+          "trap 'exit 130' INT",
+          "trap 'exit 143' TERM",
           "# export default, not advice: servers listen on localhost only",
-          "trap 'kill $(jobs -p) 2>/dev/null || true' INT TERM"]
+          "pids=()"]
     for i, host in enumerate(hosts):
         gpu = f"CUDA_VISIBLE_DEVICES={','.join(map(str, ctx.gpus_of(i)))} " if n > 1 else ""
         s.append(f"OLLAMA_HOST={sh(host)} {gpu}ollama serve &" + (f"  # replica {i}" if n > 1 else ""))
-    for host in hosts:
-        s.append(f"until OLLAMA_HOST={sh(host)} ollama list >/dev/null 2>&1; do sleep 1; done")
+        s.append("pids+=($!)")
+    for i, host in enumerate(hosts):
+        died = f"ollama serve on {host} exited before it answered; its error is above"
+        s += [f"until OLLAMA_HOST={sh(host)} ollama list >/dev/null 2>&1; do",
+              f"  kill -0 \"${{pids[{i}]}}\" 2>/dev/null || {{ echo {sh(died)} >&2; exit 1; }}",
+              "  sleep 1", "done"]
     s.append("")
     first = f"OLLAMA_HOST={sh(hosts[0])}"
     if not local:

@@ -2,15 +2,17 @@
 
 `vllm`, `llama-server`, `docker` and `ollama` on PATH are small Python scripts that append one
 JSON line per call to $STUB_LOG. The ollama stub behaves like a server per OLLAMA_HOST:
-`ollama serve` marks the host up, `ollama list` succeeds only for a host that is up, and
-`ollama show` reports the quantization in $STUB_QUANT.
+`ollama serve` marks the host up and stays running a moment (see the stub), `ollama list` succeeds
+only for a host that is up, and `ollama show` reports the quantization in $STUB_QUANT.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,19 @@ if prog == "ollama":
     host = os.environ.get("OLLAMA_HOST", "127.0.0.1:11434").replace(":", "_")
     up = os.path.join(state, "up-" + host)
     if args[:1] == ["serve"]:
-        open(up, "w").close()
+        # a server: it stays up for STUB_SERVE_SECONDS (not holding the test's pipes), its pid in serve-pids;
+        # STUB_SERVE_FAIL: it dies at once with an error; STUB_SERVE_NEVER_UP: it runs but never answers
+        if os.environ.get("STUB_SERVE_FAIL"):
+            sys.exit("Error: listen tcp " + os.environ.get("OLLAMA_HOST", "") + ": bind: address already in use")
+        with open(os.path.join(state, "serve-pids"), "a") as f:
+            f.write(str(os.getpid()) + "\n")
+        if not os.environ.get("STUB_SERVE_NEVER_UP"):
+            open(up, "w").close()
+        import time
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        time.sleep(float(os.environ.get("STUB_SERVE_SECONDS", "0.2")))
     elif args[:1] == ["list"]:
         sys.exit(0 if os.path.exists(up) else 1)
     elif args[:1] == ["show"]:
@@ -36,9 +50,31 @@ if prog == "ollama":
 
 
 class Run:
-    def __init__(self, proc: subprocess.CompletedProcess, log: Path):
+    def __init__(self, proc: subprocess.CompletedProcess, log: Path, state: Path | None = None):
         self.rc, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
         self.calls = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+        pids = state / "serve-pids" if state is not None else None
+        self.serve_pids = [int(x) for x in pids.read_text().split()] if pids is not None and pids.exists() else []
+
+    def running_servers(self) -> list[int]:
+        """The stub `ollama serve` processes of this run still alive 3 s after the script ended (then killed)."""
+        def alive() -> list[int]:
+            out = []
+            for pid in self.serve_pids:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    continue
+                out.append(pid)
+            return out
+
+        deadline = time.monotonic() + 3
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = alive()
+        for pid in left:
+            os.kill(pid, 9)
+        return left
 
     def of(self, prog: str) -> list[dict]:
         return [c for c in self.calls if c["prog"] == prog]
@@ -57,7 +93,9 @@ def run_script(tmp_path):
     state.mkdir()
 
     def run(files: dict[str, str], script: str = "serve.sh", env: dict[str, str] | None = None,
-            up: list[str] = ()) -> Run:
+            up: list[str] = (), signal_once_serving: int | None = None) -> Run:
+        """signal_once_serving: send this signal to the script once an `ollama serve` it started is running
+        (as Ctrl-C or `systemctl stop` would); the script then has 15 s to end."""
         work = tmp_path / "work"
         work.mkdir(exist_ok=True)
         for name, body in files.items():
@@ -69,8 +107,25 @@ def run_script(tmp_path):
             log.unlink()
         e = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path / "home"), "STUB_LOG": str(log),
              "STUB_STATE": str(state), **(env or {})}
-        proc = subprocess.run(["bash", script], cwd=work, env=e, capture_output=True, text=True, timeout=60)
-        return Run(proc, log)
+        pids = state / "serve-pids"
+        if pids.exists():
+            pids.unlink()
+        if signal_once_serving is None:
+            proc = subprocess.run(["bash", script], cwd=work, env=e, capture_output=True, text=True, timeout=60)
+            return Run(proc, log, state)
+        p = subprocess.Popen(["bash", script], cwd=work, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while not (pids.exists() and pids.read_text().strip()) and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        p.send_signal(signal_once_serving)
+        try:
+            out, err = p.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            err += "\n[test: the script was still running 15 s after the signal]"
+        return Run(subprocess.CompletedProcess(p.args, p.returncode, out, err), log, state)
 
     return run
 

@@ -4,6 +4,7 @@ or one clear line saying why the target cannot express the plan."""
 from __future__ import annotations
 
 import ast
+import signal
 
 import pytest
 import yaml
@@ -344,3 +345,35 @@ def test_transformers_bitsandbytes_nf4():
     kw = _from_pretrained_kwargs(src)
     assert "bnb_4bit_quant_type='nf4'" in kw["quantization_config"] or 'bnb_4bit_quant_type="nf4"' in kw["quantization_config"]
     assert kw["device_map"] == "DEVICE"
+
+
+# ------------------------------------------------------------------ Ollama: the servers live and die with serve.sh
+def test_ollama_servers_stop_when_the_quantization_check_fails(run_script):
+    """A failed check ends serve.sh; the server it started must not stay behind holding the GPU and the port
+    (a second run would then refuse with 'already answers')."""
+    snippet = export(ollama_chat_n1(), "ollama")
+    run = run_script(snippet.files, env={"STUB_QUANT": "Q8_0", "STUB_SERVE_SECONDS": "30"})
+    assert run.rc == 1 and "is not Q4_K_M" in run.stderr
+    assert run.serve_pids, "serve.sh started no server"
+    assert run.running_servers() == []
+
+
+def test_ollama_server_that_cannot_start_ends_the_script_with_its_reason(run_script):
+    snippet = export(ollama_chat_n1(), "ollama")
+    run = run_script(snippet.files, env={"STUB_SERVE_FAIL": "1"})
+    assert run.rc == 1
+    assert "address already in use" in run.stderr
+    assert "ollama serve on 127.0.0.1:11434 exited before it answered" in run.stderr
+    assert not [c for c in run.of("ollama") if c["argv"][0] in ("pull", "create", "run")]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ollama_script_interrupted_while_waiting_for_its_servers_stops_them_and_ends(run_script, sig):
+    r = rec("ollama", "q4_k_m", model="llama3.2-3b", ctx=8192, n=2, replicas=2,
+            settings={"ollama_tag": S("llama3.2:3b"), "num_ctx": S(8192), "num_parallel": S(2)})
+    snippet = export(r, "ollama")
+    run = run_script(snippet.files, env={"STUB_SERVE_NEVER_UP": "1", "STUB_SERVE_SECONDS": "30"},
+                     signal_once_serving=sig)
+    assert "still running 15 s after the signal" not in run.stderr
+    assert run.rc != 0
+    assert len(run.serve_pids) == 2 and run.running_servers() == []
