@@ -3,6 +3,7 @@ warnings, alternatives with why they lost, and the trace of rules with sources."
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 
 from textual import work
@@ -65,6 +66,11 @@ class AdviceScreen(AdvisorScreen):
     BINDINGS = [Binding("p", "playbook", "Playbook"), Binding("e", "export", "Export"),
                 Binding("r", "recompute", "Recompute"), Binding("escape", "back", "Back")]
 
+    def __init__(self):
+        super().__init__()
+        # one repaint at a time: the old sections are removed (awaited) before new ones mount
+        self._painting = asyncio.Lock()
+
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="body"):
             yield Static("Computing the recommendation...", id="headline", markup=False)
@@ -76,12 +82,12 @@ class AdviceScreen(AdvisorScreen):
             yield Vertical(id="alternatives")
             yield Vertical(id="trace")
 
-    def on_screen_resume(self) -> None:
+    async def on_screen_resume(self) -> None:
         app = self.advisor
         if app.recommendation is None or app.recommended_version != app.version:
             self.action_recompute()
         else:
-            self.show(app.recommendation)
+            await self.show(app.recommendation)
 
     def action_recompute(self) -> None:
         self.query_one("#headline", Static).update("Computing the recommendation...")
@@ -98,41 +104,59 @@ class AdviceScreen(AdvisorScreen):
             return
         app.call_from_thread(self.show, rec)
 
-    def show_error(self, msg: str) -> None:
-        self.query_one("#headline", Static).update(
-            _wrap(f"FAIL {msg}", "", "     ") + "\nFix it on the hardware or questions screen (Esc goes back).")
-        for wid in ("#hardware-line", "#predicted", "#warnings", "#playbooks"):
-            self.query_one(wid, Static).update("")
-        self.query_one("#sources").remove_children()
-        self.query_one("#alternatives").remove_children()
-        self.query_one("#trace").remove_children()
+    async def _clear_sections(self) -> None:
+        for wid in ("#sources", "#alternatives", "#trace"):
+            await self.query_one(wid, Vertical).remove_children()
 
-    def show(self, rec: Recommendation) -> None:
+    def _set(self, wid: str, text: str) -> None:
+        """Update a text section; an empty one takes no room (no stray blank lines)."""
+        w = self.query_one(wid, Static)
+        w.update(text)
+        w.display = bool(text)
+
+    async def show_error(self, msg: str) -> None:
+        async with self._painting:
+            self.query_one("#headline", Static).update(
+                _wrap(f"FAIL {msg}", "", "     ") + "\nFix it on the hardware or questions screen (Esc goes back).")
+            for wid in ("#hardware-line", "#predicted", "#warnings", "#playbooks"):
+                self._set(wid, "")
+            await self._clear_sections()
+            self._shown = None
+            self.query_one("#body", VerticalScroll).scroll_home(animate=False)
+
+    async def show(self, rec: Recommendation) -> None:
+        async with self._painting:
+            new = rec is not getattr(self, "_shown", None)
+            await self._clear_sections()
+            await self._show(rec)
+            self._shown = rec
+            if new:  # a new plan starts at its headline, not where the old one was scrolled to
+                self.query_one("#body", VerticalScroll).scroll_home(animate=False)
+
+    async def _show(self, rec: Recommendation) -> None:
         p = rec.recommendation
         hw = rec.hardware or {}
         head = self.query_one("#headline", Static)
         if p is None:
             head.update("NO RECOMMENDATION: nothing can run here for these answers.")
-            self.query_one("#predicted", Static).update("")
+            self._set("#predicted", "")
         else:
             head.update(_wrap(headline(p), "RECOMMENDED ", "            "))
-            self.query_one("#predicted", Static).update(predicted_text(p))
+            self._set("#predicted", predicted_text(p))
         box = self.query_one("#sources", Vertical)
-        box.remove_children()
         if p is not None:
-            box.mount(Collapsible(Static(sources_text(p), markup=False), collapsed=True,
-                                  title="Where each figure comes from (sources)"))
-        self.query_one("#hardware-line", Static).update(
-            f"for {hw.get('count', 1)} x {hw.get('gpu', '?')} ({hw.get('vram_gb', 0):g} GB, {hw.get('os', '?')}, "
-            f"{hw.get('source', '?')})" + ("; with probe results" if rec.probes else "; no probe (tables)")
-            if hw else "")
+            await box.mount(Collapsible(Static(sources_text(p), markup=False), collapsed=True,
+                                        title="Where each figure comes from (sources)"))
+        self._set("#hardware-line",
+                  f"for {hw.get('count', 1)} x {hw.get('gpu', '?')} ({hw.get('vram_gb', 0):g} GB, "
+                  f"{hw.get('os', '?')}, {hw.get('source', '?')})"
+                  + ("; with probe results" if rec.probes else "; no probe (tables)") if hw else "")
         warn = "\n".join(_wrap(w, "WARN ", "     ") for w in rec.warnings)
-        self.query_one("#warnings", Static).update(warn)
-        self.query_one("#playbooks", Static).update(
-            ("Playbooks (p): " + "; ".join(f"{pb.id} {pb.title}" for pb in rec.playbooks)) if rec.playbooks else "")
+        self._set("#warnings", warn)
+        self._set("#playbooks", ("Playbooks (p): " + "; ".join(f"{pb.id} {pb.title}" for pb in rec.playbooks))
+                  if rec.playbooks else "")
 
         alts = self.query_one("#alternatives", Vertical)
-        alts.remove_children()
         items = []
         for i, a in enumerate(rec.alternatives, 1):
             title = f"alt {i}: {a.model} on {a.backend} at {a.quantization}"
@@ -143,19 +167,19 @@ class AdviceScreen(AdvisorScreen):
             why = "\n".join(_wrap(w, "- ", "  ") for w in a.lost_because) or "- ranked lower"
             items.append(Collapsible(Static(why, markup=False), title=title, collapsed=True))
         if items:
-            alts.mount(Static(f"Alternatives and why they lost ({len(items)}; Enter expands):", markup=False))
-            alts.mount_all(items)
+            await alts.mount(Static(f"Alternatives and why they lost ({len(items)}; Enter expands):",
+                                    markup=False))
+            await alts.mount_all(items)
 
         trace = self.query_one("#trace", Vertical)
-        trace.remove_children()
         if rec.rules_fired:
             lines = []
             for r in rec.rules_fired:
                 lines.append(_wrap(f"{r.rule}: {r.because}", "* ", "  "))
                 lines.append(_wrap(f"source: {r.source}", "    ", "    "))
-            trace.mount(Collapsible(Static("\n".join(lines), markup=False),
-                                    title=f"Trace: {len(rec.rules_fired)} rules fired, each with its source",
-                                    collapsed=True, id="trace-box"))
+            await trace.mount(Collapsible(Static("\n".join(lines), markup=False),
+                                          title=f"Trace: {len(rec.rules_fired)} rules fired, each with its source",
+                                          collapsed=True, id="trace-box"))
 
     def action_playbook(self) -> None:
         self.advisor.goto("playbook")
