@@ -47,3 +47,29 @@ def test_advice_shows_the_new_plan_after_the_hardware_changes(make_app, run):
         assert (await advice_bottom(pilot)).count("Trace:") == 1
 
     run(app, go)
+
+
+def test_hardware_refuses_a_bad_number_in_words(make_app, run):
+    app = make_app()
+
+    async def go(pilot):
+        await settle(pilot)
+        app.screen.query_one("#gpus").focus()
+        await pilot.press("end", "ctrl+u", "x")
+        assert "WARN GPUs: a whole number 1-64" in screen_text(app)  # as you type
+        await pilot.press("ctrl+n")
+        text = screen_text(app)
+        assert app.screen.NAME == "hardware"
+        assert "WARN GPUs: a whole number 1-64" in text
+        assert "invalid literal" not in text and "int()" not in text
+        await pilot.press("ctrl+u", "2", "tab", "ctrl+u", "-", "3")
+        assert "WARN other tenants GB: 0 or more" in screen_text(app)
+        await pilot.press("ctrl+n")
+        assert app.screen.NAME == "hardware" and app.focused.id == "background"
+        await pilot.press("ctrl+u", "3")
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        assert app.screen.NAME == "questions"
+        assert (app.answers.hardware.gpus, app.answers.hardware.background_vram_gb) == (2, 3.0)
+
+    run(app, go)

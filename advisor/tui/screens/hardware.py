@@ -12,6 +12,10 @@ from advisor.domain import Answers, GpuDevice, Hardware, HardwareAnswers
 from advisor.tui.base import NEXT, AdvisorScreen, Choice
 
 
+# what each number field allows, said in words when its value is refused
+ALLOWED = {"gpus": "GPUs: a whole number 1-64", "background": "other tenants GB: 0 or more"}
+
+
 def _gb(v: float | None) -> str:
     return "?" if v is None else f"{v:.1f} GB"
 
@@ -145,11 +149,15 @@ class HardwareScreen(AdvisorScreen):
     def on_input_changed(self, event: Input.Changed) -> None:
         r = event.validation_result
         err = self.query_one("#hw-error", Static)
-        if r is not None and not r.is_valid:
-            what = "GPUs: a whole number 1-64" if event.input.id == "gpus" else "other tenants: GB, 0 or more"
-            err.update(f"WARN {what}")
-        else:
-            err.update("")
+        err.update(f"WARN {ALLOWED[event.input.id]}" if r is not None and not r.is_valid else "")
+
+    def first_invalid(self) -> Input | None:
+        for wid in ALLOWED:
+            inp = self.query_one(f"#{wid}", Input)
+            r = inp.validate(inp.value)
+            if r is not None and not r.is_valid:
+                return inp
+        return None
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "next":
@@ -164,6 +172,10 @@ class HardwareScreen(AdvisorScreen):
         err = self.query_one("#hw-error", Static)
         if not self.detected:
             err.update("WARN still detecting GPUs; a moment")
+            return False
+        bad = self.first_invalid()
+        if bad is not None:
+            err.update(f"WARN {ALLOWED[bad.id]}")
             return False
         try:
             gpus = int(self.query_one("#gpus", Input).value)
@@ -202,3 +214,5 @@ class HardwareScreen(AdvisorScreen):
     def action_next(self) -> None:
         if self.apply():
             self.advisor.goto("questions")
+        elif (bad := self.first_invalid()) is not None:
+            bad.focus()
