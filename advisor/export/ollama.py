@@ -1,5 +1,7 @@
 """Ollama: a Modelfile, the server environment (ollama.env) and serve.sh (serve, pull, check, create, run).
 
+The model is a library tag, a local GGUF file, or a local Safetensors folder, which `ollama create`
+imports (docs/import.md) and, with `--quantize q8_0|q4_K_M`, quantizes from its 16-bit weights.
 Checked against Ollama's Modelfile reference and parser (parser/parser.go: FROM, PARAMETER
 num_ctx / temperature; '#' starts a comment only at the start of a line; a value may be
 "quoted" or \"\"\"quoted\"\"\" and ends at the line break) and the server environment
@@ -27,29 +29,38 @@ BASE_PORT = 11434
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*(:[A-Za-z0-9._-]+)?$")
 
 
-def model_source(ctx: Ctx) -> tuple[Val, str, bool]:
-    """(provenance, FROM value, is_local_file). A local GGUF file wins over the catalog tag."""
+# `ollama create --quantize` turns a 16-bit Safetensors folder into these (Ollama's import docs)
+CREATE_QUANTIZE = {"q8_0": "q8_0", "q4_k_m": "q4_K_M"}
+
+
+def model_source(ctx: Ctx) -> tuple[Val, str, str]:
+    """(provenance, FROM value, kind): kind "tag" (library), "gguf" (a local GGUF file) or "dir" (a local
+    Safetensors folder, which `ollama create` imports). The user's own file or folder wins over the catalog tag."""
     local = ctx.setting("local_path")
     if local is not None:
         path = text(local)
-        if not path.lower().endswith(".gguf"):
+        kind = "gguf" if path.lower().endswith(".gguf") else "dir"
+        if kind == "dir" and ctx.quant not in ("fp16", "bf16", *CREATE_QUANTIZE):
+            q = ctx.head("quantization")
             raise ExportError(
-                f"ollama needs a GGUF file or a library tag; the model is the folder {path!r} "
-                f"(convert it to GGUF, or export for vllm, tgi or transformers)"
+                f"ollama imports the folder {path!r} at 16 bits or quantizes it to "
+                f"{' or '.join(CREATE_QUANTIZE.values())} only, and the plan is {ctx.quant} (rule {q.rule}); "
+                f"make a {GGUF_LABEL[ctx.quant]} GGUF with llama.cpp (convert_hf_to_gguf.py, then llama-quantize) "
+                f"and name that file as model.name"
             )
         if not path.startswith("~"):
             path = os.path.abspath(path)  # FROM resolves relative paths against the Modelfile's folder
-        return local, path, True
+        return local, path, kind
     tag = ctx.setting("ollama_tag")
     if tag is None or not str(tag.value).strip():
         raise ExportError(
-            f"ollama needs a library tag or a GGUF file, and the plan names neither for {ctx.plan.model!r}; "
-            f"add ollama_tag to its catalog row or point model.name at its GGUF file"
+            f"ollama needs a library tag, a GGUF file or a Safetensors folder, and the plan names none for "
+            f"{ctx.plan.model!r}; add ollama_tag to its catalog row or point model.name at the model's file or folder"
         )
     value = text(tag)
     if not _TAG.match(value):
         raise ExportError(f"ollama_tag: {value!r} (rule {tag.rule}) is not an Ollama model name (name[:tag])")
-    return tag, value, False
+    return tag, value, "tag"
 
 
 def modelfile_value(s: str) -> str:
@@ -62,7 +73,7 @@ def modelfile_value(s: str) -> str:
         return f'"{s}"'
     if '"""' not in s and not s.startswith('"') and not s.endswith('"'):
         return f'"""{s}"""'
-    raise ExportError("the model path has quotes a Modelfile value cannot hold; rename the file")
+    raise ExportError("the model path has quotes a Modelfile value cannot hold; rename the file or folder")
 
 
 def create_name(ctx: Ctx) -> str:
@@ -94,7 +105,8 @@ def env_values(ctx: Ctx) -> list[tuple[str, str, str]]:
 def export(ctx: Ctx) -> Snippet:
     require_quant(ctx, QUANTS, "export for vllm or tgi (fp8, awq, gptq) or transformers (int8, nf4)")
     require_single_gpu_model(ctx, "Ollama splits a model's layers across GPUs, it has no tensor parallelism")
-    src, from_value, local = model_source(ctx)
+    src, from_value, kind = model_source(ctx)
+    quantize = CREATE_QUANTIZE.get(ctx.quant) if kind == "dir" else None
     name = create_name(ctx)
     n = ctx.replicas
     ports = [BASE_PORT + i for i in range(n)]
@@ -103,8 +115,14 @@ def export(ctx: Ctx) -> Snippet:
     # ---- Modelfile (comments only on their own lines: a '#' after a value is part of the value)
     mf = header(ctx, "Ollama Modelfile", CHECKED)
     mf += [f"# {ctx.head('model').why()}", f"# {src.why()}"]
-    if local:
+    if kind == "gguf":
         mf.append(f"# {one_line(ctx.head('quantization').why())}; the GGUF file carries it")
+    elif kind == "dir":
+        how = (f"serve.sh runs `ollama create --quantize {quantize}` on the folder's 16-bit weights" if quantize
+               else "the folder's 16-bit weights are imported as they are")
+        mf += [f"# {one_line(ctx.head('quantization').why())}; {how}",
+               "# Ollama converts Safetensors folders of the architectures it supports (Llama, Mistral, Gemma, "
+               "Phi3, Qwen2, ...); for others `ollama create` says 'unsupported architecture'"]
     else:
         mf.append(f"# quantization {ctx.quant}: serve.sh checks that this tag is {GGUF_LABEL[ctx.quant]} "
                   f"({one_line(ctx.head('quantization').why())})")
@@ -158,7 +176,7 @@ def export(ctx: Ctx) -> Snippet:
               "  sleep 1", "done"]
     s.append("")
     first = f"OLLAMA_HOST={sh(hosts[0])}"
-    if not local:
+    if kind == "tag":
         label = GGUF_LABEL[ctx.quant]
         wrong = f"{from_value} is not {label}; pick the {label} tag of this model from its library page"
         s += [f"{first} ollama pull \"$BASE\"",
@@ -167,7 +185,12 @@ def export(ctx: Ctx) -> Snippet:
               f"if ! grep -Eiq 'quantization[[:space:]]+{label}([[:space:]]|$)' <<<\"$info\"; then",
               f"  echo {sh(wrong)} >&2",
               "  exit 1", "fi"]
-    s += [f"{first} ollama create \"$NAME\" -f \"$MODELFILE\"  # models are shared by every server of this user",
+    if quantize:
+        q = ctx.head("quantization")
+        s.append(f"{first} ollama create \"$NAME\" --quantize {quantize} -f \"$MODELFILE\"  # {one_line(q.why())}")
+    else:
+        s.append(f"{first} ollama create \"$NAME\" -f \"$MODELFILE\"")
+    s += ["# the created model is shared by every server of this user",
           "# load it now on every server (an empty prompt loads the model and returns)"]
     for host in hosts:
         s.append(f"OLLAMA_HOST={sh(host)} ollama run \"$NAME\" ''")

@@ -26,11 +26,11 @@ EXPECTED = {
     ("ollama-n1", "vllm"): "cannot serve quantization q4_k_m", ("ollama-n1", "tgi"): "cannot serve quantization q4_k_m",
     ("ollama-n1", "transformers"): "cannot serve quantization q4_k_m",
     ("vllm-n8", "vllm"): "ok", ("vllm-n8", "tgi"): "ok", ("vllm-n8", "transformers"): "ok",
-    ("vllm-n8", "ollama"): "needs a library tag or a GGUF file", ("vllm-n8", "llamacpp"): "ok",
+    ("vllm-n8", "ollama"): "needs a library tag, a GGUF file or a Safetensors folder", ("vllm-n8", "llamacpp"): "ok",
     ("vllm-tp2", "vllm"): "ok", ("vllm-tp2", "tgi"): "ok", ("vllm-tp2", "transformers"): "ok",
     ("vllm-tp2", "ollama"): "cannot express tensor_parallel 2", ("vllm-tp2", "llamacpp"): "cannot express tensor_parallel 2",
     ("tgi-3-replicas", "tgi"): "ok", ("tgi-3-replicas", "vllm"): "ok", ("tgi-3-replicas", "transformers"): "ok",
-    ("tgi-3-replicas", "ollama"): "needs a library tag or a GGUF file", ("tgi-3-replicas", "llamacpp"): "ok",
+    ("tgi-3-replicas", "ollama"): "needs a library tag, a GGUF file or a Safetensors folder", ("tgi-3-replicas", "llamacpp"): "ok",
 }
 
 
@@ -377,3 +377,34 @@ def test_ollama_script_interrupted_while_waiting_for_its_servers_stops_them_and_
     assert "still running 15 s after the signal" not in run.stderr
     assert run.rc != 0
     assert len(run.serve_pids) == 2 and run.running_servers() == []
+
+
+# ------------------------------------------------------------------ Ollama: a local Safetensors folder
+def ollama_folder_plan(quant, folder="/models/My Llama 3B"):
+    return rec("ollama", quant, model="My Llama 3B", ctx=16384, n=2,
+               settings={"local_path": S(folder, "model.answers", "answers: model.name"),
+                         "num_ctx": S(16384, "context.budget", "TR127"), "num_parallel": S(2, "scaling.concurrency", "answers")})
+
+
+@pytest.mark.parametrize("quant,flag", [("q4_k_m", ["--quantize", "q4_K_M"]), ("q8_0", ["--quantize", "q8_0"]), ("fp16", [])])
+def test_ollama_imports_a_safetensors_folder_at_the_plans_quantization(run_script, quant, flag):
+    """The advisor recommends Ollama for a local HF folder; its export must not refuse the plan's own backend."""
+    snippet = export(ollama_folder_plan(quant), "ollama")
+    assert parse_modelfile(snippet.files["Modelfile"])[:2] == [("model", "/models/My Llama 3B"), ("num_ctx", "16384")]
+    run = run_script(snippet.files)
+    assert run.rc == 0, run.stderr
+    (create,) = [c for c in run.of("ollama") if c["argv"][0] == "create"]
+    name = create["argv"][1]
+    assert create["argv"] == ["create", name, *flag, "-f", "Modelfile"]
+    assert not [c for c in run.of("ollama") if c["argv"][0] in ("pull", "show")]  # nothing to download or check
+    if flag:
+        line = next(x for x in snippet.files["serve.sh"].splitlines() if " ollama create " in x)
+        assert "quantization: rule quantization.workload-default" in line
+
+
+def test_ollama_folder_at_a_quantization_ollama_cannot_make_says_how_to_get_it():
+    with pytest.raises(ExportError) as e:
+        export(ollama_folder_plan("q5_k_m"), "ollama")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "q8_0 or q4_K_M only" in msg and "q5_k_m" in msg and "Q5_K_M GGUF" in msg and "llama-quantize" in msg
