@@ -95,6 +95,19 @@ class Ctx:
         )
 
     @property
+    def os(self) -> str:
+        """The OS the plan is for (the hardware it was made for, else the answers): "linux" or "windows"."""
+        hw = self.rec.hardware or {}
+        if hw.get("os"):
+            return str(hw["os"])
+        return self.rec.answers.hardware.os if self.rec.answers is not None else "linux"
+
+    def windows_note(self, how: str) -> None:
+        """A plan for Windows gets bash scripts: say where they run."""
+        if self.os == "windows":
+            self.notes.append(f"this plan is for Windows, and serve.sh is a bash script: {how}")
+
+    @property
     def quant(self) -> str:
         return str(self.plan.quantization).lower()
 

@@ -91,6 +91,7 @@ def export(ctx: Ctx) -> Snippet:
     lines += body[:1] + ['  -m "$MODEL_GGUF"  # the model file above'] + body[1:]
     lines.append("")
     lines += _shell.launch(ctx, lambda port, i: f'llama-server --host "$HOST" --port {port} "${{args[@]}}"', ports)
+    ctx.windows_note("run it from Git Bash (llama-server.exe takes the same flags) or WSL")
     if n > 1:
         balancing_note(ctx, ports, "llamacpp")
     return Snippet(target="llamacpp", files={"serve.sh": "\n".join(lines) + "\n"}, notes=ctx.notes)

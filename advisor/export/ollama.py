@@ -137,12 +137,22 @@ def export(ctx: Ctx) -> Snippet:
 
     # ---- ollama.env (KEY=VALUE: systemd EnvironmentFile=, docker --env-file, or `set -a; . ./ollama.env`)
     ev = header(ctx, "Ollama server environment", CHECKED)
-    ev.append("# for a systemd install: `sudo systemctl edit ollama`, add EnvironmentFile=/path/to/ollama.env "
-              "under [Service], then `sudo systemctl restart ollama`")
+    windows = ctx.os == "windows"
+    if windows:
+        ev.append("# Windows (the Ollama app reads your user environment): quit Ollama from the tray, run the "
+                  "`setx` lines at the end of this file in PowerShell or cmd, then start Ollama again")
+    else:
+        ev.append("# for a systemd install: `sudo systemctl edit ollama`, add EnvironmentFile=/path/to/ollama.env "
+                  "under [Service], then `sudo systemctl restart ollama`")
     for k, v, why in env:
         ev += [f"# {one_line(why)}", f"{k}={v}"]
     ev += ["# export default, not advice: listen on localhost; 0.0.0.0:PORT serves other machines",
            f"OLLAMA_HOST=127.0.0.1:{ports[0]}"]
+    if windows:
+        ev.append("# the same settings for the Windows app (values are numbers and fixed words, nothing to quote):")
+        ev += [f"#   setx {k} {v}" for k, v, _ in env] + [f"#   setx OLLAMA_HOST 127.0.0.1:{ports[0]}"]
+    ctx.windows_note("run it from Git Bash or WSL with the Ollama app quit (it holds port 11434), or set the "
+                     "variables as ollama.env shows and use the app with `ollama create` / `ollama run` as in serve.sh")
     envfile = "\n".join(ev) + "\n"
 
     # ---- serve.sh

@@ -86,6 +86,8 @@ def export(ctx: Ctx) -> Snippet:
     lines.append(f"# export default, not advice: published on 127.0.0.1:{ports[0]}"
                  + (f"-{ports[-1]}" if n > 1 else "") + "; the container listens on 80")
     lines += _shell.launch(ctx, command, ports, gpu_env=False)  # docker picks GPUs with --gpus
+    ctx.windows_note("TGI runs as a Linux container; run serve.sh inside WSL2 with Docker Desktop "
+                     "(WSL2 backend, GPU support on)")
     if n > 1:
         balancing_note(ctx, ports, "tgi")
     return Snippet(target="tgi", files={"serve.sh": "\n".join(lines) + "\n"}, notes=ctx.notes)

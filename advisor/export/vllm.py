@@ -105,6 +105,8 @@ def export(ctx: Ctx) -> Snippet:
               "              capabilities: [gpu]"]
     compose = "\n".join(y) + "\n"
 
+    ctx.windows_note("vLLM has no Windows build; run serve.sh inside WSL2, or compose.yaml with Docker Desktop "
+                     "(WSL2 backend, GPU support on)")
     if n > 1:
         balancing_note(ctx, ports, "vllm")
     return Snippet(target="vllm", files={"serve.sh": serve, "compose.yaml": compose}, notes=ctx.notes)

@@ -408,3 +408,31 @@ def test_ollama_folder_at_a_quantization_ollama_cannot_make_says_how_to_get_it()
     msg = str(e.value)
     assert "\n" not in msg
     assert "q8_0 or q4_K_M only" in msg and "q5_k_m" in msg and "Q5_K_M GGUF" in msg and "llama-quantize" in msg
+
+
+# ------------------------------------------------------------------ a plan for Windows
+def windows(make):
+    r = make()
+    return r.model_copy(update={"hardware": {"os": "windows", "gpu": "RTX 4080 Laptop", "count": 1}})
+
+
+def test_ollama_env_for_a_windows_plan_says_how_the_windows_app_gets_the_settings():
+    snippet = export(windows(ollama_chat_n1), "ollama")
+    lines = snippet.files["ollama.env"].splitlines()
+    env = dict(x.split("=", 1) for x in lines if x and not x.startswith("#"))
+    setx = dict(x.split()[2:4] for x in lines if x.startswith("#   setx "))
+    assert setx == env  # every server setting, with the same value, as a Windows user variable
+    assert not any("systemctl" in x for x in lines)
+    assert any("Git Bash or WSL" in n for n in snippet.notes)
+
+
+@pytest.mark.parametrize("target,make,words", [
+    ("vllm", vllm_n8, "vLLM has no Windows build; run serve.sh inside WSL2"),
+    ("tgi", vllm_n8, "run serve.sh inside WSL2 with Docker Desktop"),
+    ("llamacpp", ollama_chat_n1, "run it from Git Bash (llama-server.exe takes the same flags) or WSL"),
+])
+def test_shell_targets_for_a_windows_plan_say_where_the_bash_script_runs(target, make, words):
+    assert any(words in n for n in export(windows(make), target).notes)
+    linux = export(make(), target)
+    assert not any("Windows" in n for n in linux.notes)
+    assert "setx" not in render_text(linux)
