@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from advisor.export._common import Ctx, Val, sh
+from advisor.export._common import Ctx, Val, one_line, sh
 
 
 @dataclass(frozen=True)
@@ -19,14 +19,14 @@ class Flag:
     flag: str
     value: str | None
     val: Val | None  # None for export defaults, which then carry `note`
-    note: str = ""
+    note: str = ""  # with a val: what the backend does with it, after the rule
 
     def words(self) -> list[str]:
         return [self.flag] if self.value is None else [self.flag, self.value]
 
     def comment(self) -> str:
         if self.val is not None:
-            return "# " + self.val.why()
+            return "# " + self.val.why() + (f"; {one_line(self.note)}" if self.note else "")
         return "# " + self.note if self.note else ""
 
 

@@ -36,7 +36,8 @@ def launcher_flags(ctx: Ctx) -> list[Flag]:
     total = ctx.pick("max_model_len", "max_context_tokens")
     flags.append(Flag("--max-total-tokens", str(integer(total)), total))
     seqs = ctx.pick("max_num_seqs", "concurrency")
-    flags.append(Flag("--max-concurrent-requests", str(integer(seqs)), seqs))
+    flags.append(Flag("--max-concurrent-requests", str(integer(seqs)), seqs,
+                      "TGI answers HTTP 429 to requests beyond this many in flight, it does not queue them"))
     util = ctx.setting("gpu_memory_utilization")
     if util is not None:
         flags.append(Flag("--cuda-memory-fraction", fmt_num(fraction(util)), util))

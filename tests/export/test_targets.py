@@ -436,3 +436,11 @@ def test_shell_targets_for_a_windows_plan_say_where_the_bash_script_runs(target,
     linux = export(make(), target)
     assert not any("Windows" in n for n in linux.notes)
     assert "setx" not in render_text(linux)
+
+
+def test_tgi_concurrency_limit_says_that_tgi_refuses_rather_than_queues():
+    """vLLM queues requests past --max-num-seqs; TGI answers 429 past --max-concurrent-requests. The user must be told."""
+    serve = export(tgi_batch_3_replicas(), "tgi").files["serve.sh"]
+    (line,) = [x for x in serve.splitlines() if x.strip().startswith("--max-concurrent-requests")]
+    assert line.split("#")[0].split() == ["--max-concurrent-requests", "16"]
+    assert "rule scaling.concurrency" in line and "429" in line
