@@ -6,7 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.content import Content
-from textual.widgets import Footer, RadioButton, Static
+from textual.message import Message
+from textual.widgets import Footer, RadioButton, RadioSet, Static
 
 # (screen name, label) in the order of the story
 STEPS = (
@@ -60,8 +61,41 @@ BACK = Binding("escape", "back", "Back")
 
 
 class Choice(RadioButton):
-    """A radio button whose state is in the text, "(*)" or "( )", not only in its colour."""
+    """A radio button whose state is in the text, "(*)" or "( )", not only in its colour;
+    in a focused ChoiceSet the arrow keys' cursor is a ">" before it, not only a highlight."""
 
     @property
     def _button(self) -> Content:
-        return Content.assemble(("(*)" if self.value else "( )", self.get_visual_style("toggle--button")))
+        parent = self.parent
+        cursor = self.has_class("-selected") and parent is not None and parent.has_focus
+        return Content.assemble((">" if cursor else " ", ""), " ",
+                                ("(*)" if self.value else "( )", self.get_visual_style("toggle--button")))
+
+
+class ChoiceSet(RadioSet):
+    """A RadioSet that says where its cursor is: a ">" marker and a Highlighted message."""
+
+    class Highlighted(Message):
+        def __init__(self, choice_set: "ChoiceSet", button: RadioButton) -> None:
+            super().__init__()
+            self.choice_set, self.button = choice_set, button
+
+        @property
+        def control(self) -> "ChoiceSet":
+            return self.choice_set
+
+    def watch__selected(self) -> None:
+        super().watch__selected()
+        self._repaint_marker()
+        if self._selected is not None:
+            self.post_message(self.Highlighted(self, self._nodes[self._selected]))
+
+    def _repaint_marker(self) -> None:
+        for button in self.query(RadioButton):
+            button.refresh(layout=True)
+
+    def on_focus(self) -> None:
+        self._repaint_marker()
+
+    def on_blur(self) -> None:
+        self._repaint_marker()

@@ -73,3 +73,82 @@ def test_hardware_refuses_a_bad_number_in_words(make_app, run):
         assert (app.answers.hardware.gpus, app.answers.hardware.background_vram_gb) == (2, 3.0)
 
     run(app, go)
+
+
+def test_workload_cursor_is_marked_and_shows_each_profile(make_app, run):
+    app = make_app(start="questions")
+
+    async def go(pilot):
+        await settle(pilot)
+        text = screen_text(app)
+        assert "> (*) chat" in text and "F.3 chat:" in text
+        await pilot.press("down")  # the cursor moves; the choice does not
+        text = screen_text(app)
+        assert "> ( ) balanced" in text and "  (*) chat" in text
+        assert "F.4 balanced: Equal prompt and generation" in text
+        await pilot.press("tab")  # leaving the list: the chosen workload's profile again
+        text = screen_text(app)
+        assert ">" not in text.split("Workload")[1].split("F.3")[0] and "F.3 chat:" in text
+        await pilot.press("shift+tab", "enter")  # back in the list, the cursor is where it was
+        assert "> (*) balanced" in screen_text(app)
+        await pilot.press("ctrl+n", "ctrl+n")
+        assert "Typical for balanced (F.4)" in screen_text(app)
+
+    run(app, go)
+
+
+def test_load_page_names_the_refused_field_by_its_label(make_app, run):
+    app = make_app(start="questions")
+
+    async def go(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+n", "ctrl+n")
+        app.screen.query_one("#q-slo-ttft-ms").focus()
+        await pilot.press("end", "ctrl+u", "-", "5")
+        await pilot.press("ctrl+n")
+        text = screen_text(app)
+        assert "page 3 of 4" in text
+        assert "WARN TTFT target ms: -5 is not allowed; expected milliseconds above 0" in text
+
+    run(app, go)
+
+
+def test_switching_model_source_drops_the_other_sources_complaint(make_app, run, tmp_path):
+    app = make_app(start="questions")
+
+    async def go(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")
+        await pilot.press("down", "down", "enter", "tab", *list(str(tmp_path / "nothing.gguf")))
+        assert "WARN no GGUF file at" in screen_text(app)
+        app.screen.query_one("#model-source").focus()
+        await pilot.press("down", "enter")  # an Ollama tag
+        await pilot.pause(0.05)
+        text = screen_text(app)
+        assert "(*) an Ollama tag" in text and "GGUF" not in text.split("type the tag.")[1]
+
+    run(app, go)
+
+
+def test_reload_keeps_each_model_source_as_saved(make_app, run, tmp_path):
+    from advisor.answers import load_answers, save_answers
+
+    cases = {"llama3.2:1b": "(*) an Ollama tag", "qwen2.5-1.5b": "(*) from the catalog",
+             "": "(*) let the advisor pick"}
+    for name, line in cases.items():
+        path = save_answers(Answers(model=ModelAnswers(name=name)), tmp_path / "a.toml", overwrite=True)
+        app = make_app(load_answers(path), answers_path=str(path), start="questions")
+
+        async def go(pilot, name=name, line=line):
+            await settle(pilot)
+            await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")
+            await settle(pilot)
+            text = screen_text(app)
+            assert line in text, (name, text)
+            if name:
+                assert name in text
+            await pilot.press("ctrl+n")  # nothing to fix: on to the probe, with the name unchanged
+            await settle(pilot)
+            assert app.screen.NAME == "probe" and app.answers.model.name == name
+
+        run(app, go)

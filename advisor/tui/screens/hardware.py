@@ -9,7 +9,7 @@ from textual.validation import Integer, Number
 from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Select, Static
 
 from advisor.domain import Answers, GpuDevice, Hardware, HardwareAnswers
-from advisor.tui.base import NEXT, AdvisorScreen, Choice
+from advisor.tui.base import NEXT, AdvisorScreen, Choice, ChoiceSet
 
 
 # what each number field allows, said in words when its value is refused
@@ -35,7 +35,7 @@ class HardwareScreen(AdvisorScreen):
             yield Static("Hardware: which GPUs do we plan for?", classes="title")
             yield Static("Detecting GPUs with NVML...", id="detect-status", markup=False)
             yield Static("", id="devices", markup=False)
-            with RadioSet(id="target", compact=True):
+            with ChoiceSet(id="target", compact=True):
                 yield Choice("this machine's GPUs", id="use-detected")
                 yield Choice("a GPU from the catalog (plan for another machine)", id="use-catalog")
             yield DataTable(id="catalog", cursor_type="row")

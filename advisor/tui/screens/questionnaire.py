@@ -12,7 +12,7 @@ from textual.validation import Function, Integer, Number, ValidationResult, Vali
 from textual.widgets import Button, ContentSwitcher, Input, Label, RadioButton, RadioSet, Select, Static
 
 from advisor.domain import RISKS, WORKLOADS, Answers
-from advisor.tui.base import NEXT, AdvisorScreen, Choice
+from advisor.tui.base import NEXT, AdvisorScreen, Choice, ChoiceSet
 
 # Appendix P.1: the risk tiers, with the examples the decision tree gives for each
 RISK_EXAMPLES = {
@@ -43,6 +43,31 @@ ALLOWED = {
 FLOATS = {"deadline_hours", "slo.ttft_ms", "slo.p95_latency_s", "slo.min_decode_tok_s"}
 MODEL_SOURCES = (("auto", "let the advisor pick"), ("catalog", "from the catalog"),
                  ("path", "a local HF folder or GGUF file"), ("ollama", "an Ollama tag"))
+
+
+def model_source(name: str, knowledge) -> str:
+    """Which of MODEL_SOURCES a saved model name came from, so a reload shows it as it was typed.
+
+    A catalog id is the catalog; an Ollama tag (even one the catalog knows, e.g. llama3.2:1b)
+    stays an Ollama tag; a Hugging Face repo id the catalog knows is that catalog model.
+    """
+    name = name.strip()
+    if not name:
+        return "auto"
+    p = Path(name).expanduser()
+    if p.suffix.lower() == ".gguf" or p.is_dir():
+        return "path"
+    try:
+        spec = knowledge.model(name)
+    except Exception:
+        spec = None
+    if spec is not None and name.lower() == spec.id.lower():
+        return "catalog"
+    if ":" in name or (spec is not None and spec.ollama_tag and name.lower() == spec.ollama_tag.lower()):
+        return "ollama"
+    if spec is not None:
+        return "catalog"
+    return "path" if "/" in name or name.startswith((".", "~")) else "ollama"
 
 
 def _wid(path: str) -> str:
@@ -82,14 +107,15 @@ class QuestionnaireScreen(AdvisorScreen):
         yield Static("", id="page-title", classes="title", markup=False)
         with ContentSwitcher(initial=PAGES[0], id="pages"):
             with Vertical(id="page-workload"):
-                yield Static("What will the model mostly do?  (Appendix F profiles)", markup=False)
-                with RadioSet(id="workload"):
+                yield Static("What will the model mostly do?  (Appendix F; arrows move, Enter chooses)",
+                             markup=False)
+                with ChoiceSet(id="workload"):
                     for w in WORKLOADS:
                         yield Choice(w, id=f"w-{w}")
                 yield Static("", id="workload-profile", markup=False)
             with Vertical(id="page-risk"):
                 yield Static("How bad is a wrong answer?  (Appendix P.1 risk tiers)", markup=False)
-                with RadioSet(id="risk"):
+                with ChoiceSet(id="risk"):
                     for r in RISKS:
                         yield Choice(f"{r:<9} e.g. {RISK_EXAMPLES[r]}", id=f"r-{r}")
                 yield Static("high allows fp16/q8_0 only; moderate and low allow q4_k_m; "
@@ -103,7 +129,7 @@ class QuestionnaireScreen(AdvisorScreen):
                 yield Static("", id="load-typical", markup=False)
             with Vertical(id="page-model"):
                 yield Static("Which model?", markup=False)
-                with RadioSet(id="model-source", compact=True):
+                with ChoiceSet(id="model-source", compact=True):
                     for key, label in MODEL_SOURCES:
                         yield Choice(label, id=f"m-{key}")
                 yield Select([], id="catalog-model", prompt="pick a catalog model", compact=True)
@@ -140,20 +166,15 @@ class QuestionnaireScreen(AdvisorScreen):
             self.query_one("#" + _wid(path), Input).value = f"{v:g}" if isinstance(v, float) else str(v)
         self.show_profile(a.workload)
         name = a.model.name.strip()
-        source = "auto"
-        if name:
-            k = self.advisor.knowledge
-            p = Path(name).expanduser()
-            if p.suffix.lower() == ".gguf" or p.is_dir() or "/" in name:
-                source = "path"
-                self.query_one("#model-path", Input).value = name
-            else:
-                try:
-                    self._catalog_value = k.model(name).id
-                    source = "catalog"
-                except Exception:
-                    source = "ollama"
-                    self.query_one("#ollama-typed", Input).value = name
+        source = model_source(name, self.advisor.knowledge)
+        if source == "path":
+            self.query_one("#model-path", Input).value = name
+        elif source == "catalog":
+            self._catalog_value = self.advisor.knowledge.model(name).id
+        elif source == "ollama":
+            self.query_one("#ollama-typed", Input).value = name
+            if name in self.tags:
+                self.query_one("#ollama-tag", Select).value = name
         self.query_one(f"#m-{source}", RadioButton).value = True
         self.show_model_source(source)
 
@@ -187,12 +208,16 @@ class QuestionnaireScreen(AdvisorScreen):
             self.show_model_source("ollama")
 
     # ------------------------------------------------------------ live feedback
-    def show_profile(self, workload: str) -> None:
+    def show_profile(self, workload: str, typical_too: bool = True) -> None:
+        """The workload's Appendix F profile (for the one under the cursor, as it moves);
+        typical_too: also the typical sizes the load page shows (for the chosen one)."""
         row = self.advisor.knowledge.workloads.get(workload)
         text = (f"{row.section} {workload}: {row.profile}.\n"
                 f"Typical context {row.typical_context_min:,}-{row.typical_context_max:,} tokens, "
                 f"output {row.typical_output_min:,}-{row.typical_output_max:,}.") if row else ""
         self.query_one("#workload-profile", Static).update(text)
+        if not typical_too:
+            return
         typical = (f"Typical for {workload} ({row.section}): context {row.typical_context_min:,}-"
                    f"{row.typical_context_max:,}, output {row.typical_output_min:,}-"
                    f"{row.typical_output_max:,} tokens.") if row else ""
@@ -226,7 +251,20 @@ class QuestionnaireScreen(AdvisorScreen):
         if event.radio_set.id == "workload":
             self.show_profile(rid.removeprefix("w-"))
         elif event.radio_set.id == "model-source":
+            self.query_one("#q-error", Static).update("")  # a complaint about the other source is stale
             self.show_model_source(rid.removeprefix("m-"))
+
+    def on_choice_set_highlighted(self, event: ChoiceSet.Highlighted) -> None:
+        """Arrowing through the workloads shows each one's profile before it is chosen."""
+        if event.choice_set.id == "workload" and event.choice_set.has_focus:
+            self.show_profile((event.button.id or "").removeprefix("w-"), typical_too=False)
+
+    def on_descendant_blur(self, event) -> None:
+        if getattr(event.widget, "id", "") == "workload":  # leaving the list: the chosen one's profile
+            self.show_profile(self._chosen_workload(), typical_too=False)
+
+    def _chosen_workload(self) -> str:
+        return next((w for w in WORKLOADS if self.query_one(f"#w-{w}", RadioButton).value), WORKLOADS[0])
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._report(event.input, event.validation_result)
@@ -298,11 +336,11 @@ class QuestionnaireScreen(AdvisorScreen):
             result = inp.validate(inp.value)
             if result is not None and not result.is_valid:
                 self._report(inp, result)
-                if not self.query("#" + (inp.id or "") + "-hint"):
-                    pass
-                else:
+                field = next(((label, p) for p, label, *_ in NUMBERS if _wid(p) == inp.id), None)
+                if field is not None:  # the number pages: name the field and what it allows
                     self.query_one("#q-error", Static).update(
-                        f"WARN fix the highlighted field: {inp.id.removeprefix('q-').replace('-', ' ')}")
+                        f"WARN {field[0]}: {inp.value.strip() or 'empty'} is not allowed; "
+                        f"expected {ALLOWED[field[1]]}")
                 inp.focus()
                 return False
         return True
