@@ -158,3 +158,23 @@ def test_numbers_must_be_numbers():
     with pytest.raises(ExportError) as e:
         export(r, "ollama")
     assert "kv_cache_type" in str(e.value) and "f16, q8_0, q4_0" in str(e.value)
+
+
+@pytest.mark.parametrize("name", [n for n in NASTY if "\n" not in n])
+def test_ollama_safetensors_folder_path_is_data_in_the_modelfile_and_the_script(name, run_script, tmp_path):
+    path = "/models/" + name.replace("/", "_")
+    r = rec("ollama", "q4_k_m", model=name, ctx=8192, n=1,
+            settings={"local_path": S(path, "model.answers", "answers: model.name"), "num_ctx": S(8192)})
+    try:
+        snippet = export(r, "ollama")
+    except ExportError as e:  # only quotes a Modelfile value has no way to hold
+        assert '"""' in path or path.endswith('"')
+        assert "quotes" in str(e) and "\n" not in str(e)
+        return
+    cmds = parse_modelfile(snippet.files["Modelfile"])
+    assert cmds == [("model", path), ("num_ctx", "8192")]
+    run = run_script(snippet.files)
+    assert run.rc == 0, run.stderr
+    (create,) = [c for c in run.of("ollama") if c["argv"][0] == "create"]
+    assert create["argv"][2:] == ["--quantize", "q4_K_M", "-f", "Modelfile"]
+    assert _pwned(tmp_path) == []
