@@ -66,7 +66,7 @@ def to_text(rec: Recommendation) -> str:
     out: list[str] = []
     hw = rec.hardware or {}
     if hw:
-        out += _wrap(f"Hardware: {hw.get('count', 1)} x {hw.get('gpu')} ({hw.get('vram_gb', 0):g} GB, "
+        out += _wrap(f"Hardware: {hw.get('count', 1)} x {hw.get('gpu')} ({round(hw.get('vram_gb', 0), 1):g} GB, "
                      f"{hw.get('os')}) from {hw.get('source')}", first="")
     p = rec.recommendation
     if p is None:
