@@ -328,8 +328,8 @@ def _nothing_fits(answers: Answers, hw: Hardware, ranked: list[Ranked]) -> list[
     for r in ranked[:20]:
         for c in r.rejects:
             reasons.append(f"{r.est.model.id} on {r.est.backend} at {r.est.quant}: {c.because} [{c.source}]")
-    head = (f"nothing can run: no candidate fits {hw.count} x {hw.spec.name} ({hw.vram_gb:g} GB) "
-            f"for these answers")
+    head = (f"nothing can run: every candidate on {hw.count} x {hw.spec.name} ({round(hw.vram_gb, 1):g} GB) "
+            f"is rejected for these answers; the reasons:")
     return [head] + list(dict.fromkeys(reasons))[:5]
 
 

@@ -53,11 +53,18 @@ def render_knowledge(k, table: str | None, fmt: str) -> str:
         lines.append("")
         src = row.pop("source", "")
         head = None
+        if "kind" in row and "context_tokens" in row:  # a measured figure: say what was measured
+            lines.append(f"[{i}] {row['kind']} of {row.get('model')} on {row.get('backend')} "
+                         f"at {row['context_tokens']:,} tokens")
+            head = "-"
         for key in ("name", "id", "key", "quant", "model", "workload", "backend", "application"):
+            if head:
+                break
             if key in row:
                 head = f"{key} = {row[key]}"
-                break
-        lines.append(f"[{i}] {head or ''}".rstrip())
+                lines.append(f"[{i}] {head}")
+        if not head:
+            lines.append(f"[{i}]")
         for key, val in row.items():
             if head and head.startswith(f"{key} = "):
                 continue
