@@ -9,6 +9,7 @@ never a traceback. Tests inject stand-ins with the same signatures.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,15 @@ GpuDetector = Callable[[Any], list]          # (knowledge) -> list[GpuDevice]; r
 ProbeRunner = Callable[..., Any]             # run_probe's signature -> ProbeResult
 TagLister = Callable[[], list[str]]          # () -> ollama tags; [] when no server answers
 Exporter = Callable[[Any, str], Any]         # (recommendation, target) -> Snippet
+
+
+# the probes speak to the CLI ("... with --gpu NAME"); on screen that advice is the hardware screen
+_CLI_GPU_HINT = re.compile(r"[;,]?\s*(?:or )?plan for a catalog GPU with --gpu NAME")
+
+
+def tui_words(message: str) -> str:
+    """A probe's one-line error without the CLI's --gpu advice (the screen gives its own)."""
+    return _CLI_GPU_HINT.sub("", message).strip()
 
 
 def detect_gpus(knowledge) -> list:

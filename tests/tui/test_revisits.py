@@ -152,3 +152,80 @@ def test_reload_keeps_each_model_source_as_saved(make_app, run, tmp_path):
             assert app.screen.NAME == "probe" and app.answers.model.name == name
 
         run(app, go)
+
+
+def test_probe_follows_the_answers_model_and_its_backend(make_app, run):
+    from helpers import StandInProbe
+
+    probe = StandInProbe()
+    app = make_app(Answers(model=ModelAnswers(name="llama3.2:1b")), run_probe=probe, start="probe")
+
+    async def go(pilot):
+        await settle(pilot)
+        text = screen_text(app)
+        # an Ollama tag is probed through the Ollama server, whose address is filled in
+        assert "model llama3.2:1b" in text and "backend ollama" in text
+        assert "server URL" in text and "http://" in text
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert probe.calls[-1]["backend"] == "ollama" and probe.calls[-1]["model"] == "llama3.2:1b"
+        # a new model in the answers replaces the one this screen filled in
+        app.set_answers(Answers(model=ModelAnswers(name="qwen2.5-1.5b")))
+        app.goto("questions")
+        await settle(pilot)
+        app.goto("probe")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "model qwen2.5-1.5b" in text and "backend transformers" in text
+        # a model the user typed here is kept
+        app.screen.query_one("#probe-model").value = "phi-2"
+        app.goto("questions")
+        await settle(pilot)
+        app.goto("probe")
+        await settle(pilot)
+        assert "model phi-2" in screen_text(app)
+
+    run(app, go)
+
+
+def test_probe_without_a_gpu_says_what_to_do_here(make_app, run):
+    from advisor.errors import ProbeError
+
+    no_gpu = ("no NVIDIA GPU found (NVML: NVML Shared Library Not Found); "
+              "plan for a catalog GPU with --gpu NAME")
+
+    def fails_at_once(model, **kw):  # as the real probe does: before its first progress report
+        raise ProbeError(no_gpu)
+
+    app = make_app(run_probe=fails_at_once, start="probe")
+
+    async def go(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "FAIL no NVIDIA GPU found (NVML: NVML Shared Library Not Found)" in text
+        assert "--gpu" not in text and "Traceback" not in text
+        assert "ctrl+n: the advice from the tables" in text
+        assert any(line.startswith("load") and line.endswith("FAIL") for line in text.splitlines())
+        assert not any(line.endswith("waiting") for line in text.splitlines() if line.startswith("load"))
+
+    run(app, go)
+
+
+def test_hardware_without_a_gpu_does_not_send_the_user_to_a_cli_flag(make_app, run):
+    from advisor.errors import ProbeError
+
+    def nvml_missing(knowledge):
+        raise ProbeError("no NVIDIA GPU found (NVML: NVML Shared Library Not Found); "
+                         "plan for a catalog GPU with --gpu NAME")
+
+    app = make_app(detect_gpus=nvml_missing)
+
+    async def go(pilot):
+        await settle(pilot)
+        text = screen_text(app)
+        assert "WARN no GPU here (no NVIDIA GPU found (NVML: NVML Shared Library Not Found))" in text
+        assert "Plan for a GPU from the catalog:" in text and "--gpu" not in text
+
+    run(app, go)

@@ -10,6 +10,7 @@ from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioS
 
 from advisor.domain import Answers, GpuDevice, Hardware, HardwareAnswers
 from advisor.tui.base import NEXT, AdvisorScreen, Choice, ChoiceSet
+from advisor.tui.sources import tui_words
 
 
 # what each number field allows, said in words when its value is refused
@@ -70,7 +71,7 @@ class HardwareScreen(AdvisorScreen):
             devices = list(app.detect_gpus(k))
             error = "" if devices else "NVML reports no GPU"
         except Exception as e:  # ProbeError, or a broken NVML install: one line
-            devices, error = [], str(e).splitlines()[0] if str(e) else e.__class__.__name__
+            devices, error = [], tui_words(str(e).splitlines()[0]) if str(e) else e.__class__.__name__
         app.call_from_thread(self.show_detection, devices, error)
 
     def show_detection(self, devices: list[GpuDevice], error: str) -> None:

@@ -18,6 +18,7 @@ from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 from advisor.domain import CurvePoint, ProbeProgress, ProbeResult
 from advisor.tui.base import AdvisorScreen
 from advisor.tui.plot import LEGEND, render_plot, safe_budget_mb
+from advisor.tui.sources import tui_words
 
 BACKENDS = ("transformers", "ollama", "openai")
 STEPS_BY_BACKEND = {"transformers": ("load", "curve", "ttft", "decode"), "ollama": ("ollama",),
@@ -63,6 +64,7 @@ class ProbeScreen(AdvisorScreen):
         self.result: ProbeResult | None = None
         self.step_start: dict[str, float] = {}
         self.current_step = ""
+        self._filled = ""  # the model name this screen filled in from the answers (not typed)
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="body"):
@@ -96,10 +98,19 @@ class ProbeScreen(AdvisorScreen):
         if self.running:
             return
         model = self.query_one("#probe-model", Input)
-        if not model.value:
+        if not model.value or model.value == self._filled:  # not typed by the user: follow the answers
+            from advisor.tui.screens.questionnaire import model_source
+
             app = self.advisor
             rec = app.recommendation.recommendation if app.recommendation else None
-            model.value = app.answers.model.name or (rec.model if rec else "") or "qwen2.5-1.5b"
+            name = app.answers.model.name or (rec.model if rec else "") or "qwen2.5-1.5b"
+            model.value = self._filled = name
+            # an Ollama tag is measured through the Ollama server, anything else with transformers
+            backend = "ollama" if model_source(name, app.knowledge) == "ollama" else "transformers"
+            if backend != self.backend():
+                self.query_one("#probe-backend", Select).value = backend
+                await self.show_backend(backend)
+                return
         await self.make_steps(self.backend())
         self.redraw_plot()
 
@@ -117,14 +128,18 @@ class ProbeScreen(AdvisorScreen):
 
     async def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "probe-backend" and not self.running:
-            b = str(event.value)
-            self.query_one("#url-row").display = b in ("ollama", "openai")
-            url = self.query_one("#probe-url", Input)
-            if b == "ollama" and not url.value:
-                from advisor.tui.sources import ollama_url
+            await self.show_backend(str(event.value))
 
-                url.value = ollama_url()
-            await self.make_steps(b)
+    async def show_backend(self, b: str) -> None:
+        """The URL row for a server backend (Ollama's own address filled in) and the backend's steps."""
+        self.query_one("#url-row").display = b in ("ollama", "openai")
+        url = self.query_one("#probe-url", Input)
+        if b == "ollama" and not url.value:
+            from advisor.tui.sources import ollama_url
+
+            url.value = ollama_url()
+        await self.make_steps(b)
+        self.redraw_plot()
 
     def ceiling(self) -> tuple[float, float]:
         """(VRAM ceiling MB, other tenants MB) of the GPU we plan for."""
@@ -236,9 +251,12 @@ class ProbeScreen(AdvisorScreen):
                 self._bar(self.current_step, 0.0, "cancelled")
             return
         if result is None:
-            self.set_status(f"FAIL {error}")
-            if self.current_step:
-                self._bar(self.current_step, 0.0, "FAIL")
+            self.set_status(f"FAIL {tui_words(error)}\n"
+                            "Nothing was measured. ctrl+n: the advice from the tables, without a probe.")
+            rows = list(self.query(StepRow))
+            step = self.current_step or (rows[0].step if rows else "")
+            if step:  # the step that failed says so, even when it failed before its first report
+                self._bar(step, 0.0, "FAIL")
             return
         for row in self.query(StepRow):
             self._bar(row.step, 1.0, None)
