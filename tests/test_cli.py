@@ -115,3 +115,15 @@ def test_recommend_does_not_import_torch_either():
             "sys.stderr.write(repr(bad))\nsys.exit(1 if bad else 0)\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_a_stored_figure_reads_as_what_was_measured_with_its_verdict_and_source(capsys):
+    code, out, _ = run_cli(capsys, "knowledge", "measurements")
+    assert code == 0
+    blocks = out.split("\n\n")
+    ollama_32k = [b for b in blocks if b.lstrip().startswith("[") and
+                  "prefill_ms of qwen2.5-1.5b on ollama at 32,768 tokens" in b.splitlines()[0]]
+    assert len(ollama_32k) == 2  # TR127 reports the series twice (§4.6 and §7.2)
+    for block in ollama_32k:
+        assert "plausible: NO (fails the roofline)" in block
+        assert "source: TR127 §" in block
