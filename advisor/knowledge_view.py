@@ -54,7 +54,8 @@ def render_knowledge(k, table: str | None, fmt: str) -> str:
         src = row.pop("source", "")
         head = None
         if "kind" in row and "context_tokens" in row:  # a measured figure: say what was measured
-            lines.append(f"[{i}] {row['kind']} of {row.get('model')} on {row.get('backend')} "
+            stat = f" ({row['statistic']})" if row.get("statistic") else ""
+            lines.append(f"[{i}] {row['kind']}{stat} of {row.get('model')} on {row.get('backend')} "
                          f"at {row['context_tokens']:,} tokens")
             head = "-"
         for key in ("name", "id", "key", "quant", "model", "workload", "backend", "application"):

@@ -121,9 +121,15 @@ def test_a_stored_figure_reads_as_what_was_measured_with_its_verdict_and_source(
     code, out, _ = run_cli(capsys, "knowledge", "measurements")
     assert code == 0
     blocks = out.split("\n\n")
-    ollama_32k = [b for b in blocks if b.lstrip().startswith("[") and
-                  "prefill_ms of qwen2.5-1.5b on ollama at 32,768 tokens" in b.splitlines()[0]]
-    assert len(ollama_32k) == 2  # TR127 reports the series twice (§4.6 and §7.2)
-    for block in ollama_32k:
-        assert "plausible: NO (fails the roofline)" in block
-        assert "source: TR127 §" in block
+    def block(heading: str) -> str:
+        found = [b for b in blocks if b.lstrip().startswith("[") and heading in b.splitlines()[0]]
+        assert len(found) == 1, heading
+        return " ".join(found[0].split())  # undo the wrapping at 80 columns
+
+    # TR127's Ollama median repeats one prompt (prompt cache): faster than physics allows
+    median = block("prefill_ms (median) of qwen2.5-1.5b on ollama at 32,768 tokens")
+    assert "plausible: NO (fails the roofline)" in median and "prompt cache" in median
+    assert "source: TR127 §4.6, §7.2" in median
+    # its repetition 0 is a real prefill, and passes
+    rep0 = block("prefill_ms (rep-0) of qwen2.5-1.5b on ollama at 32,768 tokens")
+    assert "plausible: yes" in rep0 and "source: TR127 §4.5" in rep0
