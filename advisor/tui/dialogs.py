@@ -136,7 +136,9 @@ def save_flow(app, title: str, default: str, targets: Callable[[str], list[Path]
             else:
                 app.notify(f"Not saved: {names} kept as it was", timeout=6)
 
-        app.push_screen(ConfirmDialog(f"WARN {names} already exists. Overwrite it?"), confirmed)
+        question = (f"WARN {names} already exists. Overwrite it?" if len(existing) == 1 else
+                    f"WARN {len(existing)} files already exist: {names}. Overwrite them?")
+        app.push_screen(ConfirmDialog(question), confirmed)
 
     app.push_screen(PathDialog(title, default, dir_ok=dir_ok), got_path)
 
@@ -169,6 +171,8 @@ def write_snippet(path: str, files: dict[str, str]) -> list[Path]:
     for target, text in zip(targets, files.values()):
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        if target.name.endswith(".sh"):  # runnable as written, as `advisor export --out` leaves it
+            tmp.chmod(0o755)
         tmp.replace(target)
         written.append(target)
     return written

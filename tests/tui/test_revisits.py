@@ -229,3 +229,38 @@ def test_hardware_without_a_gpu_does_not_send_the_user_to_a_cli_flag(make_app, r
         assert "Plan for a GPU from the catalog:" in text and "--gpu" not in text
 
     run(app, go)
+
+
+def test_export_says_long_lines_scroll_and_saves_runnable_scripts(make_app, run, tmp_path):
+    import os
+
+    import pytest
+
+    export = pytest.importorskip("advisor.export")
+    answers = Answers(workload="chat", hardware=HardwareAnswers(gpu="RTX 4090"),
+                      model=ModelAnswers(name="llama3.2-1b"))
+    app = make_app(answers, export=export.export, render_snippet=export.render_text, start="export")
+    out = tmp_path / "deploy"
+
+    async def go(pilot):
+        await settle(pilot, rounds=5)
+        screen = app.screen
+        app.screen.query_one("#target-pick").value = "ollama"
+        await settle(pilot)
+        files = screen.snippet.files
+        assert len(files) > 1 and any(n.endswith(".sh") for n in files)
+        widest = max(len(line) for line in screen.text.splitlines())
+        assert widest > 80
+        assert f"Lines up to {widest} columns wide: tab to the snippet" in screen_text(app)
+        await pilot.press("s", "end", "ctrl+u", *list(str(out)), "enter")
+        await settle(pilot)
+        for name in files:
+            assert (out / name).exists(), name
+            assert os.access(out / name, os.X_OK) == name.endswith(".sh"), name
+        await pilot.press("s", "end", "ctrl+u", *list(str(out)), "enter")
+        await pilot.pause(0.1)
+        assert f"{len(files)} files already exist" in screen_text(app)
+        assert "Overwrite them?" in screen_text(app)
+        await pilot.press("n")
+
+    run(app, go)

@@ -91,7 +91,13 @@ class ExportScreen(AdvisorScreen):
     def show(self, target: str, snippet, text: str) -> None:
         self.target, self.snippet, self.text = target, snippet, text
         names = ", ".join(getattr(snippet, "files", {}) or {}) or "(no files)"
-        self.query_one("#export-status", Static).update(f"{target}: {names}.  c copy  s save  a save answers")
+        status = f"{target}: {names}.  c copy  s save  a save answers"
+        widest = max((len(line) for line in text.splitlines()), default=0)
+        if widest > self.query_one("#snippet-box").size.width:
+            # cut at the right edge otherwise, with only a coloured scrollbar to say so
+            status += (f"\nLines up to {widest} columns wide: tab to the snippet, then left/right "
+                       "scroll; copy and save keep them whole")
+        self.query_one("#export-status", Static).update(status)
         self.query_one("#snippet", Static).update(text)
 
     def show_error(self, msg: str) -> None:
