@@ -131,8 +131,11 @@ class ModelSpec(_Strict):
     rope_theta: float = 0.0
     mmlu: float | None = None
     source: str = Field(min_length=1)
-    # set when the model came from a local directory / GGUF / ollama, not the catalog
+    # set when the model came from a local directory ("local") or a GGUF file ("gguf"), not the catalog
     origin: str = "catalog"
+    # a GGUF file's own weights: their stored bytes and the quantization they were written at
+    weight_bytes: float | None = Field(default=None, gt=0)
+    file_quantization: str = ""
 
     @property
     def params(self) -> float:

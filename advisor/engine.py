@@ -12,7 +12,8 @@ from advisor.answers import check_names
 from advisor.domain import Answers, Hardware, Plan, PlaybookRef, Predicted, ProbeResult, Recommendation, RuleFiring
 from advisor.hardware import resolve_hardware
 from advisor.knowledge import load_knowledge
-from advisor.models import resolve_models
+from advisor.errors import AdvisorError
+from advisor.models import resolve_models, servable_quantizations
 from advisor.predict import Estimate, estimate
 from advisor.settings import plan_settings
 from rules.base import Conclusion, Trace
@@ -73,12 +74,36 @@ def _candidates(k, answers: Answers, hw: Hardware, models, probes) -> list[Estim
         for backend, row in k.backends.items():
             if want_backend and backend != want_backend:
                 continue
-            # bf16 costs and runs as fp16 does; it is offered only to a user who asks for it
-            quants = [want_quant] if want_quant else [q for q in row.quantizations if q != "bf16"]
+            # what this backend can serve the model at, in the form it comes in (catalog, HF folder, GGUF)
+            servable = servable_quantizations(model, row)
+            if model.origin == "catalog" and want_quant:
+                quants = [want_quant]  # a constraint the backend lacks is judged (and explained) by the rules
+            elif want_quant:
+                quants = [q for q in servable if q == want_quant]
+            else:  # bf16 costs and runs as fp16 does; it is offered only to a user who asks for it
+                quants = [q for q in servable if q != "bf16" or model.file_quantization == "bf16"]
             for quant in quants:
                 if quant in k.quant:
                     out.append(estimate(k, answers, hw, model, backend, quant, probes))
+    if not out and models and models[0].origin != "catalog":
+        raise _unservable(k, models[0], want_backend, want_quant)
     return out
+
+
+def _unservable(k, model, want_backend: str, want_quant: str) -> AdvisorError:
+    """One line: the named file or folder cannot be served the way the constraints (or anything) ask."""
+    ways = [f"{b} at {', '.join(qs)}" for b, row in k.backends.items()
+            if (qs := [q for q in servable_quantizations(model, row) if q in k.quant])]
+    form = (f"the GGUF file ({model.file_quantization or 'unknown quantization'})" if model.origin == "gguf"
+            else "the local HF directory")
+    if want_backend or want_quant:
+        field = "constraints.backend" if want_backend else "constraints.quantization"
+        value = want_backend or want_quant
+        return AdvisorError(f"{field}: {value!r} is not possible for {form} {model.id!r}; "
+                            f"allowed: {'; '.join(ways) or 'nothing the advisor knows'}")
+    return AdvisorError(f"model.name: no backend the advisor knows serves {form} {model.id!r}"
+                        + (f" (its quantization {model.file_quantization!r} has no table row)"
+                           if model.origin == "gguf" else ""))
 
 
 def _gate_for(k, answers: Answers):

@@ -88,6 +88,8 @@ class BackendRow(_Row):
     continuous_batching: bool
     kv_reserved_at_load: bool
     spills_silently_on_windows: bool
+    serves_gguf: bool = False  # serves a GGUF file as it is
+    local_hf_quantizations: list[str] = []  # what it can serve a local HF directory at
 
 
 class PlaybookRow(_Row):

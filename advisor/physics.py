@@ -27,7 +27,10 @@ def bits_per_weight(k: "Knowledge", quant: str) -> float:
 
 
 def weights_gb(k: "Knowledge", model: ModelSpec, quant: str) -> float:
-    """Parameters x bytes per parameter (DESIGN: base VRAM = params x bytes/param)."""
+    """Parameters x bytes per parameter (DESIGN: base VRAM = params x bytes/param); a GGUF
+    file at its own quantization weighs what its tensors store."""
+    if model.weight_bytes and quant == model.file_quantization:
+        return model.weight_bytes / GIB
     return model.params * bits_per_weight(k, quant) / 8 / GIB
 
 
@@ -78,7 +81,10 @@ def prefill_roofline_ms(model: ModelSpec, gpu: GpuSpec, quant: str, tokens: int)
 
 def decode_bytes_per_token(k: "Knowledge", model: ModelSpec, quant: str, context: int) -> float:
     """Weights read once per token, plus the KV cache of the context so far."""
-    weights = model.decode_read_params * bits_per_weight(k, quant) / 8
+    if model.weight_bytes and quant == model.file_quantization:  # a GGUF file: its stored bytes, less a row lookup
+        weights = model.weight_bytes * model.decode_read_params / model.params
+    else:
+        weights = model.decode_read_params * bits_per_weight(k, quant) / 8
     return weights + model.kv_bytes_per_token() * context
 
 

@@ -127,8 +127,8 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     need_gb = base_gb + per_token * seq * n + activation * ctx
     origins["vram_gb"] = Provenance(
         origin="probe" if mem_src.startswith("probe") else "roofline",
-        source=f"weights {weights:.2f} GB ({model.params_b:g}B x {k.quant[quant].bits_per_weight:g} bit, "
-               f"{k.quant[quant].source}) + overhead ({overhead_src}) + per token ({mem_src})",
+        source=f"weights {weights:.2f} GB ({_weights_src(k, model, quant)}) "
+               f"+ overhead ({overhead_src}) + per token ({mem_src})",
     )
 
     # Prefill (TTFT): FLOPs over the peak this quantization's kernels use, times an efficiency.
@@ -224,6 +224,12 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
         replaced={name: v for name, v in (("TTFT (ms)", replaced_ttft), ("decode (tok/s, one stream)", replaced_decode))
                   if v is not None},
     )
+
+
+def _weights_src(k, model: ModelSpec, quant: str) -> str:
+    if model.weight_bytes and quant == model.file_quantization:
+        return f"the GGUF file's tensors, {model.weight_bytes / 2**30:.2f} GiB at {quant}"
+    return f"{model.params_b:g}B x {k.quant[quant].bits_per_weight:g} bit, {k.quant[quant].source}"
 
 
 def _probe_for(probes: list[ProbeResult] | None, model: ModelSpec, backend: str) -> ProbeResult | None:

@@ -39,6 +39,9 @@ class GgufInfo:
     weight_bytes: int
     tensor_count: int
     parameters: int
+    feed_forward_length: int | None = None
+    tied_embeddings: bool = True  # no separate output.weight: the LM head reuses token_embd
+    rope_theta: float | None = None
 
     def kv_bytes_per_token(self, kv_dtype_bytes: float = 2.0) -> float | None:
         if not (self.layers and self.kv_heads and self.head_dim):
@@ -98,7 +101,39 @@ def read_gguf(path: str) -> GgufInfo:
                     layers=a("block_count"), heads=heads, kv_heads=a("attention.head_count_kv") or heads,
                     head_dim=head_dim, context_length=a("context_length"), embedding_length=emb,
                     vocab_size=vocab, quantization=quant, file_type=file_type, weight_bytes=weight_bytes,
-                    tensor_count=len(reader.tensors), parameters=params)
+                    tensor_count=len(reader.tensors), parameters=params,
+                    feed_forward_length=a("feed_forward_length"),
+                    tied_embeddings=not any(t.name == "output.weight" for t in reader.tensors),
+                    rope_theta=a("rope.freq_base"))
+
+
+def to_model_spec(info: GgufInfo):
+    """The architecture facts the advisor plans with, from the file's own metadata.
+
+    The weights' bytes are the tensors' stored sizes (the file's real quantization mix), and
+    the file's quantization is the only one it can be served at.
+    """
+    from advisor.domain import ModelSpec
+    from advisor.errors import AdvisorError
+
+    need = {"block_count": info.layers, "attention.head_count": info.heads, "embedding_length": info.embedding_length,
+            "vocab_size": info.vocab_size}
+    missing = [k for k, v in need.items() if not v]
+    if missing or not info.parameters:
+        raise AdvisorError(f"model.name: GGUF file {info.path!r} lacks {', '.join(missing) or 'tensors'} in its "
+                           "metadata; the advisor cannot plan for it")
+    emb = int(info.embedding_length)
+    return ModelSpec(
+        id=os.path.splitext(os.path.basename(info.path))[0], family=info.architecture or "unknown",
+        hf_architecture=f"gguf:{info.architecture or 'unknown'}", params_b=info.parameters / 1e9,
+        layers=int(info.layers), hidden_size=emb, attention_heads=int(info.heads),
+        kv_heads=int(info.kv_heads or info.heads), head_dim=int(info.head_dim or emb // int(info.heads)),
+        intermediate_size=int(info.feed_forward_length or 4 * emb), vocab_size=int(info.vocab_size),
+        tied_embeddings=info.tied_embeddings, max_context=int(info.context_length or 4096),
+        rope_theta=float(info.rope_theta or 0.0), mmlu=None,
+        source=f"{info.path} (GGUF metadata)", origin="gguf",
+        weight_bytes=float(info.weight_bytes), file_quantization=info.quantization,
+    )
 
 
 def probe_gguf(path: str, knowledge=None) -> ProbeResult:
