@@ -1,8 +1,9 @@
 """The advisor TUI: hardware -> questions -> probe -> advice -> playbook -> export.
 
 A thin front end over advisor.engine.recommend(). Start-up imports Textual,
-pydantic and the domain types only; the knowledge base, the engine, NVML, the
-exporters and (only when a probe starts) torch/transformers load later.
+pydantic, the domain types and the knowledge tables (checked before the screen
+opens); the engine, NVML, the exporters and (only when a probe starts)
+torch/transformers load later.
 """
 
 from __future__ import annotations
@@ -95,10 +96,13 @@ class AdvisorApp(App):
         return rec
 
     # ------------------------------------------------------------ navigation
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         for name, cls in _screens().items():
             self.install_screen(cls(), name)
-        self.push_screen(self.start)
+        await self.push_screen(self.start)
+        if self.loaded_answers and self.answers_path:  # on the first screen, once it shows
+            self.notify(f"OK loaded the answers from {self.answers_path}; ctrl+n walks through them, "
+                        "or ctrl+p: Go to 4 Advice", timeout=10)
 
     def goto(self, name: str) -> None:
         while len(self.screen_stack) > 2 and not getattr(self.screen, "NAME", ""):
@@ -132,18 +136,24 @@ class AdvisorApp(App):
 
 
 def run(answers_path: str | None = None) -> int:
-    """`advisor` with no command. A bad answers file is one line, before the app starts."""
-    answers = None
-    if answers_path:
-        from advisor.answers import load_answers
-        from advisor.errors import AdvisorError
+    """`advisor` with no command. A bad answers file, or a broken table among the user's own
+    knowledge files, is one line before the app starts (inside it, a worker would die with a
+    traceback). Loading the tables here costs about 0.1 s of first paint; see bench/."""
+    from advisor.errors import AdvisorError
 
-        try:
+    answers = None
+    try:
+        if answers_path:
+            from advisor.answers import load_answers
+
             answers = load_answers(answers_path)
-        except AdvisorError as e:
-            sys.stderr.write(f"advisor: error: {e}\n")
-            return e.exit_code
-    app = AdvisorApp(answers, answers_path=answers_path)
+        from advisor.knowledge import load_knowledge
+
+        knowledge = load_knowledge()
+    except AdvisorError as e:
+        sys.stderr.write(f"advisor: error: {e}\n")
+        return e.exit_code
+    app = AdvisorApp(answers, answers_path=answers_path, knowledge=knowledge)
     app.run()
     return int(app.return_code or 0)
 

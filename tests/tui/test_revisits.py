@@ -2,6 +2,8 @@
 recompute; reload saved answers of every model source. Each step must show the new state,
 never a traceback."""
 
+import asyncio
+
 from helpers import screen_text, settle
 
 from advisor.domain import Answers, HardwareAnswers, ModelAnswers
@@ -264,3 +266,30 @@ def test_export_says_long_lines_scroll_and_saves_runnable_scripts(make_app, run,
         await pilot.press("n")
 
     run(app, go)
+
+
+def test_reloaded_answers_are_announced(make_app, run, tmp_path):
+    from advisor.answers import load_answers, save_answers
+
+    path = save_answers(Answers(workload="rag", hardware=HardwareAnswers(gpu="A10")), tmp_path / "a.toml")
+    app = make_app(load_answers(path), answers_path=str(path))
+
+    async def go():
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:  # toasts drawn
+            await settle(pilot)
+            text = screen_text(app)
+            assert "OK loaded the answers from" in text and "Plan for: A10 (24 GB)" in text
+
+    asyncio.run(go())
+
+
+def test_a_broken_user_table_is_one_line_before_the_screen_opens(tmp_path, capsys, monkeypatch):
+    from advisor.tui import app as tui
+
+    (tmp_path / "gpus.toml").write_text("this is = = not toml\n")
+    monkeypatch.setenv("ADVISOR_KNOWLEDGE_DIR", str(tmp_path))
+    monkeypatch.setattr(tui.AdvisorApp, "run", lambda self: (_ for _ in ()).throw(AssertionError("started")))
+    code = tui.run()
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.count("\n") == 1 and err.startswith("advisor: error: knowledge: ") and "gpus.toml" in err
