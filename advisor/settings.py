@@ -59,6 +59,11 @@ def plan_settings(k, answers: Answers, est: Estimate, max_ctx: int) -> dict[str,
         compiled = backend == "transformers-compiled"
         put("compile", "prefill-only" if compiled else "off", "backend.compile-policy",
             k.source("compile_prefill_speedup_min") + " (Linux only, never for decode)")
-        put("max_num_seqs", 1 if compiled else n, "scaling.concurrency", "answers: concurrency")
+        if compiled:  # the compiled prefill graph is specialised to one prompt's shape; requests take turns
+            put("max_num_seqs", 1, "backend.compile-policy",
+                k.source("compile_prefill_speedup_min") + "; one prompt per compiled prefill, requests take turns "
+                "(the plan's per-user rate assumes it)")
+        else:
+            put("max_num_seqs", n, "scaling.concurrency", "answers: concurrency")
     return out
 
