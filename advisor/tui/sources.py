@@ -21,13 +21,20 @@ TagLister = Callable[[], list[str]]          # () -> ollama tags; [] when no ser
 Exporter = Callable[[Any, str], Any]         # (recommendation, target) -> Snippet
 
 
-# the probes speak to the CLI ("... with --gpu NAME"); on screen that advice is the hardware screen
+# the probes speak to the CLI ("... with --gpu NAME", "set --url"); on screen the same advice
+# names the screen's own fields, and the hardware screen stands for --gpu
 _CLI_GPU_HINT = re.compile(r"[;,]?\s*(?:or )?plan for a catalog GPU with --gpu NAME")
+_CLI_FLAGS = ((re.compile(r"\b(set|check) --url\b"), r"\1 the server URL"),
+              (re.compile(r"--url\b"), "server URL"), (re.compile(r"--model\b"), "model"),
+              (re.compile(r"--backend\b"), "backend"), (re.compile(r"--attention\b"), "attention"))
 
 
 def tui_words(message: str) -> str:
-    """A probe's one-line error without the CLI's --gpu advice (the screen gives its own)."""
-    return _CLI_GPU_HINT.sub("", message).strip()
+    """A probe's one-line error in the screen's words: its fields, not the CLI's flags."""
+    message = _CLI_GPU_HINT.sub("", message)
+    for flag, words in _CLI_FLAGS:
+        message = flag.sub(words, message)
+    return message.strip()
 
 
 def detect_gpus(knowledge) -> list:

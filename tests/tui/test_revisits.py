@@ -293,3 +293,24 @@ def test_a_broken_user_table_is_one_line_before_the_screen_opens(tmp_path, capsy
     err = capsys.readouterr().err
     assert code != 0
     assert err.count("\n") == 1 and err.startswith("advisor: error: knowledge: ") and "gpus.toml" in err
+
+
+def test_probe_errors_name_the_screens_fields_not_cli_flags(make_app, run):
+    from advisor.errors import ProbeError
+
+    def no_server(model, **kw):
+        raise ProbeError(f"cannot reach Ollama at {kw.get('url')}: connection refused or host unknown "
+                         "(is `ollama serve` running? set --url)")
+
+    app = make_app(Answers(model=ModelAnswers(name="llama3.2:1b")), run_probe=no_server, start="probe")
+
+    async def go(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "FAIL cannot reach Ollama at http://" in text
+        assert "set the server URL" in text and "--url" not in text
+        assert "server URL http://" in text  # the field it means is on the screen
+
+    run(app, go)
