@@ -129,6 +129,21 @@ class AdvisorApp(App):
                             self.action_save_answers)
         yield from super().get_system_commands(screen)
 
+    def copy_to_clipboard(self, text: str) -> None:
+        """OSC 52, as Textual sends it (tmux forwards it: set-clipboard external). GNU screen drops
+        a bare OSC 52, so inside screen ($STY) it goes again in screen's DCS passthrough, in chunks
+        short enough for screen's string buffer; whichever form a multiplexer cannot use, it drops."""
+        super().copy_to_clipboard(text)
+        import os
+
+        if not os.environ.get("STY") or self._driver is None:
+            return
+        import base64
+
+        data = base64.b64encode(text.encode("utf-8")).decode("ascii")
+        chunks = [data[i:i + 76] for i in range(0, len(data), 76)] or [""]
+        self._driver.write("\x1bP\x1b]52;c;" + "\x1b\\\x1bP".join(chunks) + "\x07\x1b\\")
+
     def action_save_answers(self) -> None:
         from advisor.tui.dialogs import save_answers_dialog
 

@@ -314,3 +314,31 @@ def test_probe_errors_name_the_screens_fields_not_cli_flags(make_app, run):
         assert "server URL http://" in text  # the field it means is on the screen
 
     run(app, go)
+
+
+def test_copy_reaches_the_terminal_through_gnu_screen(make_app, run, monkeypatch):
+    """Inside GNU screen ($STY) a bare OSC 52 is dropped; the copy also goes in screen's DCS
+    passthrough, and what the outer terminal gets decodes to the snippet shown."""
+    import base64
+    import re
+
+    monkeypatch.setenv("STY", "1234.pts-0.host")
+    answers = Answers(workload="chat", hardware=HardwareAnswers(gpu="RTX 4090"),
+                      model=ModelAnswers(name="llama3.2-1b"))
+    app = make_app(answers, start="export")
+
+    async def go(pilot):
+        await settle(pilot, rounds=5)
+        written = []
+        monkeypatch.setattr(app._driver, "write", written.append)
+        await pilot.press("c")
+        out = "".join(written)
+        bare = re.search(r"(?<!\x1bP)\x1b\]52;c;([A-Za-z0-9+/=]*)\x07", out)
+        assert bare and base64.b64decode(bare.group(1)).decode() == app.screen.text
+        wrapped = re.search(r"\x1bP\x1b\]52;c;(.*?)\x07\x1b\\", out, re.S)
+        assert wrapped, out[:200]
+        chunks = wrapped.group(1).split("\x1b\\\x1bP")
+        assert all(len(c) <= 76 for c in chunks)
+        assert base64.b64decode("".join(chunks)).decode() == app.screen.text
+
+    run(app, go)
