@@ -43,7 +43,7 @@ def _fmt_mb(mb: float) -> str:
     return f"{mb / 1024:.1f}G" if mb >= 1024 else f"{mb:.0f}M"
 
 
-def render_plot(points: Iterable[CurvePoint], ceiling_mb: float, safe_mb: float | None = None,
+def render_plot(points: Iterable[CurvePoint], ceiling_mb: float | None, safe_mb: float | None = None,
                 contexts: Iterable[int] | None = None, fit: CurveFit | None = None,
                 width: int = 70, height: int = 9) -> str:
     """Peak VRAM (y, MB) against context tokens (x, log2 scale) as text lines.
@@ -62,12 +62,12 @@ def render_plot(points: Iterable[CurvePoint], ceiling_mb: float, safe_mb: float 
     if hi - lo < 1:
         lo, hi = lo - 0.5, hi + 0.5
 
-    ys = [ceiling_mb]
+    ys = [ceiling_mb] if ceiling_mb is not None else []
     for p in pts:
         for v in (p.peak_mb, p.predicted_mb):
             if v is not None:
                 ys.append(v)
-    ymax = max(ys) * 1.08 or 1.0
+    ymax = (max(ys) if ys else 0.0) * 1.08 or 1.0
 
     def col(x: float) -> int:
         return round((math.log2(x) - lo) / (hi - lo) * (plot_w - 1))
@@ -84,10 +84,11 @@ def render_plot(points: Iterable[CurvePoint], ceiling_mb: float, safe_mb: float 
             if 0 <= y <= ymax:
                 grid[row(y)][c] = "."
     safe_row = row(safe_mb) if safe_mb is not None else None
-    ceil_row = row(ceiling_mb)
+    ceil_row = row(ceiling_mb) if ceiling_mb is not None else None
     if safe_row is not None:
         grid[safe_row] = ["-" if ch == " " else ch for ch in grid[safe_row]]
-    grid[ceil_row] = ["=" if ch in " ." else ch for ch in grid[ceil_row]]
+    if ceil_row is not None:
+        grid[ceil_row] = ["=" if ch in " ." else ch for ch in grid[ceil_row]]
     for p in pts:
         c = col(p.context_tokens)
         if p.status == "ok" and p.peak_mb is not None:
@@ -96,7 +97,11 @@ def render_plot(points: Iterable[CurvePoint], ceiling_mb: float, safe_mb: float 
             y = p.predicted_mb if p.predicted_mb is not None else ymax
             grid[row(y)][c] = "x"
 
-    labels = {ceil_row: _fmt_mb(ceiling_mb), height - 1: "0"}
+    labels = {height - 1: "0"}
+    if ceil_row is not None:
+        labels[ceil_row] = _fmt_mb(ceiling_mb)
+    elif ys:  # no ceiling: label the top of the scale instead
+        labels[row(max(ys))] = _fmt_mb(max(ys))
     if safe_row is not None and safe_row != ceil_row:
         labels[safe_row] = _fmt_mb(safe_mb)
     lines = []

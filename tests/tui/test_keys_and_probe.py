@@ -198,3 +198,28 @@ def test_ctrl_q_during_a_probe_asks_it_to_stop(make_app, run):
         gate.set()
 
     run(app, go)
+
+
+def test_probe_before_any_gpu_is_chosen_draws_no_made_up_ceiling(make_app, run):
+    """gpu = auto and nothing detected yet: the plot has no VRAM line to draw, and says where to pick one."""
+    app = make_app()
+    app.start = "probe"
+
+    async def go(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "no ceiling: choose the GPU on 1 Hardware" in text
+        assert "|=====" not in text and "safe budget 1" not in text and "ceiling 2" not in text
+        assert "*" in text  # the measured points are still drawn
+
+    run(app, go)
+
+
+def test_plot_without_a_ceiling_scales_to_the_points():
+    pts = [CurvePoint(context_tokens=n, peak_mb=1000 + n * 0.5) for n in (512, 2048, 8192)]
+    text = render_plot(pts, ceiling_mb=None, width=60, height=9)
+    lines = text.splitlines()
+    assert "=" not in text and text.count("*") == 3
+    assert lines[0].startswith("  5.0G|") or any(line.lstrip().startswith("5.0G|") for line in lines)

@@ -141,8 +141,9 @@ class ProbeScreen(AdvisorScreen):
         await self.make_steps(b)
         self.redraw_plot()
 
-    def ceiling(self) -> tuple[float, float]:
-        """(VRAM ceiling MB, other tenants MB) of the GPU we plan for."""
+    def ceiling(self) -> tuple[float | None, float]:
+        """(VRAM ceiling MB, other tenants MB) of the GPU we plan for; None when no GPU is chosen
+        yet (gpu = auto, not detected): the plot then draws no ceiling rather than a made-up one."""
         app = self.advisor
         if app.hardware is not None:
             d = app.hardware.devices[0]
@@ -154,7 +155,7 @@ class ProbeScreen(AdvisorScreen):
                 total = app.knowledge.gpu(hw.gpu).vram_gb if hw.gpu.lower() != "auto" else None
             except Exception:
                 total = None
-        return (total or 24.0) * 1024, hw.background_vram_gb * 1024
+        return (total * 1024 if total else None), hw.background_vram_gb * 1024
 
     def redraw_plot(self) -> None:
         ceiling, other = self.ceiling()
@@ -163,13 +164,16 @@ class ProbeScreen(AdvisorScreen):
             margin = self.advisor.knowledge.value("context_safety_margin")
         except Exception:
             margin = 0.8
-        safe = safe_budget_mb(ceiling, other, base, margin)
+        safe = safe_budget_mb(ceiling, other, base, margin) if ceiling is not None else None
         contexts = list(AXIS_CONTEXTS) + [p.context_tokens for p in self.points]
         width = max(min(self.size.width - 2, 78), 40) if self.size.width else 76
         text = render_plot(self.points, ceiling, safe, contexts=contexts,
                            fit=self.result.fit if self.result else None, width=width, height=PLOT_HEIGHT)
-        self.query_one("#plot", Static).update(
-            f"peak VRAM vs context   ceiling {ceiling / 1024:.1f} GB, safe budget {safe / 1024:.1f} GB\n" + text)
+        if ceiling is None:
+            head = "peak VRAM vs context   no ceiling: choose the GPU on 1 Hardware"
+        else:
+            head = f"peak VRAM vs context   ceiling {ceiling / 1024:.1f} GB, safe budget {safe / 1024:.1f} GB"
+        self.query_one("#plot", Static).update(head + "\n" + text)
 
     def set_status(self, text: str) -> None:
         self.query_one("#probe-status", Static).update(text)
