@@ -309,6 +309,8 @@ class PlaybookRef(_Strict):
 
 class Recommendation(_Strict):
     recommendation: Plan | None
+    # one line on why there is no recommendation (empty when there is one)
+    no_plan_because: str = ""
     alternatives: list[Plan] = []
     playbooks: list[PlaybookRef] = []
     rules_fired: list[RuleFiring] = []

@@ -46,6 +46,7 @@ def recommend(answers: Answers, hardware: Hardware | None = None, probes: list[P
                          probes=_probe_summary(probes))
     viable = [r for r in ranked if not r.rejects]
     if not viable:
+        rec.no_plan_because = "nothing can run here for these answers"
         rec.warnings = _nothing_fits(answers, hw, ranked)
         rec.alternatives = [_plan(k, answers, r, alt=True) for r in _diverse(ranked, None)[:4]]
         return rec
@@ -339,6 +340,9 @@ def _named_model_breaks_policy(k, answers, hw, probes, rec: Recommendation, best
                     + "; ".join(f"{c.because} [{c.source}]" for c in best.policy_gates)]
     other = recommend(answers.model_copy(update={"model": answers.model.model_copy(update={"name": ""})}),
                       hardware=hw, probes=probes, knowledge=k)
+    rec.no_plan_because = (f"{e.model.id} breaks {answers.risk}-risk policy on {hw.count} x {hw.spec.name}"
+                           + ("; the first alternative is the catalog's pick instead"
+                              if other.recommendation is not None else "; nothing in the catalog passes either"))
     if other.recommendation is not None:
         alt = other.recommendation.model_copy(update={"lost_because": [
             f"not the model you named; the catalog's best fit for {answers.workload} at {answers.risk} risk here"]})

@@ -70,7 +70,8 @@ def to_text(rec: Recommendation) -> str:
                      f"{hw.get('os')}) from {hw.get('source')}", first="")
     p = rec.recommendation
     if p is None:
-        out.append("No recommendation: nothing can run here for these answers.")
+        out += _wrap(f"No recommendation: {rec.no_plan_because or 'nothing can run here for these answers'}.",
+                     first="")
     else:
         out += _wrap("Recommendation: " + headline(p), first="")
         out.append("")

@@ -179,3 +179,22 @@ def test_other_tenants_memory_shrinks_the_budget(k):
     shared = advise(k, workload="chat", model={"name": "llama3.2-3b"},
                     hardware={"gpu": "RTX 3060", "background_vram_gb": 4})
     assert shared.recommendation.max_context_tokens < alone.recommendation.max_context_tokens
+
+
+def test_a_clinic_naming_a_model_below_the_gate_is_told_why_and_offered_the_catalogs_pick(k):
+    rec = advise(k, workload="chat", risk="high", hardware={"gpu": "A10"}, model={"name": "llama3.2-1b"})
+    assert rec.recommendation is None
+    assert "llama3.2-1b breaks high-risk policy" in rec.no_plan_because
+    assert "catalog's pick" in rec.no_plan_because
+    pick = rec.alternatives[0]
+    assert pick.model != "llama3.2-1b" and k.model(pick.model).mmlu >= 55  # passes the medical-legal gate
+    from advisor.render import to_text
+
+    assert to_text(rec).splitlines()[1].startswith("No recommendation: llama3.2-1b breaks high-risk policy")
+
+
+def test_when_nothing_fits_the_reason_says_so(k):
+    rec = advise(k, workload="chat", hardware={"gpu": "RTX 4090"}, model={"name": "llama3.1-8b"},
+                 constraints={"quantization": "q2_k"})
+    assert rec.recommendation is None and rec.no_plan_because == "nothing can run here for these answers"
+    assert any("Q2_K is prohibited" in w for w in rec.warnings)

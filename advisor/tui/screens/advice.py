@@ -138,7 +138,7 @@ class AdviceScreen(AdvisorScreen):
         hw = rec.hardware or {}
         head = self.query_one("#headline", Static)
         if p is None:
-            head.update("NO RECOMMENDATION: nothing can run here for these answers.")
+            head.update(f"NO RECOMMENDATION: {rec.no_plan_because or 'nothing can run here for these answers'}.")
             self._set("#predicted", "")
         else:
             head.update(_wrap(headline(p), "RECOMMENDED ", "            "))
