@@ -45,7 +45,7 @@ def _wrap(text: str, first: str, rest: str) -> str:
                                    break_on_hyphens=False)) or first
 
 
-ORIGIN_WORDS = {"probe": "measured here", "knowledge": "stored table", "roofline": "physics bound",
+ORIGIN_WORDS = {"probe": "measured here", "knowledge": "stored table", "roofline": "physics x efficiency",
                 "answers": "your answer"}
 
 
