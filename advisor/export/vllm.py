@@ -92,6 +92,8 @@ def export(ctx: Ctx) -> Snippet:
         y += ["    command:"]
         if local:
             y.append(f'      - "/model"  # {one_line(model_head.why())}; the folder above, mounted read-only')
+            # serve.sh serves the folder under its path; the same name here, so clients send one model id
+            y += ['      - "--served-model-name"', f"      - {compose_str(model_path)}  # as serve.sh names it"]
         else:
             y.append(f"      - {compose_str(model_path)}  # {one_line(model_head.why())}; {one_line(ref.val.why())}")
         for f in flags:

@@ -444,3 +444,17 @@ def test_tgi_concurrency_limit_says_that_tgi_refuses_rather_than_queues():
     (line,) = [x for x in serve.splitlines() if x.strip().startswith("--max-concurrent-requests")]
     assert line.split("#")[0].split() == ["--max-concurrent-requests", "16"]
     assert "rule scaling.concurrency" in line and "429" in line
+
+
+def test_vllm_local_folder_is_served_under_one_name_by_script_and_compose(run_script):
+    folder = "/models/My Llama"
+    r = vllm_n8(settings={"local_path": S(folder, "model.answers", "answers: model.name")})
+    r.recommendation.settings.pop("hf_repo")
+    snippet = export(r, "vllm")
+    run = run_script(snippet.files)
+    assert run.rc == 0, run.stderr
+    (call,) = run.of("vllm")
+    assert call["argv"][:2] == ["serve", folder]  # the script serves the folder under its path
+    cmd = yaml.safe_load(snippet.files["compose.yaml"])["services"]["vllm-0"]["command"]
+    assert cmd[0] == "/model"  # the folder as mounted in the container
+    assert cmd[cmd.index("--served-model-name") + 1] == folder  # the name clients send, as with serve.sh
