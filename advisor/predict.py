@@ -50,14 +50,23 @@ class Estimate:
     replaced: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
 
+_EFF_CACHE: dict[tuple, tuple[object, tuple[float, str]]] = {}
+
+
 def _eff(k, backend: str, kind: str, os_name: str) -> tuple[float, str]:
-    """An efficiency from calibration.toml: backend.kind[.os], with its source."""
+    """An efficiency from calibration.toml: backend.kind[.os], with its source.
+
+    Looked up once per knowledge object: recommend() estimates a few hundred candidates."""
+    ck = (id(k), backend, kind, os_name)
+    hit = _EFF_CACHE.get(ck)
+    if hit is not None and hit[0] is k:
+        return hit[1]
     base = "transformers" if backend == "transformers-compiled" else backend
     for key in (f"{base}.{kind}.{os_name}", f"{base}.{kind}"):
-        try:
-            return k.value(key), f"{key} = {k.value(key):g} ({k.source(key)})"
-        except Exception:
-            continue
+        if k.has(key):
+            out = k.value(key), f"{key} = {k.value(key):g} ({k.source(key)})"
+            _EFF_CACHE[ck] = (k, out)
+            return out
     raise KeyError(f"calibration row {base}.{kind} missing")
 
 
