@@ -4,6 +4,7 @@ never a traceback."""
 
 import asyncio
 
+import pytest
 from helpers import screen_text, settle
 
 from advisor.domain import Answers, HardwareAnswers, ModelAnswers
@@ -295,21 +296,29 @@ def test_a_broken_user_table_is_one_line_before_the_screen_opens(tmp_path, capsy
     assert err.count("\n") == 1 and err.startswith("advisor: error: knowledge: ") and "gpus.toml" in err
 
 
-def test_probe_errors_name_the_screens_fields_not_cli_flags(make_app, run):
+def test_probe_errors_name_the_screens_fields_not_cli_flags(make_app, run, monkeypatch):
+    """The real Ollama probe against a loopback port nobody listens on: its own message (written
+    for the CLI, '--url') reaches the screen in the screen's words."""
+    import socket
+
     from advisor.errors import ProbeError
+    from advisor.tui.sources import run_probe as real_probe
 
-    def no_server(model, **kw):
-        raise ProbeError(f"cannot reach Ollama at {kw.get('url')}: connection refused or host unknown "
-                         "(is `ollama serve` running? set --url)")
-
-    app = make_app(Answers(model=ModelAnswers(name="llama3.2:1b")), run_probe=no_server, start="probe")
+    with socket.socket() as s:  # a free port, closed again: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{port}")
+    app = make_app(Answers(model=ModelAnswers(name="llama3.2:1b")), run_probe=real_probe, start="probe")
 
     async def go(pilot):
         await settle(pilot)
+        with pytest.raises(ProbeError) as cli:  # what the CLI user reads: it names the flag
+            real_probe("llama3.2:1b", backend="ollama", url=f"http://127.0.0.1:{port}")
+        assert "--url" in str(cli.value)
         await pilot.press("ctrl+r")
         await settle(pilot)
         text = screen_text(app)
-        assert "FAIL cannot reach Ollama at http://" in text
+        assert f"FAIL cannot reach Ollama at http://127.0.0.1:{port}" in text
         assert "set the server URL" in text and "--url" not in text
         assert "server URL http://" in text  # the field it means is on the screen
 
