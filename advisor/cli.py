@@ -90,7 +90,7 @@ def _export_arguments(e: argparse.ArgumentParser) -> None:
 
 def _probe_arguments(pr: argparse.ArgumentParser) -> None:
     try:
-        from probes.cli import add_arguments
+        from advisor.probes.cli import add_arguments
     except ImportError:
         pr.add_argument("--model")
         return
@@ -137,7 +137,7 @@ def cached_probes(answers, hardware) -> list:
     if hardware.source != "nvml":
         return []  # planning for another GPU: this machine's measurements don't apply
     try:
-        from probes.cache import cached_results
+        from advisor.probes.cache import cached_results
     except ImportError:
         return []
     try:
@@ -178,7 +178,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from probes.cli import run
+    from advisor.probes.cli import run
 
     return run(args)
 

@@ -16,8 +16,8 @@ from advisor.errors import AdvisorError
 from advisor.models import resolve_models, servable_quantizations
 from advisor.predict import Estimate, estimate
 from advisor.settings import plan_settings
-from rules.base import Conclusion, Trace
-from rules.engine import consult, consult_candidates
+from advisor.rules.base import Conclusion, Trace
+from advisor.rules.engine import consult, consult_candidates
 
 RANKING = RuleFiring(
     rule="advisor.ranking",

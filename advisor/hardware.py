@@ -30,7 +30,7 @@ def _detected(answers: Answers, knowledge) -> Hardware:
     from advisor.errors import ProbeError
 
     try:
-        from probes.hardware import detect_gpus
+        from advisor.probes.hardware import detect_gpus
 
         devices = detect_gpus(knowledge)
     except ProbeError as e:

@@ -71,7 +71,7 @@ def _from_gguf(path: Path) -> ModelSpec:
     if not path.is_file():
         raise AdvisorError(f"model.name: GGUF file {str(path)!r} not found")
     try:
-        from probes.gguf_probe import read_gguf, to_model_spec
+        from advisor.probes.gguf_probe import read_gguf, to_model_spec
     except ImportError as e:
         raise AdvisorError(f"model.name: reading GGUF files needs the 'gguf' package ({e}); pip install gguf") from None
     try:

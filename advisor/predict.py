@@ -278,7 +278,7 @@ def _probe_ttft(probe: ProbeResult, model: ModelSpec, ctx: int) -> tuple[float, 
     """
     fit = (probe.extra or {}).get("ttft_fit")
     if fit:
-        from probes.fit import predict_ttft_ms  # numpy only; imported when a probe is used
+        from advisor.probes.fit import predict_ttft_ms  # numpy only; imported when a probe is used
 
         try:
             ms = predict_ttft_ms(fit, ctx)

@@ -63,7 +63,7 @@ def one_consultation(runs: int = 31) -> tuple[float, int]:
     from advisor.hardware import resolve_hardware
     from advisor.knowledge import load_knowledge
     from advisor.models import resolve_models
-    from rules.engine import consult
+    from advisor.rules.engine import consult
 
     k = load_knowledge(None)
     a = answers_from_dict({"workload": "rag", "concurrency": 8, "context_tokens": 8192,

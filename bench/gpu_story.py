@@ -46,7 +46,7 @@ def measured_ttft_ms(model_id: str, n: int, reps: int = 3) -> float:
     import torch
 
     from advisor.knowledge import load_knowledge
-    from probes.transformers_probe import build_model, config_from_spec
+    from advisor.probes.transformers_probe import build_model, config_from_spec
 
     k = load_knowledge()
     model, _ = build_model(config_from_spec(k.model(model_id)), attention="sdpa", dtype="float16", device="cuda")

@@ -42,14 +42,14 @@ def _timing(result, n):
 
 def run(args) -> dict:
     from advisor.knowledge import load_knowledge
-    from probes.runner import run_probe
-    from probes.transformers_probe import probe_transformers
+    from advisor.probes.runner import run_probe
+    from advisor.probes.transformers_probe import probe_transformers
 
     k = load_knowledge(None)
     raw: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": [], "errors": []}
     device = "cpu" if args.cpu_smoke else None
     try:
-        from probes.hardware import detect_gpus
+        from advisor.probes.hardware import detect_gpus
 
         raw["gpus"] = [g.model_dump() for g in detect_gpus(k)]
     except Exception as e:
@@ -112,7 +112,7 @@ def _interrupt_check(k, device) -> dict:
     """Ctrl-C in the middle of a probe: is every byte of GPU memory given back?"""
     import torch
 
-    from probes.transformers_probe import probe_transformers
+    from advisor.probes.transformers_probe import probe_transformers
 
     seen = []
 
@@ -123,7 +123,7 @@ def _interrupt_check(k, device) -> dict:
 
     out: dict = {}
     if torch.cuda.is_available():
-        from probes.transformers_probe import _release_memory
+        from advisor.probes.transformers_probe import _release_memory
 
         _release_memory()
         out["allocated_before_mb"] = torch.cuda.memory_allocated() / 2**20
@@ -151,7 +151,7 @@ def _write(path, raw):
 def analyse(entry: dict) -> dict:
     """Predictions from the probe's three points vs the sweep's measurements."""
     from advisor.domain import CurveFit
-    from probes.fit import fit_curve, fit_ttft, predict_ttft_ms
+    from advisor.probes.fit import fit_curve, fit_ttft, predict_ttft_ms
 
     probe, sweep = entry["probe"], entry["sweep"]
     attn = entry["attention"]

@@ -2,7 +2,7 @@
 import json, os, sys, time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from advisor.knowledge import load_knowledge
-from probes.transformers_probe import probe_transformers
+from advisor.probes.transformers_probe import probe_transformers
 k = load_knowledge(None)
 t = time.perf_counter()
 r = probe_transformers("llama3.2-1b", knowledge=k, attention="eager", contexts=[2048, 8192, 16384], repetitions=1)

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     contexts = parse_contexts(args.contexts)
     if args.url and args.backend == "transformers":
         raise AdvisorError("--url: only with --backend ollama or openai")
-    from probes.runner import run_probe
+    from advisor.probes.runner import run_probe
 
     progress = _Progress()
     try:
@@ -106,7 +106,7 @@ def _hardware(args) -> int:
     import json
 
     from advisor.knowledge import load_knowledge
-    from probes.hardware import detect_gpus
+    from advisor.probes.hardware import detect_gpus
 
     gpus = detect_gpus(load_knowledge())
     if args.json:
@@ -125,7 +125,7 @@ def _mb(x: float) -> str:
 
 
 def render_text(r) -> str:
-    from probes.fit import predict_ttft_ms
+    from advisor.probes.fit import predict_ttft_ms
 
     head = f"{r.backend} probe of {r.model}"
     if r.gpu:

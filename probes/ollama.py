@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 from advisor.domain import ProbeProgress, ProbeResult, TimingPoint
 from advisor.errors import ProbeError
-from probes.http import HttpClient
+from advisor.probes.http import HttpClient
 
 DEFAULT_URL = "http://localhost:11434"
 DEFAULT_CONTEXTS = (512, 2048)

@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 
 from advisor.domain import ProbeProgress, ProbeResult, TimingPoint
 from advisor.errors import ProbeError
-from probes.http import HttpClient, loads_line
-from probes.ollama import unique_prompt
+from advisor.probes.http import HttpClient, loads_line
+from advisor.probes.ollama import unique_prompt
 
 DEFAULT_CONTEXTS = (512, 2048)
 MAX_TOKENS = 32

@@ -22,7 +22,7 @@ def _version(dist: str) -> str:
 
 
 def _gpu_name(knowledge, required: bool) -> str:
-    from probes.hardware import detect_gpus
+    from advisor.probes.hardware import detect_gpus
 
     try:
         return detect_gpus(knowledge)[0].name
@@ -41,7 +41,7 @@ def run_probe(model: str | None = None, backend: str = "transformers", url: str 
     device: None = the first CUDA GPU (an error without one); "cpu" runs the transformers probe on
     the CPU, which checks the pipeline but measures tensor bytes, not VRAM.
     """
-    from probes import cache
+    from advisor.probes import cache
 
     if backend not in BACKENDS:
         raise ProbeError(f"--backend: {backend!r} is not allowed; expected one of {', '.join(BACKENDS)}")
@@ -53,12 +53,12 @@ def run_probe(model: str | None = None, backend: str = "transformers", url: str 
         knowledge = load_knowledge()
 
     if backend == "transformers" and model and model.lower().endswith(".gguf"):
-        from probes.gguf_probe import probe_gguf
+        from advisor.probes.gguf_probe import probe_gguf
 
         return probe_gguf(model, knowledge=knowledge)
 
     if backend == "transformers":
-        from probes.transformers_probe import ATTENTIONS, DTYPES, resolve_label
+        from advisor.probes.transformers_probe import ATTENTIONS, DTYPES, resolve_label
 
         if attention not in ATTENTIONS:
             raise ProbeError(f"--attention: {attention!r} is not allowed; expected one of {', '.join(ATTENTIONS)}")
@@ -73,7 +73,7 @@ def run_probe(model: str | None = None, backend: str = "transformers", url: str 
         if not fresh and (hit := cache.load(key)) is not None:
             _done(progress, "cached result from " + (hit.measured_at or "an earlier run"))
             return hit
-        from probes.transformers_probe import probe_transformers
+        from advisor.probes.transformers_probe import probe_transformers
 
         result = probe_transformers(label, knowledge=knowledge, attention=attention, dtype=dtype,
                                     contexts=contexts, device=device, gpu_name=gpu if gpu != "cpu" else "",
@@ -83,11 +83,11 @@ def run_probe(model: str | None = None, backend: str = "transformers", url: str 
 
     gpu = _gpu_name(knowledge, required=False)
     if backend == "ollama":
-        from probes import ollama as mod
+        from advisor.probes import ollama as mod
 
         base = url or os.environ.get("OLLAMA_HOST_URL") or mod.DEFAULT_URL
     else:
-        from probes import openai_compat as mod
+        from advisor.probes import openai_compat as mod
 
         if not url:
             raise ProbeError("--url is required with --backend openai (e.g. http://localhost:8000)")

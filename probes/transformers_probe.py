@@ -37,7 +37,7 @@ from typing import Any
 
 from advisor.domain import CurvePoint, ModelSpec, ProbeProgress, ProbeResult, TimingPoint
 from advisor.errors import ProbeError
-from probes.fit import MIB, eager_quadratic_bytes, fit_curve, fit_ttft, ttft_from_batches
+from advisor.probes.fit import MIB, eager_quadratic_bytes, fit_curve, fit_ttft, ttft_from_batches
 
 DTYPES = {"float16": 2, "bfloat16": 2, "float32": 4}
 ATTENTIONS = ("sdpa", "eager", "flash_attention_2")

@@ -19,7 +19,7 @@ import threading
 import uuid
 
 from advisor.errors import AdvisorError
-from rules.base import Conclusion, Rule, Trace
+from advisor.rules.base import Conclusion, Rule, Trace
 
 # feasible: hard rejections; candidates: gates and penalties on what survived; plan: the winner
 STAGES = ("feasible", "candidates", "plan")
@@ -36,7 +36,7 @@ class RuleError(AdvisorError):
 
 
 def rules_for(knowledge, stage: str) -> list[Rule]:
-    from rules import backend, context, playbooks, plausibility, quality, quantization, scaling, slo
+    from advisor.rules import backend, context, playbooks, plausibility, quality, quantization, scaling, slo
 
     if stage in ("feasible", "candidates"):
         out: list[Rule] = []

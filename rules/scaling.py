@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rules.base import Rule
+from advisor.rules.base import Rule
 
 TP_SOURCE = "DESIGN (tensor parallel when weights don't fit one GPU)"
 BATCH_SOURCE = "answers: requests_per_day / deadline_hours"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rules.base import Rule
+from advisor.rules.base import Rule
 
 
 def candidates_rules(k) -> list[Rule]:

@@ -39,7 +39,7 @@ def tui_words(message: str) -> str:
 
 def detect_gpus(knowledge) -> list:
     try:
-        from probes.hardware import detect_gpus as detect
+        from advisor.probes.hardware import detect_gpus as detect
     except ImportError as e:
         raise ProbeError(f"the NVML probe is not available ({e})") from None
     return detect(knowledge)
@@ -48,7 +48,7 @@ def detect_gpus(knowledge) -> list:
 def run_probe(model, **kwargs):
     """The real probe; torch/transformers load inside it, only now."""
     try:
-        from probes.runner import run_probe as run
+        from advisor.probes.runner import run_probe as run
     except ImportError as e:
         raise ProbeError(f"the probes are not installed ({e}); pip install 'advisor[probe]'") from None
     return run(model, **kwargs)
@@ -64,7 +64,7 @@ def ollama_url() -> str:
 def list_ollama_tags() -> list[str]:
     """Tags the local Ollama server offers; [] when none answers (quickly)."""
     try:
-        import probes.ollama as ollama  # the probes' own lister, when it has one
+        import advisor.probes.ollama as ollama  # the probes' own lister, when it has one
     except ImportError:
         ollama = None
     for name in ("list_tags", "list_models", "tags"):

@@ -10,9 +10,9 @@ import pytest
 
 from advisor.cli import main
 from advisor.domain import ProbeResult
-from probes import cache
-from probes import transformers_probe as tp
-from probes.runner import run_probe
+from advisor.probes import cache
+from advisor.probes import transformers_probe as tp
+from advisor.probes.runner import run_probe
 
 
 def count_probes(monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probes.fit import eager_quadratic_bytes, fit_curve, fit_ttft, predict_ttft_ms, ttft_from_batches
+from advisor.probes.fit import eager_quadratic_bytes, fit_curve, fit_ttft, predict_ttft_ms, ttft_from_batches
 
 MIB = 2 ** 20
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from advisor.errors import ProbeError
-from probes.gguf_probe import read_gguf
-from probes.runner import run_probe
+from advisor.probes.gguf_probe import read_gguf
+from advisor.probes.runner import run_probe
 
 
 def write_gguf(path, file_type=15):

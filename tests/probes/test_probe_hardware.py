@@ -10,7 +10,7 @@ import pynvml
 import pytest
 
 from advisor.errors import ProbeError
-from probes.hardware import detect_gpus
+from advisor.probes.hardware import detect_gpus
 
 
 def test_no_driver_is_one_line_naming_the_way_out(monkeypatch, k):
@@ -47,6 +47,6 @@ def test_reads_every_field_and_matches_the_catalog(monkeypatch, k):
 
 
 def test_importing_hardware_detection_does_not_import_torch():
-    code = "import sys, probes.hardware, probes.runner, probes.cli, probes.cache; print('torch' in sys.modules)"
+    code = "import sys, advisor.probes.hardware, advisor.probes.runner, advisor.probes.cli, advisor.probes.cache; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

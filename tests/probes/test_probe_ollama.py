@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from advisor.errors import ProbeError
-from probes import ollama
-from probes.runner import run_probe
+from advisor.probes import ollama
+from advisor.probes.runner import run_probe
 
 
 def _probe(server, model="qwen2.5:1.5b", contexts=(512, 2048), timeout=30.0):
@@ -74,7 +74,7 @@ def test_runner_caches_and_fresh_measures_again(ollama, k):
 
 
 def test_default_model_is_a_loaded_one_else_the_first_listed(ollama):
-    from probes import ollama as mod
+    from advisor.probes import ollama as mod
 
     c = mod.Client(ollama.url)
     assert mod.identify(c, None)[0] == "qwen2.5:1.5b"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from advisor.errors import ProbeError
-from probes import openai_compat as oa
-from probes.runner import run_probe
+from advisor.probes import openai_compat as oa
+from advisor.probes.runner import run_probe
 
 
 def _probe(server, model=None, contexts=(512, 2048)):

@@ -16,7 +16,7 @@ import torch
 from conftest import write_tiny
 
 from advisor.errors import InputError, ProbeError
-from probes import transformers_probe as tp
+from advisor.probes import transformers_probe as tp
 
 
 def probe(k, model, **kw):

@@ -8,7 +8,7 @@ from advisor.answers import answers_from_dict
 from advisor.engine import _fact
 from advisor.hardware import resolve_hardware
 from advisor.predict import estimate
-from rules.engine import consult, consult_candidates
+from advisor.rules.engine import consult, consult_candidates
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ import pytest
 from advisor.answers import answers_from_dict
 from advisor.engine import recommend
 from advisor.knowledge import Knowledge, load_knowledge
-from rules.base import Rule
-from rules.engine import RuleError, consult, consult_candidates
+from advisor.rules.base import Rule
+from advisor.rules.engine import RuleError, consult, consult_candidates
 
 
 def test_an_exception_inside_a_rule_is_reported_not_swallowed(k, base_fact, monkeypatch):
-    import rules.slo as slo
+    import advisor.rules.slo as slo
 
     broken = Rule("slo.broken-on-purpose", "test", "gate", lambda m: m.kind == "cand",
                   lambda f: f.no_such_field_anywhere.upper())

@@ -99,7 +99,7 @@ def test_a_context_longer_than_the_model_was_trained_for_is_rejected(fired):
     ("windows", "context.over-budget-windows", "silently spills"),
 ])
 def test_context_over_the_budget_fails_the_os_way(k, base_fact, os_name, rule, words):
-    from rules.engine import consult, consult_candidates
+    from advisor.rules.engine import consult, consult_candidates
 
     fact = {**base_fact, "os": os_name, "budget": 8000, "context": 8001}
     conclusions = consult_candidates(k, [fact]).conclusions
@@ -196,7 +196,7 @@ def _figure(**kw):
 
 
 def test_a_figure_beating_the_roofline_is_a_warning(k):
-    from rules.engine import consult, consult_candidates
+    from advisor.rules.engine import consult, consult_candidates
 
     t = consult(k, "plan", [_figure(plausible=0, reason="8.4 ms beats the 75 ms roofline")])
     assert [c.rule for c in t.conclusions] == ["plausibility.roofline"]
@@ -205,7 +205,7 @@ def test_a_figure_beating_the_roofline_is_a_warning(k):
 
 
 def test_a_probe_more_than_25_percent_off_the_table_is_a_warning_naming_both(k):
-    from rules.engine import consult, consult_candidates
+    from advisor.rules.engine import consult, consult_candidates
 
     d = k.value("probe_table_disagreement")
     off = consult(k, "plan", [_figure(value=100 * (1 + d) + 0.1, table_value=100.0, table_source="catalog")])
