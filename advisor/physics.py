@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel
+
 from advisor.domain import GpuSpec, ModelSpec
 
-if TYPE_CHECKING:  # pragma: no cover
-    from advisor.knowledge import Knowledge, MeasurementRow, Verdict
+if TYPE_CHECKING:  # pragma: no cover - type names only: knowledge imports physics, never the reverse
+    from advisor.knowledge import Knowledge, MeasurementRow
 
 GIB = 1024**3
 MIB = 1024**2
@@ -94,9 +96,14 @@ def decode_roofline_tok_s(k: "Knowledge", model: ModelSpec, gpu: GpuSpec, quant:
 
 
 # ------------------------------------------------------------------ plausibility
-def judge_measurement(k: "Knowledge", m: "MeasurementRow") -> "Verdict":
+class Verdict(BaseModel):
+    plausible: bool
+    reason: str
+    bound: float | None = None  # the roofline limit in the row's unit
+
+
+def judge_measurement(k: "Knowledge", m: "MeasurementRow") -> Verdict:
     """Does a stored figure respect the roofline of the GPU it was measured on?"""
-    from advisor.knowledge import Verdict
 
     model = k.models.get(m.model)
     try:

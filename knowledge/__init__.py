@@ -10,12 +10,13 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from advisor.domain import BACKENDS, QUANTIZATIONS, WORKLOADS, GpuSpec, ModelSpec
+from advisor.domain import QUANTIZATIONS, WORKLOADS, GpuSpec, ModelSpec
 from advisor.errors import KnowledgeError, choice_error
+from advisor.physics import Verdict, judge_measurement  # physics imports no knowledge at run time
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,7 +35,6 @@ class QuantRow(_Row):
     tier: str
     mmlu_delta_pp: float = Field(ge=0)
     risk_tiers: list[str]
-    backends: list[str]
     min_compute_capability: float | None = None
 
 
@@ -84,7 +84,19 @@ class BackendRow(_Row):
     title: str
     quantizations: list[str]
     os: list[str]
-    continuous_batching: bool
+    engine: Literal["ollama", "llama-server", "vllm", "tgi", "transformers"]  # advisor/backends.py class
+    # continuous: sequences share each decode step; slots: a few parallel slots, then a queue
+    # (per-agent efficiency by Amdahl, TR129); sequential: one request at a time
+    batching: Literal["continuous", "slots", "sequential"]
+    family: str  # engines whose measurements and probes describe each other (ollama ~ llama.cpp)
+    export_target: str
+    probe_kinds: list[str]  # advisor probe --backend values whose results feed this engine
+    calibration: str = ""  # prefix of its efficiency rows in calibration.toml (default: its name)
+    overhead_keys: list[str] = []  # fixed buffers besides the CUDA context (thresholds/calibration keys)
+    tensor_parallel: bool = True  # the advisor plans tensor parallel for it
+    prefill_activations: bool = False  # prefills the whole prompt at once, holding its activations
+    compiled_prefill: bool = False  # torch.compile on the prefill graph (TR126)
+    pages_kv: bool = False  # KV cache paged on demand from one pool (vLLM PagedAttention, TGI)
     kv_reserved_at_load: bool
     spills_silently_on_windows: bool
     serves_gguf: bool = False  # serves a GGUF file as it is
@@ -165,12 +177,6 @@ class Table(BaseModel):
     units: dict[str, str] = {}
     files: list[str] = []
     rows: list[Any] = []
-
-
-class Verdict(BaseModel):
-    plausible: bool
-    reason: str
-    bound: float | None = None  # the roofline limit in the row's unit
 
 
 def user_knowledge_dir() -> Path:
@@ -260,20 +266,14 @@ class Knowledge:
             for r in tables[t].rows:
                 self._values[r.key] = r
         self._check_vocabulary()
-        self.verdicts: list[Verdict] = []
-        from advisor.physics import judge_measurement  # physics needs Knowledge's types only
-
-        self.verdicts = [judge_measurement(self, m) for m in self.measurements]
+        self.verdicts: list[Verdict] = [judge_measurement(self, m) for m in self.measurements]
 
     def _check_vocabulary(self) -> None:
-        for q in self.quant.values():
-            for b in q.backends:
-                if b not in BACKENDS:
-                    raise KnowledgeError(f"knowledge: quantization {q.quant!r}: unknown backend {b!r}")
         for w in self.workloads.values():
             if w.workload not in WORKLOADS:
                 raise KnowledgeError(f"knowledge: workloads: unknown workload {w.workload!r}")
         for b in self.backends.values():
+            # which backend serves which quantization is said once, on the backend's row
             for q in b.quantizations:
                 if q not in QUANTIZATIONS:
                     raise KnowledgeError(f"knowledge: backends {b.backend!r}: unknown quantization {q!r}")
