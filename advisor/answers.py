@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from advisor.domain import BACKENDS, OSES, QUANTIZATIONS, RISKS, WORKLOADS, Answers
+from advisor.domain import OSES, QUANTIZATIONS, RISKS, WORKLOADS, Answers
 from advisor.errors import AdvisorError, InputError, choice_error, closest
 
 if sys.version_info >= (3, 11):
@@ -160,8 +160,9 @@ def check_names(answers: Answers, knowledge) -> None:
         except InputError:
             if ":" not in name:  # an ollama tag we don't know ("llama3.2:1b") may still be served
                 raise
-    if answers.constraints.backend and answers.constraints.backend not in BACKENDS:
-        raise choice_error("constraints.backend", answers.constraints.backend, BACKENDS)
+    known = tuple(knowledge.backends)  # the bundled backends and the user's own rows
+    if answers.constraints.backend and answers.constraints.backend not in known:
+        raise choice_error("constraints.backend", answers.constraints.backend, known)
     q = answers.constraints.quantization
     if q and q not in QUANTIZATIONS:
         raise choice_error("constraints.quantization", q, QUANTIZATIONS)

@@ -13,10 +13,11 @@ from advisor.domain import Answers, Hardware, Plan, PlaybookRef, Predicted, Prob
 from advisor.hardware import resolve_hardware
 from advisor.knowledge import load_knowledge
 from advisor.errors import AdvisorError
-from advisor.models import resolve_models, servable_quantizations
+from advisor.models import resolve_models
 from advisor.predict import Estimate, estimate
-from advisor.settings import plan_settings
+from advisor.backends import backend as backend_of, backends, servable_quantizations
 from advisor.rules.base import Conclusion, Trace
+from advisor.rules.facts import CandidateFact
 from advisor.rules.engine import consult, consult_candidates
 
 RANKING = RuleFiring(
@@ -26,7 +27,7 @@ RANKING = RuleFiring(
            "then the higher-precision quantization, then the lowest p95 latency",
     because="",
 )
-POLICY_RULESETS = ("quantization", "quality", "backend")
+ADVICE = "advice."  # rules/advice.py: what the winner's own verdicts mean for the user
 HEADLINE = ("backend", "quantization", "model", "max_context_tokens", "concurrency", "replicas", "tensor_parallel")
 
 
@@ -55,13 +56,16 @@ def recommend(answers: Answers, hardware: Hardware | None = None, probes: list[P
     tied = answers.constraints.backend or answers.constraints.quantization
     if best.policy_gates and answers.model.name and not tied:
         return _named_model_breaks_policy(k, answers, hw, probes, rec, best)
-    plan_fact = {**facts[candidates.index(best.est)], "kind": "plan", "id": "plan"}
-    plan_trace = consult(k, "plan", [plan_fact] + _figure_facts(k, answers, hw, best, probes))
+    ties = ", ".join(f"{f}={getattr(answers.constraints, f)}" for f in ("backend", "quantization")
+                     if getattr(answers.constraints, f))
+    plan_fact = facts[candidates.index(best.est)].as_plan(constraints=ties)
+    plan_trace = consult(k, "plan", [plan_fact] + _verdict_facts(best)
+                         + _figure_facts(k, answers, hw, best, probes))
     plan = _plan(k, answers, best, plan_trace=plan_trace)
     rec.recommendation = plan
     rec.alternatives = [_plan(k, answers, r, alt=True, winner=best) for r in _diverse(ranked, best)]
     rec.rules_fired = _fired(best, plan_trace)
-    rec.warnings = _warnings(answers, best, plan_trace)
+    rec.warnings = _warnings(best, plan_trace)
     rec.playbooks = _playbooks(k, plan_trace)
     return rec
 
@@ -72,11 +76,11 @@ def _candidates(k, answers: Answers, hw: Hardware, models, probes) -> list[Estim
     want_quant = answers.constraints.quantization
     out = []
     for model in models:
-        for backend, row in k.backends.items():
+        for backend, b in backends(k).items():
             if want_backend and backend != want_backend:
                 continue
             # what this backend can serve the model at, in the form it comes in (catalog, HF folder, GGUF)
-            servable = servable_quantizations(model, row)
+            servable = servable_quantizations(model, b)
             if model.origin == "catalog" and want_quant:
                 quants = [want_quant]  # a constraint the backend lacks is judged (and explained) by the rules
             elif want_quant:
@@ -93,8 +97,8 @@ def _candidates(k, answers: Answers, hw: Hardware, models, probes) -> list[Estim
 
 def _unservable(k, model, want_backend: str, want_quant: str) -> AdvisorError:
     """One line: the named file or folder cannot be served the way the constraints (or anything) ask."""
-    ways = [f"{b} at {', '.join(qs)}" for b, row in k.backends.items()
-            if (qs := [q for q in servable_quantizations(model, row) if q in k.quant])]
+    ways = [f"{name} at {', '.join(qs)}" for name, b in backends(k).items()
+            if (qs := [q for q in servable_quantizations(model, b) if q in k.quant])]
     form = (f"the GGUF file ({model.file_quantization or 'unknown quantization'})" if model.origin == "gguf"
             else "the local HF directory")
     if want_backend or want_quant:
@@ -118,42 +122,39 @@ def _gate_for(k, answers: Answers):
     return None
 
 
-def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> dict:
-    m, q, b = e.model, k.quant[e.quant], k.backends[e.backend]
+def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> CandidateFact:
+    m, q, b = e.model, k.quant[e.quant], backend_of(k, e.backend)
     w = k.workloads[answers.workload]
     high = answers.concurrency >= w.high_n_from
     compat = k.compat.get(m.id)
     gate = _gate_for(k, answers)
     mmlu = m.mmlu if m.mmlu is not None else -1.0
-    return {
-        "kind": "cand", "id": str(i), "model": m.id, "params_b": m.params_b, "origin": m.origin,
-        "backend": e.backend, "quant": e.quant, "q_bits": q.bits_per_weight,
-        "q_ref": int(e.quant in ("fp16", "bf16")),
-        "q_risk_ok": int(answers.risk in q.risk_tiers),
-        "q_backend_ok": int(e.backend in q.backends and e.quant in b.quantizations),
-        "os_ok": int(hw.os in b.os), "continuous": int(b.continuous_batching),
-        "in_compat": int(compat is not None and e.quant in compat.passes),
-        "compat_fail": int(compat is not None and e.quant in compat.fails),
-        "risk": answers.risk, "workload": answers.workload, "phase": w.dominant_phase,
-        "n": answers.concurrency, "os": hw.os,
-        "pref_backend": w.backend_high_n if high else w.backend_low_n,
-        "pref_quant": w.quant_high_n if high else w.quant_low_n,
-        "fits": int(e.weights_gb + e.overhead_gb < e.usable_gb),
-        "weights_gb": e.weights_gb, "usable_gb": e.usable_gb, "tp": e.tp, "gpus": hw.count,
-        "fp16_fits": int(e.fp16_fits), "budget": e.budget_tokens,
-        "context": answers.context_tokens + answers.output_tokens, "output": answers.output_tokens,
-        "max_context": m.max_context,
-        "vram_frac": e.vram_frac, "ttft_n_ms": e.ttft_at_n_ms, "p95_s": e.p95_s,
-        "decode_pu": e.decode_per_user, "total": e.total_tok_s,
-        "slo_ttft": answers.slo.ttft_ms, "slo_p95": answers.slo.p95_latency_s,
-        "slo_decode": answers.slo.min_decode_tok_s,
-        "mmlu": mmlu, "eff_mmlu": round(mmlu - q.mmlu_delta_pp, 2) if mmlu >= 0 else -1.0,
-        "gate_min": gate.min_mmlu if gate is not None and gate.min_mmlu is not None else -1.0,
-        "gate_name": gate.application if gate is not None else "none",
-        "amdahl": e.amdahl_eff, "replicas_needed": e.replicas_needed,
-        "replicas_possible": e.replicas_possible,
-        "requests_per_day": answers.requests_per_day, "deadline_hours": answers.deadline_hours,
-    }
+    return CandidateFact(
+        id=str(i), model=m.id, params_b=m.params_b, origin=m.origin,
+        backend=e.backend, quant=e.quant, q_bits=q.bits_per_weight,
+        batching=b.batching, continuous=int(b.continuous), pages_kv=int(b.pages_kv),
+        compiled_prefill=int(b.compiled_prefill), prefill_activations=int(b.prefill_activations),
+        q_risk_ok=int(answers.risk in q.risk_tiers),
+        q_backend_ok=int(e.quant in b.row.quantizations),
+        os_ok=int(hw.os in b.row.os),
+        in_compat=int(compat is not None and e.quant in compat.passes),
+        compat_fail=int(compat is not None and e.quant in compat.fails),
+        pref_backend=w.backend_high_n if high else w.backend_low_n,
+        pref_quant=w.quant_high_n if high else w.quant_low_n, phase=w.dominant_phase,
+        mmlu=mmlu, eff_mmlu=round(mmlu - q.mmlu_delta_pp, 2) if mmlu >= 0 else -1.0,
+        gate_min=gate.min_mmlu if gate is not None and gate.min_mmlu is not None else -1.0,
+        gate_name=gate.application if gate is not None else "none", max_context=m.max_context,
+        risk=answers.risk, workload=answers.workload, n=answers.concurrency, os=hw.os,
+        context=answers.context_tokens + answers.output_tokens, output=answers.output_tokens,
+        slo_ttft=answers.slo.ttft_ms, slo_p95=answers.slo.p95_latency_s,
+        slo_decode=answers.slo.min_decode_tok_s,
+        requests_per_day=answers.requests_per_day, deadline_hours=answers.deadline_hours,
+        need_gb=e.weights_gb + e.overhead_gb, weights_gb=e.weights_gb, usable_gb=e.usable_gb,
+        fp16_gb=e.fp16_gb, usable_all_gb=e.usable_gb * hw.count, tp=e.tp, gpus=hw.count,
+        budget=e.budget_tokens, vram_frac=e.vram_frac, ttft_n_ms=e.ttft_at_n_ms, p95_s=e.p95_s,
+        decode_pu=e.decode_per_user, total=e.total_tok_s, amdahl=e.amdahl_eff,
+        replicas_needed=e.replicas_needed, replicas_possible=e.replicas_possible,
+    )
 
 
 class Ranked:
@@ -164,7 +165,7 @@ class Ranked:
         self.gates = [c for c in conclusions if c.effect == "gate"]
         # Breaking policy (risk tier, quality, compile policy) is worse than missing a
         # performance target: when nothing passes everything, keep the policy.
-        self.policy_gates = [c for c in self.gates if c.rule.split(".")[0] in POLICY_RULESETS]
+        self.policy_gates = [c for c in self.gates if c.kind == "policy"]
         self.penalty = sum(c.weight for c in conclusions if c.effect == "penalty")
 
     def key(self):
@@ -208,7 +209,7 @@ def _plan(k, answers: Answers, r: Ranked, alt: bool = False, plan_trace: Trace |
     # candidate-stage judgement on the winner, else the ranking itself.
     decided = (plan_trace.conclusions if plan_trace else []) + r.conclusions
     plan.set_by = {f: next((c.rule for c in decided if f in c.sets), RANKING.rule) for f in HEADLINE}
-    plan.settings = plan_settings(k, answers, e, plan.max_context_tokens)
+    plan.settings = backend_of(k, e.backend).settings(answers, e, plan.max_context_tokens)
     return plan
 
 
@@ -254,7 +255,7 @@ def _figure_facts(k, answers: Answers, hw: Hardware, r: Ranked, probes: list[Pro
     e = r.est
     groups: dict[tuple, list] = {}
     for m, v in zip(k.measurements, k.verdicts):
-        if m.model == e.model.id and _same_engine(m.backend, e.backend) and not v.plausible:
+        if m.model == e.model.id and _family(k, m.backend) == _family(k, e.backend) and not v.plausible:
             groups.setdefault((m.kind, m.backend, m.source), []).append((m, v))
     for i, ((kind, backend, source), rows) in enumerate(groups.items()):
         # One warning per stored series: the longest context shows the gap best.
@@ -272,7 +273,7 @@ def _figure_facts(k, answers: Answers, hw: Hardware, r: Ranked, probes: list[Pro
         facts.append({"kind": "figure", "id": f"r{what}", "what": what, "value": measured, "plausible": 1,
                       "reason": "", "source": "probe on this GPU", "table_value": table, "table_source": src})
     row = k.context.get(e.model.id)
-    if row is not None and e.backend.startswith("transformers"):
+    if row is not None and backend_of(k, e.backend).family == _family(k, row.backend):
         from advisor import physics
 
         kv_mb = e.model.kv_bytes_per_token() / physics.MIB
@@ -285,9 +286,18 @@ def _figure_facts(k, answers: Answers, hw: Hardware, r: Ranked, probes: list[Pro
     return facts
 
 
-def _same_engine(a: str, b: str) -> bool:
-    fam = lambda x: "llama.cpp" if x in ("ollama", "llamacpp") else ("hf" if x.startswith("transformers") else x)  # noqa: E731
-    return fam(a) == fam(b)
+def _family(k, backend: str) -> str:
+    """The engine family a stored measurement's backend belongs to (ollama and llama.cpp are one)."""
+    b = backends(k).get(backend)
+    return b.family if b is not None else backend
+
+
+def _verdict_facts(r: "Ranked") -> list[dict]:
+    """The winner's candidate-stage verdicts, asserted again for the plan stage: the warning
+    rules (rules/advice.py) join the plan on them."""
+    return [{"kind": "verdict", "id": f"v{i}", "rule": c.rule, "source": c.source, "effect": c.effect,
+             "rule_kind": c.kind, "weight": c.weight, "because": c.because}
+            for i, c in enumerate(r.conclusions) if c.effect in ("gate", "penalty")]
 
 
 def _probe_vs_table(k, e: Estimate, p: ProbeResult):
@@ -315,21 +325,17 @@ def _fired(r: Ranked, plan_trace: Trace) -> list[RuleFiring]:
                           because=f"{e.model.id} on {e.backend} at {e.quant} ranked first"))
     out += [RuleFiring(rule=c.rule, source=c.source, because=c.because)
             for c in plan_trace.conclusions if c.effect == "playbook"]
-    return out
+    return list({(f.rule, f.because): f for f in out}.values())
 
 
-def _warnings(answers: Answers, r: Ranked, plan_trace: Trace) -> list[str]:
-    out = []
-    tied = [f"{f}={getattr(answers.constraints, f)}" for f in ("backend", "quantization") if getattr(answers.constraints, f)]
-    for c in r.gates:
-        lead = f"your constraint ({', '.join(tied)}) breaks" if tied else "no candidate passes every check; this one breaks"
-        out.append(f"{lead} {c.rule}: {c.because} [{c.source}]")
-    if tied:  # soft rules they override are worth knowing too
-        for c in r.conclusions:
-            if c.effect == "penalty" and c.weight > 0:
-                out.append(f"your constraint ({', '.join(tied)}) goes against {c.rule}: {c.because} [{c.source}]")
-    out += [f"{c.because} [{c.source}]" for c in plan_trace.conclusions if c.effect == "warn"]
-    return list(dict.fromkeys(out))
+def _warnings(best: Ranked, plan_trace: Trace) -> list[str]:
+    """The plan stage's warnings: the winner's broken gates and constraints first (rules/advice.py),
+    in the order the candidate stage found them, then the rest."""
+    order = {c.because: i for i, c in enumerate(best.conclusions)}
+    warns = [c for c in plan_trace.conclusions if c.effect == "warn"]
+    warns.sort(key=lambda c: (not c.rule.startswith(ADVICE),
+                              next((i for why, i in order.items() if c.because.endswith(why)), 0)))
+    return list(dict.fromkeys(f"{c.because} [{c.source}]" for c in warns))
 
 
 def _named_model_breaks_policy(k, answers, hw, probes, rec: Recommendation, best: Ranked) -> Recommendation:

@@ -78,19 +78,3 @@ def _from_gguf(path: Path) -> ModelSpec:
         return to_model_spec(read_gguf(str(path)))
     except ProbeError as e:  # the probe's one line names --model; here it is the answers' field
         raise AdvisorError(f"model.name: {e}") from None
-
-
-def servable_quantizations(model: ModelSpec, backend_row) -> list[str]:
-    """The quantizations this backend can serve this model at, given the form the model comes in.
-
-    Catalog models are pulled in whatever form a backend wants. A GGUF file is served as it
-    is, at its own quantization, by the llama.cpp family only. A local HF directory is served
-    by the HF-format backends and imported by those that can convert it themselves (Ollama's
-    `create --quantize`); the knowledge row says which (`local_hf_quantizations`).
-    """
-    if model.origin == "gguf":
-        ok = backend_row.serves_gguf and model.file_quantization in backend_row.quantizations
-        return [model.file_quantization] if ok else []
-    if model.origin == "local":
-        return [q for q in backend_row.quantizations if q in backend_row.local_hf_quantizations]
-    return list(backend_row.quantizations)

@@ -12,10 +12,8 @@ import math
 from dataclasses import dataclass, field
 
 from advisor import physics
+from advisor.backends import Backend, backend as backend_of
 from advisor.domain import Answers, Hardware, ModelSpec, ProbeResult, Provenance
-
-CONTINUOUS = ("vllm", "tgi", "llamacpp")  # batch decode steps across sequences
-LLAMA_CPP_FAMILY = ("ollama", "llamacpp")
 
 
 @dataclass
@@ -41,7 +39,7 @@ class Estimate:
     amdahl_eff: float
     replicas_needed: int
     replicas_possible: int
-    fp16_fits: bool
+    fp16_gb: float  # the model's FP16 weights (the high-risk rule compares them with the margin)
     bits: float
     os: str
     origins: dict[str, Provenance] = field(default_factory=dict)
@@ -53,15 +51,15 @@ class Estimate:
 _EFF_CACHE: dict[tuple, tuple[object, tuple[float, str]]] = {}
 
 
-def _eff(k, backend: str, kind: str, os_name: str) -> tuple[float, str]:
-    """An efficiency from calibration.toml: backend.kind[.os], with its source.
+def _eff(k, b: Backend, kind: str, os_name: str) -> tuple[float, str]:
+    """An efficiency from calibration.toml: <engine>.kind[.os], with its source.
 
     Looked up once per knowledge object: recommend() estimates a few hundred candidates."""
-    ck = (id(k), backend, kind, os_name)
+    ck = (id(k), b.name, kind, os_name)
     hit = _EFF_CACHE.get(ck)
     if hit is not None and hit[0] is k:
         return hit[1]
-    base = "transformers" if backend == "transformers-compiled" else backend
+    base = b.calibration_key()
     for key in (f"{base}.{kind}.{os_name}", f"{base}.{kind}"):
         if k.has(key):
             out = k.value(key), f"{key} = {k.value(key):g} ({k.source(key)})"
@@ -88,6 +86,7 @@ def tensor_parallel_needed(weights_gb: float, usable_gb: float, overhead_gb: flo
 
 def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, quant: str,
              probes: list[ProbeResult] | None = None) -> Estimate:
+    b = backend_of(k, backend)
     gpu = hw.spec
     n = answers.concurrency
     ctx = answers.context_tokens
@@ -98,31 +97,27 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     vram = hw.vram_gb
     usable = vram - background_gb(answers, hw)
     weights_total = physics.weights_gb(k, model, quant)
-    overhead = k.value("cuda_context_overhead_gb")
-    overhead_src = f"cuda_context_overhead_gb ({k.source('cuda_context_overhead_gb')})"
-    if backend in LLAMA_CPP_FAMILY:
-        overhead += k.value("ollama.compute_buffer_gb")
-        overhead_src += f" + ollama.compute_buffer_gb ({k.source('ollama.compute_buffer_gb')})"
+    overhead, overhead_src = b.overhead_gb()
     tp = tensor_parallel_needed(weights_total, usable, overhead, hw.count)
-    if backend in LLAMA_CPP_FAMILY:
-        tp = 1  # the advisor does not plan llama.cpp layer splits: one GPU holds the weights or it does not fit
+    if not b.splits_tensor_parallel:
+        tp = 1  # e.g. no llama.cpp layer splits planned: one GPU holds the weights or it does not fit
     weights = weights_total / max(tp, 1)
 
     # Per-token memory: KV cache, plus whole-prompt activations when transformers prefills at once.
     per_token = physics.kv_gb_per_token(model) / max(tp, 1)
     mem_src = f"roofline: KV = 2 x {model.layers} layers x {model.kv_heads} kv heads x {model.head_dim} x 2 B"
     activation = 0.0
-    if backend.startswith("transformers"):
+    if b.prefill_activations:
         activation = physics.activation_gb_per_token(k, model)
         mem_src += f" + activations ({k.source('runtime.activation_bytes_per_token')})"
     base_gb = weights + overhead
-    probe = _probe_for(probes, model, backend)
-    if probe is not None and probe.fit is not None and backend.startswith("transformers"):
+    probe = _probe_for(probes, model, b)
+    if probe is not None and probe.fit is not None and b.prefill_activations:
         slope_gb = _probe_slope_mb(probe, ctx) / 1024
         base_gb = probe.fit.base_mb / 1024 + k.value("cuda_context_overhead_gb")
         activation, per_token = max(slope_gb - physics.kv_gb_per_token(model), 0.0), physics.kv_gb_per_token(model)
         mem_src = f"probe: {probe.attention or 'sdpa'} peak-memory fit on {probe.gpu or 'this GPU'}"
-    elif probe is not None and probe.kv_bytes_per_token and backend in LLAMA_CPP_FAMILY:
+    elif probe is not None and probe.kv_bytes_per_token and not b.prefill_activations:
         per_token = probe.kv_bytes_per_token / physics.GIB
         mem_src = f"probe: Ollama /api/ps size_vram at two num_ctx on {probe.gpu or 'this GPU'}"
 
@@ -141,11 +136,11 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     )
 
     # Prefill (TTFT): FLOPs over the peak this quantization's kernels use, times an efficiency.
-    eff, eff_src = _eff(k, backend, "prefill_flops_efficiency", os_name)
+    eff, eff_src = _eff(k, b, "prefill_flops_efficiency", os_name)
     flops = physics.prefill_flops(model, ctx)
     ttft = flops / (physics.peak_ops(gpu, quant) * max(tp, 1) * eff) * 1e3
     ttft_src = f"roofline: {flops:.3g} FLOPs / ({physics.peak_ops(gpu, quant) / 1e12:g} TFLOP/s x {eff_src})"
-    if backend == "transformers-compiled":
+    if b.compiled_prefill:
         sp = k.value("transformers-compiled.prefill_speedup")
         ttft *= 1 - sp
         ttft_src += f" x (1 - {sp:g}, {k.source('transformers-compiled.prefill_speedup')})"
@@ -166,18 +161,18 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     ttft_n = ttft * (n + 1) / 2
 
     # Decode: bytes read per token over bandwidth, times an efficiency.
-    bw_eff, bw_src = _eff(k, backend, "decode_bw_efficiency", os_name)
+    bw_eff, bw_src = _eff(k, b, "decode_bw_efficiency", os_name)
     avg_ctx = ctx + answers.output_tokens // 2
     bytes_tok = physics.decode_bytes_per_token(k, model, quant, avg_ctx) / max(tp, 1)
     step_s = bytes_tok / (gpu.bandwidth_gb_s * 1e9 * bw_eff)
     dec_src = f"roofline: {gpu.bandwidth_gb_s:g} GB/s x {bw_src} / {bytes_tok / 1e9:.2f} GB per token"
-    if backend.startswith("transformers"):
-        floor = model.layers * k.value("transformers.decode_overhead_ms_per_layer") / 1e3
+    floor_key = f"{b.calibration_key()}.decode_overhead_ms_per_layer"
+    if k.has(floor_key):  # small models are launch-bound: a measured per-layer cost per token
+        floor = model.layers * k.value(floor_key) / 1e3
         if floor > step_s:
             step_s = floor
-            dec_src = (f"kernel-launch floor: {model.layers} layers x "
-                       f"{k.value('transformers.decode_overhead_ms_per_layer'):g} ms "
-                       f"({k.source('transformers.decode_overhead_ms_per_layer')})")
+            dec_src = (f"kernel-launch floor: {model.layers} layers x {k.value(floor_key):g} ms "
+                       f"({k.source(floor_key)})")
     single = 1.0 / step_s
     dec_origin = "roofline"
     if probe is not None and probe.decode_tok_s:
@@ -190,13 +185,13 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
             notes.append(f"probe decode {probe.decode_tok_s:.1f} tok/s beats the {roof:.1f} tok/s roofline; not used")
 
     amdahl = 1.0
-    if backend == "ollama":
+    if b.batching == "slots":
         s_key = f"amdahl_s.{model.id}" if k.has(f"amdahl_s.{model.id}") else "amdahl_s.default"
         s = k.value(s_key)
         amdahl = 1.0 / (s * n + 1 - s)  # per-agent efficiency eta(N) = S(N)/N, Amdahl
         per_user = single * amdahl
         dec_src += f"; x Amdahl eta({n}) = {amdahl:.2f} with s = {s:g} ({k.source(s_key)})"
-    elif backend in CONTINUOUS:
+    elif b.continuous:
         # One decode step reads the weights once for all N sequences plus each one's KV cache.
         kv_bytes = model.kv_bytes_per_token() * avg_ctx / max(tp, 1)
         step_n = (bytes_tok - kv_bytes + kv_bytes * n) / (gpu.bandwidth_gb_s * 1e9 * bw_eff)
@@ -228,7 +223,7 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
         vram_gb=need_gb, vram_frac=need_gb / vram, ttft_ms=ttft, ttft_at_n_ms=ttft_n,
         decode_single=single, decode_per_user=per_user, total_tok_s=total, p95_s=p95,
         amdahl_eff=amdahl, replicas_needed=needed, replicas_possible=replicas_possible,
-        fp16_fits=fp16 < k.value("fp16_fit_fraction") * usable * hw.count,
+        fp16_gb=fp16,
         bits=k.quant[quant].bits_per_weight, os=os_name, origins=origins, notes=notes,
         replaced={name: v for name, v in (("TTFT (ms)", replaced_ttft), ("decode (tok/s, one stream)", replaced_decode))
                   if v is not None},
@@ -241,7 +236,7 @@ def _weights_src(k, model: ModelSpec, quant: str) -> str:
     return f"{model.params_b:g}B x {k.quant[quant].bits_per_weight:g} bit, {k.quant[quant].source}"
 
 
-def _probe_for(probes: list[ProbeResult] | None, model: ModelSpec, backend: str) -> ProbeResult | None:
+def _probe_for(probes: list[ProbeResult] | None, model: ModelSpec, b: Backend) -> ProbeResult | None:
     """A probe of this model on a backend whose figures transfer to this candidate.
 
     The transformers plan runs SDPA (settings: attn_implementation), so an SDPA/flash probe is
@@ -251,11 +246,7 @@ def _probe_for(probes: list[ProbeResult] | None, model: ModelSpec, backend: str)
     for p in probes or []:
         if p.model.lower() not in {model.id.lower(), model.ollama_tag.lower(), model.hf_repo.lower()}:
             continue
-        if p.backend == "transformers" and backend.startswith("transformers"):
-            found.append(p)
-        if p.backend == "ollama" and backend in LLAMA_CPP_FAMILY:
-            found.append(p)
-        if p.backend == "openai" and backend in ("vllm", "tgi", "llamacpp"):
+        if b.takes_probe(p):
             found.append(p)
     found.sort(key=lambda p: p.attention == "eager")  # stable: SDPA/flash first, else the order given
     return found[0] if found else None

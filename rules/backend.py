@@ -17,32 +17,31 @@ def candidates_rules(k) -> list[Rule]:
         Rule("backend.os-unsupported", "knowledge/backends.toml", "reject",
              lambda m: cand(m) & (m.os_ok == 0),
              lambda f: (f"{f.backend} does not run on {f.os}"
-                        + (" (torch.compile's Triton backend is Linux-only, TR126)" if f.backend == "transformers-compiled" else "")),
+                        + (" (torch.compile's Triton backend is Linux-only, TR126)" if f.compiled_prefill else "")),
              sets=("backend",)),
         Rule("backend.compile-prefill-only", "TR126 (Appendix J.4)", "gate",
-             lambda m: cand(m) & (m.backend == "transformers-compiled") & (m.phase != "prefill"),
+             lambda m: cand(m) & (m.compiled_prefill == 1) & (m.phase != "prefill"),
              lambda f: f"compiled HF only helps prefill; {f.workload} is {f.phase}-dominated (never compile decode)",
-             sets=("backend",)),
+             sets=("backend",), kind="policy"),
         Rule("backend.compile-single-stream", "Appendix F.6 (compiled HF at N=1 only)", "gate",
-             lambda m: cand(m) & (m.backend == "transformers-compiled") & (m.n >= cross.value),
+             lambda m: cand(m) & (m.compiled_prefill == 1) & (m.n >= cross.value),
              lambda f: f"compiled HF serves one request at a time; at N={f.n} continuous batching wins",
-             sets=("backend",)),
+             sets=("backend",), kind="policy"),
         Rule("backend.crossover", cross.source, "penalty",
              lambda m: cand(m) & (m.n >= cross.value) & (m.continuous == 0),
              lambda f: (f"N={f.n} >= {cross.value:g}: {f.backend} lacks continuous batching; "
                         f"vLLM leads from the crossover ({adv.value:g}x at N=8, {adv.source})"),
-             weight=3.0, sets=("backend",)),
+             sets=("backend",)),
         # A bonus (negative penalty) on the one preferred backend: it fires on few candidates,
         # which keeps a consultation fast; the others lose it in the ranking.
         Rule("backend.workload-preference", "Appendix F.1-F.6 (backend by concurrency)", "penalty",
              lambda m: cand(m) & (m.backend == m.pref_backend),
              lambda f: f"{f.workload} ({f.phase}-dominated) at N={f.n} is served best by {f.pref_backend} (Appendix F)",
-             weight=-2.0, sets=("backend",)),
+             sets=("backend",)),
         Rule("backend.hf-long-context", redirect.source, "penalty",
-             lambda m: cand(m) & ((m.backend == "transformers") | (m.backend == "transformers-compiled"))
-             & (m.context > redirect.value),
+             lambda m: cand(m) & (m.prefill_activations == 1) & (m.context > redirect.value),
              lambda f: f"context {f.context:,} > {redirect.value:g} on HF: prefill activations grow with the whole prompt",
-             weight=1.0, sets=("backend",)),
+             sets=("backend",)),
     ]
 
 
@@ -55,6 +54,6 @@ def plan_rules(k) -> list[Rule]:
              lambda f: f"N={f.n} >= {cross.value:g}: continuous batching shares each weight read across sequences",
              sets=("backend",)),
         Rule("backend.compile-policy", "TR126 (Appendix J.4)", "note",
-             lambda m: plan(m) & (m.backend == "transformers-compiled"),
+             lambda m: plan(m) & (m.compiled_prefill == 1),
              lambda f: f"torch.compile for prefill only, on {f.os}; decode stays eager", sets=("backend",)),
     ]

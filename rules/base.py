@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 Effect = Literal["reject", "gate", "penalty", "note", "warn", "playbook"]
+# What breaking a gate means for the ranking: breaking policy (risk tier, quality, compile
+# policy) is worse than missing a performance target (SLO, VRAM, replicas).
+GateKind = Literal["policy", "performance", ""]
 # reject:   the candidate cannot run (does not fit, unsupported) — never recommended
 # gate:     breaks advice (quality, SLO, policy) — recommended only if nothing passes, with a warning
 # penalty:  a soft preference; candidates are ranked by their total
@@ -24,11 +27,19 @@ class Rule:
     name: str
     source: str
     effect: Effect
-    when: Callable[[Any], Any]  # m -> durable condition, e.g. lambda m: (m.kind == 'cand') & (m.n >= 4)
+    # m -> durable condition, e.g. lambda m: (m.kind == 'cand') & (m.n >= 4); or a tuple of
+    # named conditions joining several facts, e.g. (c.v << ..., c.p << ...): then `because`,
+    # `asserts` and `source_from` get durable's context (c.v, c.p) instead of one fact
+    when: Callable[[Any], Any]
     because: Callable[[Any], str]  # fact -> the reason, with the facts that made it fire
-    weight: float = 0.0
+    weight: float = 0.0  # penalties: read from knowledge (thresholds: weight.<rule name>) at build time
     value: str = ""
     sets: tuple[str, ...] = ()  # plan fields this rule decides (for exports' comments)
+    kind: GateKind = ""  # gates: policy or performance
+    # a conclusion other rules join on: fact -> the new fact's fields (asserted in the same session)
+    asserts: Callable[[Any], dict] | None = None
+    source_from: Callable[[Any], str] | None = None  # a joined verdict's own source, when it has one
+    joins: tuple[str, ...] = ()  # the names a joining rule binds, in `when`'s order; the last one owns the conclusion
 
 
 @dataclass
@@ -41,6 +52,7 @@ class Conclusion:
     weight: float = 0.0
     value: str = ""
     sets: tuple[str, ...] = ()
+    kind: GateKind = ""
 
 
 @dataclass

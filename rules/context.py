@@ -12,7 +12,7 @@ def candidates_rules(k) -> list[Rule]:
     cand = lambda m: m.kind == "cand"  # noqa: E731
     return [
         Rule("context.weights-do-not-fit", "Appendix P.1 (weights = params x bytes per parameter)", "reject",
-             lambda m: cand(m) & (m.fits == 0),
+             lambda m: cand(m) & (m.need_gb >= m.usable_gb),
              lambda f: (f"weights need {f.weights_gb:.1f} GB per GPU at TP={f.tp}, "
                         f"{f.usable_gb:.1f} GB usable on {f.gpus} GPU(s)"),
              sets=("model", "tensor_parallel")),
@@ -21,24 +21,23 @@ def candidates_rules(k) -> list[Rule]:
              lambda f: f"{f.model} was trained for {f.max_context:,} tokens; {f.context:,} asked",
              sets=("model", "max_context_tokens")),
         Rule("context.over-budget-linux", margin.source, "reject",
-             lambda m: cand(m) & (m.fits == 1) & (m.context > m.budget) & (m.os == "linux"),
+             lambda m: cand(m) & (m.need_gb < m.usable_gb) & (m.context > m.budget) & (m.os == "linux"),
              lambda f: (f"context {f.context:,} x {f.n} sequences exceeds the safe budget of "
                         f"{f.budget:,} tokens each ({margin.value:g} margin); on Linux that is an out-of-memory error"),
              sets=("max_context_tokens",)),
         Rule("context.over-budget-windows", margin.source, "reject",
-             lambda m: cand(m) & (m.fits == 1) & (m.context > m.budget) & (m.os == "windows"),
+             lambda m: cand(m) & (m.need_gb < m.usable_gb) & (m.context > m.budget) & (m.os == "windows"),
              lambda f: (f"context {f.context:,} x {f.n} sequences exceeds the safe budget of "
                         f"{f.budget:,} tokens each; on Windows the driver silently spills to system "
                         f"memory: a 25-105x latency cliff (TR127 §6.3, Appendix H.2)"),
              sets=("max_context_tokens",)),
         Rule("context.vram-hard-stop", stop.source, "gate",
-             lambda m: cand(m) & (m.fits == 1) & (m.vram_frac > stop.value),
+             lambda m: cand(m) & (m.need_gb < m.usable_gb) & (m.vram_frac > stop.value),
              lambda f: f"predicted VRAM {f.vram_frac:.0%} of the GPU passes the {stop.value:.0%} hard stop",
-             sets=("max_context_tokens", "concurrency")),
+             sets=("max_context_tokens", "concurrency"), kind="performance"),
         Rule("context.vram-alert", warn.source, "penalty",
-             lambda m: cand(m) & (m.fits == 1) & (m.vram_frac > warn.value) & (m.vram_frac <= stop.value),
-             lambda f: f"predicted VRAM {f.vram_frac:.0%} passes the {warn.value:.0%} alert line",
-             weight=1.0),
+             lambda m: cand(m) & (m.need_gb < m.usable_gb) & (m.vram_frac > warn.value) & (m.vram_frac <= stop.value),
+             lambda f: f"predicted VRAM {f.vram_frac:.0%} passes the {warn.value:.0%} alert line"),
     ]
 
 
@@ -50,7 +49,9 @@ def plan_rules(k) -> list[Rule]:
         Rule("context.near-budget", near.source, "warn",
              lambda m: plan(m) & (m.context >= m.budget * near.value),
              lambda f: (f"the typical context {f.context:,} is within {1 - near.value:.0%} of the safe budget "
-                        f"{f.budget:,}; truncate or reject longer requests (H.2)")),
+                        f"{f.budget:,}; truncate or reject longer requests (H.2)"),
+             asserts=lambda f: {"kind": "concern", "topic": "vram",
+                                "because": f"context {f.context:,} near the budget {f.budget:,}"}),
         Rule("context.windows-spill", "TR127 §6.3; DESIGN (Windows system-memory fallback)", "note",
              lambda m: plan(m) & (m.os == "windows"),
              lambda f: ("Windows: past the budget the driver spills to system memory silently (latency cliff, "
@@ -65,5 +66,7 @@ def plan_rules(k) -> list[Rule]:
              sets=("max_context_tokens",)),
         Rule("context.vram-alert-plan", warn.source, "warn",
              lambda m: plan(m) & (m.vram_frac > warn.value),
-             lambda f: f"predicted VRAM {f.vram_frac:.0%} is above the {warn.value:.0%} alert line; see H.2"),
+             lambda f: f"predicted VRAM {f.vram_frac:.0%} is above the {warn.value:.0%} alert line; see H.2",
+             asserts=lambda f: {"kind": "concern", "topic": "vram",
+                                "because": f"predicted VRAM {f.vram_frac:.0%} (alert {warn.value:.0%})"}),
     ]

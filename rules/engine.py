@@ -15,6 +15,7 @@ incomplete consultation is an error instead of a quietly different answer.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import uuid
 
@@ -36,7 +37,7 @@ class RuleError(AdvisorError):
 
 
 def rules_for(knowledge, stage: str) -> list[Rule]:
-    from advisor.rules import backend, context, playbooks, plausibility, quality, quantization, scaling, slo
+    from advisor.rules import advice, backend, context, playbooks, plausibility, quality, quantization, scaling, slo
 
     if stage in ("feasible", "candidates"):
         out: list[Rule] = []
@@ -44,23 +45,64 @@ def rules_for(knowledge, stage: str) -> list[Rule]:
             out += mod.candidates_rules(knowledge)
         # Rejections run first, on every candidate; gates and penalties only on the survivors,
         # which halves the rule firings (durable's cost is per firing).
-        return [r for r in out if (r.effect == "reject") == (stage == "feasible")]
+        return _weighted(knowledge, [r for r in out if (r.effect == "reject") == (stage == "feasible")])
     out = []
-    for mod in (quantization, backend, context, slo, scaling, quality, playbooks, plausibility):
+    for mod in (advice, quantization, backend, context, slo, scaling, quality, playbooks, plausibility):
         out += mod.plan_rules(knowledge)
+    return _weighted(knowledge, out)
+
+
+def _weighted(knowledge, rules: list[Rule]) -> list[Rule]:
+    """A penalty's weight is data: thresholds row weight.<rule name>, with its source."""
+    for r in rules:
+        if r.effect == "penalty":
+            r.weight = knowledge.value(f"weight.{r.name}")
+    return rules
+
+
+# durable-rules 2.0.28's C parser segfaults on JSON numbers in exponent form without a
+# decimal point (1e-05, 1e+16) and on Infinity/NaN: every number that enters the engine
+# passes here. Python writes floats in exponent form below 1e-4 and from 1e16 up; no rule
+# compares at either end, so magnitudes are held inside [1e-4, 1e15]. Integers past 2**53
+# lose exactness in the C engine's doubles and are held there too.
+_TINY, _HUGE, _INT_MAX = 1e-4, 1e15, 2 ** 53
+
+
+def engine_safe(fact: dict) -> dict:
+    """A copy of the fact that durable-rules can parse; a non-finite number is a RuleError."""
+    out = {}
+    for key, val in fact.items():
+        if isinstance(val, bool):
+            out[key] = int(val)
+        elif isinstance(val, float):
+            if not math.isfinite(val):
+                raise RuleError(f"rules engine: fact field {key!r} is {val!r}, not a finite number")
+            mag = abs(val)
+            out[key] = 0.0 if mag < _TINY else (math.copysign(_HUGE, val) if mag > _HUGE else val)
+        elif isinstance(val, int):
+            out[key] = max(-_INT_MAX, min(_INT_MAX, val))
+        else:
+            out[key] = val
     return out
 
 
-def _action(rule: Rule):
+def _action(rule: Rule, joined: bool):
     def act(c):
         sid = None
         try:
-            sid = c.m.sid
+            # one fact (c.m), or a join: the conclusion belongs to the last fact joined (the plan)
+            f = c if joined else c.m
+            anchor = getattr(c, rule.joins[-1]) if joined else c.m
+            sid = anchor.sid
             trace = _LIVE[sid]
             trace.conclusions.append(Conclusion(
-                rule=rule.name, source=rule.source, effect=rule.effect, because=rule.because(c.m),
-                fact_id=str(c.m.id).split(":", 1)[1], weight=rule.weight, value=rule.value, sets=rule.sets,
+                rule=rule.name, source=rule.source_from(f) if rule.source_from else rule.source,
+                effect=rule.effect, because=rule.because(f), fact_id=str(anchor.id).split(":", 1)[1],
+                weight=rule.weight, value=rule.value, sets=rule.sets, kind=rule.kind,
             ))
+            if rule.asserts is not None:  # a conclusion other rules join on
+                new = rule.asserts(f)
+                c.assert_fact(engine_safe({**new, "sid": sid, "id": f"{sid}:{rule.name}:{len(trace.conclusions)}"}))
         except Exception as e:  # durable-rules would swallow it: record it for the consultation
             if sid in _LIVE:
                 _LIVE[sid].errors.append(f"rule {rule.name} ({rule.source}) failed: {e.__class__.__name__}: {e}")
@@ -106,7 +148,10 @@ def _build(knowledge) -> dict[str, str]:
         rules = rules_for(knowledge, stage)
         with ruleset(name):
             for rule in rules:
-                when_all(rule.when(m))(_action(rule))
+                if rule.joins:
+                    when_all(*rule.when(m))(_action(rule, True))
+                else:
+                    when_all(rule.when(m))(_action(rule, False))
             # Every fact reaches this rule: it keeps durable from raising MessageNotHandled for a
             # candidate nothing objects to, and proves each fact was evaluated.
             when_all(+m.kind)(_seen)
@@ -135,7 +180,7 @@ def consult(knowledge, stage: str, facts: list[dict]) -> Trace:
     # durable-rules identifies a fact by its `id` across sessions: ids reused by a later
     # consultation were silently skipped (rules never fired on them), so every posted id
     # is made unique with the session id; conclusions map back to the caller's ids.
-    posted = [{**f, "sid": sid, "id": f"{sid}:{f['id']}"} for f in facts]
+    posted = [engine_safe({**_as_dict(f), "sid": sid, "id": f"{sid}:{_as_dict(f)['id']}"}) for f in facts]
     try:
         if posted:
             assert_facts(name, posted)
@@ -144,8 +189,9 @@ def consult(knowledge, stage: str, facts: list[dict]) -> Trace:
         raise RuleError(f"rules engine ({stage}): {e.__class__.__name__}: {e}") from None
     finally:
         _LIVE.pop(sid, None)
-    if len(trace.seen) != len(posted):
-        raise RuleError(f"rules engine ({stage}): only {len(trace.seen)} of {len(posted)} facts were evaluated")
+    missing = {p["id"] for p in posted} - trace.seen
+    if missing:
+        raise RuleError(f"rules engine ({stage}): only {len(posted) - len(missing)} of {len(posted)} facts were evaluated")
     if trace.errors:
         raise RuleError(trace.errors[0])
     return trace
@@ -155,5 +201,10 @@ def consult_candidates(knowledge, facts: list[dict]) -> Trace:
     """Both candidate stages: rejections for all, then gates and penalties for the rest."""
     first = consult(knowledge, "feasible", facts)
     rejected = {c.fact_id for c in first.conclusions}
-    second = consult(knowledge, "candidates", [f for f in facts if str(f["id"]) not in rejected])
+    second = consult(knowledge, "candidates", [f for f in facts if str(_as_dict(f)["id"]) not in rejected])
     return Trace(conclusions=first.conclusions + second.conclusions, seen=first.seen)
+
+
+def _as_dict(fact) -> dict:
+    """A typed fact (rules/facts.py) or a plain dict, as the engine's JSON object."""
+    return fact.model_dump() if hasattr(fact, "model_dump") else fact

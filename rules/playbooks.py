@@ -7,18 +7,16 @@ from advisor.rules.base import Rule
 
 def plan_rules(k) -> list[Rule]:
     cross = k.row("vllm_crossover_n")
-    warn = k.row("vram_alert_warning")
-    near = k.row("context_near_budget")
     pb = k.playbooks
     plan = lambda m: m.kind == "plan"  # noqa: E731
     return [
         Rule("playbook.h1-move-to-vllm", pb["H.1"].source, "playbook",
-             lambda m: plan(m) & (m.n >= cross.value) & ((m.backend == "vllm") | (m.backend == "tgi")),
+             lambda m: plan(m) & (m.n >= cross.value) & (m.pages_kv == 1),
              lambda f: f"N={f.n} >= {cross.value:g} on {f.backend}: {pb['H.1'].title}", value="H.1"),
+        # chained: the context rules' VRAM concerns (rules/context.py) call for H.2
         Rule("playbook.h2-vram", pb["H.2"].source, "playbook",
-             lambda m: plan(m) & ((m.vram_frac > warn.value) | (m.context >= m.budget * near.value)),
-             lambda f: (f"predicted VRAM {f.vram_frac:.0%} (alert {warn.value:.0%}) or context "
-                        f"{f.context:,} near the budget {f.budget:,}"), value="H.2"),
+             lambda m: (m.kind == "concern") & (m.topic == "vram"),
+             lambda f: f"{f.because}: {pb['H.2'].title}", value="H.2"),
         Rule("playbook.h3-quality", pb["H.3"].source, "playbook",
              lambda m: plan(m) & (m.risk == "high"),
              lambda f: "high-risk (quality-critical) tier: keep the quality regression checks running", value="H.3"),

@@ -12,7 +12,7 @@ def candidates_rules(k) -> list[Rule]:
              lambda m: cand(m) & (m.gate_min >= 0) & (m.mmlu >= 0) & (m.eff_mmlu < m.gate_min),
              lambda f: (f"{f.model} at {f.quant}: MMLU {f.mmlu:g} - {f.mmlu - f.eff_mmlu:g} pp = {f.eff_mmlu:g} "
                         f"is below the {f.gate_name} gate ({f.gate_min:g})"),
-             sets=("model",)),
+             sets=("model",), kind="policy"),
     ]
 
 

@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from advisor.rules.base import Rule
 
-REFERENCE = ("fp16", "bf16")
+REFERENCE = ("fp16", "bf16")  # the unquantized precisions
+
+
+def _reference(m):
+    return (m.quant == REFERENCE[0]) | (m.quant == REFERENCE[1])
+
+
+def _quantized(m):
+    return (m.quant != REFERENCE[0]) & (m.quant != REFERENCE[1])
+
+
+def _fp16_fits(m, fit):
+    return m.fp16_gb < m.usable_all_gb * fit.value
+
+
+def _fp16_too_big(m, fit):
+    return m.fp16_gb >= m.usable_all_gb * fit.value
 
 
 def candidates_rules(k) -> list[Rule]:
@@ -20,29 +36,29 @@ def candidates_rules(k) -> list[Rule]:
         Rule("quantization.risk-tier", "Appendix P.1", "gate",
              lambda m: cand(m) & (m.q_risk_ok == 0) & (m.quant != "q2_k"),
              lambda f: f"{f.quant} is not allowed for {f.risk}-risk work (P.1 tiers)",
-             sets=("quantization",)),
+             sets=("quantization",), kind="policy"),
         Rule("quantization.model-compat", "Appendix P.3", "gate",
              lambda m: cand(m) & (m.compat_fail == 1) & (m.quant != "q2_k"),
              lambda f: f"{f.model} fails the quality check at {f.quant} (P.3)",
-             sets=("quantization",)),
+             sets=("quantization",), kind="policy"),
         Rule("quantization.q3-unvalidated", q3.source, "gate",
              lambda m: cand(m) & (m.quant == "q3_k_s") & (m.in_compat == 0),
              lambda f: f"Q3_K_S is used only where P.3 validated it; {f.model} was not tested",
-             sets=("quantization",)),
+             sets=("quantization",), kind="policy"),
         Rule("quantization.high-risk-fp16-fits", fit.source, "gate",
-             lambda m: cand(m) & (m.risk == "high") & (m.fp16_fits == 1) & (m.q_ref == 0),
+             lambda m: cand(m) & (m.risk == "high") & _fp16_fits(m, fit) & _quantized(m),
              lambda f: (f"high risk: FP16 weights ({f.params_b:g}B x 2 B) fit within "
                         f"{fit.value:g} x VRAM, so no quantization ({f.quant} rejected)"),
-             sets=("quantization",)),
+             sets=("quantization",), kind="policy"),
         Rule("quantization.high-risk-fp16-too-big", fit.source, "gate",
-             lambda m: cand(m) & (m.risk == "high") & (m.fp16_fits == 0) & (m.q_ref == 1),
+             lambda m: cand(m) & (m.risk == "high") & _fp16_too_big(m, fit) & _reference(m),
              lambda f: (f"high risk: FP16 weights ({f.params_b:g}B x 2 B) exceed {fit.value:g} x VRAM; "
                         f"Q8_0 (or a smaller model) instead"),
-             sets=("quantization",)),
+             sets=("quantization",), kind="policy"),
         Rule("quantization.workload-default", "Appendix F (recommended quantization per workload)", "penalty",
              lambda m: cand(m) & (m.quant == m.pref_quant) & (m.risk != "high"),
              lambda f: f"{f.pref_quant} is the default quantization for {f.workload} at N={f.n} (Appendix F)",
-             weight=-1.0, sets=("quantization",)),
+             sets=("quantization",)),
     ]
 
 
@@ -51,11 +67,11 @@ def plan_rules(k) -> list[Rule]:
     plan = lambda m: m.kind == "plan"  # noqa: E731
     return [
         Rule("quantization.high-risk-fp16", fit.source, "note",
-             lambda m: plan(m) & (m.risk == "high") & (m.q_ref == 1) & (m.fp16_fits == 1),
+             lambda m: plan(m) & (m.risk == "high") & _reference(m) & _fp16_fits(m, fit),
              lambda f: f"high risk: FP16 weights fit within {fit.value:g} x VRAM, so no quantization",
              sets=("quantization",)),
         Rule("quantization.high-risk-q8", fit.source, "note",
-             lambda m: plan(m) & (m.risk == "high") & (m.q_ref == 0) & (m.fp16_fits == 0),
+             lambda m: plan(m) & (m.risk == "high") & _quantized(m) & _fp16_too_big(m, fit),
              lambda f: f"high risk: FP16 does not fit with margin; {f.quant} is the near-lossless step down",
              sets=("quantization",)),
         Rule("quantization.p3-validated", "Appendix P.3", "note",

@@ -13,19 +13,19 @@ def candidates_rules(k) -> list[Rule]:
     cand = lambda m: m.kind == "cand"  # noqa: E731
     return [
         Rule("scaling.ollama-agents", oll.source, "penalty",
-             lambda m: cand(m) & (m.backend == "ollama") & (m.n > oll.value),
+             lambda m: cand(m) & (m.batching == "slots") & (m.n > oll.value),
              lambda f: (f"Ollama serves {oll.value:g} agents per GPU well; at N={f.n} each gets "
                         f"{f.amdahl:.0%} of a single stream (Amdahl, TR129)"),
-             weight=2.0, sets=("backend", "concurrency")),
+             sets=("backend", "concurrency")),
         Rule("scaling.tensor-parallel-too-few-gpus", TP_SOURCE, "reject",
-             lambda m: cand(m) & (m.fits == 1) & (m.tp > m.gpus),
+             lambda m: cand(m) & (m.need_gb < m.usable_gb) & (m.tp > m.gpus),
              lambda f: f"the weights need tensor parallel {f.tp} but only {f.gpus} GPU(s) are available",
              sets=("tensor_parallel",)),
         Rule("scaling.replicas-short", BATCH_SOURCE, "gate",
              lambda m: cand(m) & (m.replicas_needed > m.replicas_possible),
              lambda f: (f"{f.requests_per_day:,} requests in {f.deadline_hours:g} h need {f.replicas_needed} "
                         f"replica(s); {f.gpus} GPU(s) at TP={f.tp} hold {f.replicas_possible}"),
-             sets=("replicas",)),
+             sets=("replicas",), kind="performance"),
     ]
 
 
@@ -54,7 +54,7 @@ def plan_rules(k) -> list[Rule]:
         Rule("scaling.concurrency", "answers: concurrency", "note",
              lambda m: plan(m),
              lambda f: (f"{f.n} concurrent sequence(s) on {f.backend}"
-                        + (f"; Amdahl per-agent efficiency {f.amdahl:.0%} (TR129)" if f.backend == "ollama" and f.n > 1 else "")),
+                        + (f"; Amdahl per-agent efficiency {f.amdahl:.0%} (TR129)" if f.batching == "slots" and f.n > 1 else "")),
              sets=("concurrency",)),
         Rule("scaling.vllm-agents", vmax.source, "warn",
              lambda m: plan(m) & (m.continuous == 1) & (m.n > vmax.value),

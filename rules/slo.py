@@ -11,17 +11,21 @@ def candidates_rules(k) -> list[Rule]:
     return [
         Rule("slo.ttft", "answers: slo.ttft_ms", "gate",
              lambda m: cand(m) & (m.ttft_n_ms > m.slo_ttft),
-             lambda f: f"predicted TTFT {f.ttft_n_ms:,.0f} ms at N={f.n} misses the {f.slo_ttft:,.0f} ms target"),
+             lambda f: f"predicted TTFT {f.ttft_n_ms:,.0f} ms at N={f.n} misses the {f.slo_ttft:,.0f} ms target",
+             kind="performance"),
         Rule("slo.ttft-unacceptable", bad.source, "gate",
              lambda m: cand(m) & (m.ttft_n_ms > bad.value),
-             lambda f: f"predicted TTFT {f.ttft_n_ms:,.0f} ms is in the unacceptable band (> {bad.value:,.0f} ms)"),
+             lambda f: f"predicted TTFT {f.ttft_n_ms:,.0f} ms is in the unacceptable band (> {bad.value:,.0f} ms)",
+             kind="performance"),
         Rule("slo.p95-latency", "answers: slo.p95_latency_s", "gate",
              lambda m: cand(m) & (m.p95_s > m.slo_p95),
              lambda f: (f"predicted p95 latency {f.p95_s:.1f} s (prefill of {f.n} prompts + "
-                        f"{f.output:,} tokens at {f.decode_pu:.1f} tok/s) misses the {f.slo_p95:g} s target")),
+                        f"{f.output:,} tokens at {f.decode_pu:.1f} tok/s) misses the {f.slo_p95:g} s target"),
+             kind="performance"),
         Rule("slo.decode-rate", "answers: slo.min_decode_tok_s", "gate",
              lambda m: cand(m) & (m.decode_pu < m.slo_decode),
-             lambda f: f"predicted {f.decode_pu:.1f} tok/s per user is below the {f.slo_decode:g} tok/s target"),
+             lambda f: f"predicted {f.decode_pu:.1f} tok/s per user is below the {f.slo_decode:g} tok/s target",
+             kind="performance"),
     ]
 
 

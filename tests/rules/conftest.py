@@ -19,14 +19,27 @@ def base_fact(k):
     return _fact(k, a, hw, 0, est)
 
 
+def perturb(k, fact, **overrides):
+    """The fact with some fields changed; naming another backend brings that backend's
+    behaviour (batching, paging, compiled prefill) along, as the engine would."""
+    if "backend" in overrides:
+        from advisor.backends import backend
+
+        b = backend(k, overrides["backend"])
+        overrides = {"batching": b.batching, "continuous": int(b.continuous), "pages_kv": int(b.pages_kv),
+                     "compiled_prefill": int(b.compiled_prefill),
+                     "prefill_activations": int(b.prefill_activations), **overrides}
+    return fact.model_copy(update=overrides)
+
+
 @pytest.fixture(scope="session")
 def fired(k, base_fact):
     """fired(stage, **overrides) -> names of the rules that fired on the perturbed fact."""
 
     def run(stage: str = "candidates", **overrides) -> set[str]:
-        fact = {**base_fact, **overrides}
+        fact = perturb(k, base_fact, **overrides)
         if stage == "plan":
-            fact.update(kind="plan", id="plan")
+            fact = fact.as_plan(constraints="")
         if stage == "plan":
             return {c.rule for c in consult(k, stage, [fact]).conclusions}
         return {c.rule for c in consult_candidates(k, [fact]).conclusions}

@@ -28,11 +28,16 @@ def test_p3_model_failures_gate_and_q3_only_where_validated(fired):
     assert "quantization.q3-unvalidated" not in fired(quant="q3_k_s", in_compat=1)
 
 
-def test_high_risk_uses_fp16_when_it_fits_with_margin_else_q8(fired):
-    assert "quantization.high-risk-fp16-fits" in fired(risk="high", fp16_fits=1, quant="q8_0", q_ref=0)
-    assert "quantization.high-risk-fp16-fits" not in fired(risk="high", fp16_fits=1, quant="fp16", q_ref=1)
-    assert "quantization.high-risk-fp16-too-big" in fired(risk="high", fp16_fits=0, quant="fp16", q_ref=1)
-    assert "quantization.high-risk-fp16-too-big" not in fired(risk="high", fp16_fits=0, quant="q8_0", q_ref=0)
+def test_high_risk_uses_fp16_when_it_fits_with_margin_else_q8(fired, k):
+    frac = k.value("fp16_fit_fraction")
+    fits = dict(fp16_gb=10.0, usable_all_gb=10.0 / frac * 1.01)
+    too_big = dict(fp16_gb=10.0, usable_all_gb=10.0 / frac * 0.99)
+    assert "quantization.high-risk-fp16-fits" in fired(risk="high", quant="q8_0", **fits)
+    assert "quantization.high-risk-fp16-fits" not in fired(risk="high", quant="fp16", **fits)
+    assert "quantization.high-risk-fp16-fits" not in fired(risk="high", quant="q8_0", **too_big)
+    assert "quantization.high-risk-fp16-too-big" in fired(risk="high", quant="fp16", **too_big)
+    assert "quantization.high-risk-fp16-too-big" in fired(risk="high", quant="bf16", **too_big)
+    assert "quantization.high-risk-fp16-too-big" not in fired(risk="high", quant="q8_0", **too_big)
 
 
 def test_fp16_fit_margin_is_the_p1_fraction(k):
@@ -46,7 +51,7 @@ def test_fp16_fit_margin_is_the_p1_fraction(k):
     for vram, fits in ((fp16_gb / frac * 0.98, False), (fp16_gb / frac * 1.02, True)):
         a = answers_from_dict({"hardware": {"gpu": "RTX 4090", "vram_gb": vram}})
         est = estimate(k, a, resolve_hardware(a, k), m, "vllm", "fp16")
-        assert est.fp16_fits is fits, vram
+        assert (est.fp16_gb < frac * est.usable_gb) is fits, vram
 
 
 # ---------------------------------------------------------------- backend
@@ -67,9 +72,11 @@ def test_compiled_hf_only_for_prefill_and_single_stream(fired, k):
 
 def test_crossover_penalises_backends_without_continuous_batching(fired, k):
     cross = int(k.value("vllm_crossover_n"))
-    assert "backend.crossover" in fired(n=cross, continuous=0)
-    assert "backend.crossover" not in fired(n=cross - 1, continuous=0)
-    assert "backend.crossover" not in fired(n=cross + 4, continuous=1)
+    assert "backend.crossover" in fired(n=cross, backend="ollama")
+    assert "backend.crossover" in fired(n=cross, backend="transformers")
+    assert "backend.crossover" not in fired(n=cross - 1, backend="ollama")
+    assert "backend.crossover" not in fired(n=cross + 4, backend="llamacpp")
+    assert "backend.crossover" not in fired(n=cross + 4, backend="vllm")
 
 
 def test_workload_preference_is_a_bonus_on_the_preferred_backend(fired):
@@ -81,12 +88,13 @@ def test_hf_long_context_redirect_above_4k(fired, k):
     limit = int(k.value("hf_fp16_context_redirect"))
     assert "backend.hf-long-context" in fired(backend="transformers", context=limit + 1)
     assert "backend.hf-long-context" not in fired(backend="transformers", context=limit)
+    assert "backend.hf-long-context" not in fired(backend="vllm", context=limit + 1)
 
 
 # ---------------------------------------------------------------- context budget
 def test_weights_that_do_not_fit_are_rejected(fired):
-    assert "context.weights-do-not-fit" in fired(fits=0)
-    assert "context.weights-do-not-fit" not in fired(fits=1)
+    assert "context.weights-do-not-fit" in fired(need_gb=24.0, usable_gb=24.0)
+    assert "context.weights-do-not-fit" not in fired(need_gb=23.9, usable_gb=24.0)
 
 
 def test_a_context_longer_than_the_model_was_trained_for_is_rejected(fired):
@@ -101,11 +109,11 @@ def test_a_context_longer_than_the_model_was_trained_for_is_rejected(fired):
 def test_context_over_the_budget_fails_the_os_way(k, base_fact, os_name, rule, words):
     from advisor.rules.engine import consult, consult_candidates
 
-    fact = {**base_fact, "os": os_name, "budget": 8000, "context": 8001}
+    fact = base_fact.model_copy(update={"os": os_name, "budget": 8000, "context": 8001})
     conclusions = consult_candidates(k, [fact]).conclusions
     hit = [c for c in conclusions if c.rule == rule]
     assert hit and words in hit[0].because
-    fact["context"] = 8000
+    fact = fact.model_copy(update={"context": 8000})
     assert rule not in {c.rule for c in consult_candidates(k, [fact]).conclusions}
 
 
@@ -150,6 +158,7 @@ def test_ollama_agents_per_gpu(fired, k):
     most = int(k.value("ollama_max_agents"))
     assert "scaling.ollama-agents" in fired(backend="ollama", n=most + 1)
     assert "scaling.ollama-agents" not in fired(backend="ollama", n=most)
+    assert "scaling.ollama-agents" not in fired(backend="llamacpp", n=most + 1)
 
 
 def test_tensor_parallel_needs_the_gpus(fired):
@@ -178,6 +187,8 @@ def test_playbook_selection(fired, k):
     warn = k.value("vram_alert_warning")
     assert "playbook.h1-move-to-vllm" in fired("plan", backend="vllm", n=cross)
     assert "playbook.h1-move-to-vllm" not in fired("plan", backend="vllm", n=cross - 1)
+    assert "playbook.h1-move-to-vllm" in fired("plan", backend="tgi", n=cross)
+    assert "playbook.h1-move-to-vllm" not in fired("plan", backend="ollama", n=cross)
     assert "playbook.h2-vram" in fired("plan", vram_frac=warn + 0.001)
     assert "playbook.h2-vram" not in fired("plan", vram_frac=warn, budget=10**6, context=10)
     assert "playbook.h3-quality" in fired("plan", risk="high")

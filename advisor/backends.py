@@ -1,0 +1,221 @@
+"""Serving backends as objects, each built from its row in knowledge/backends.toml.
+
+Everything the advisor knows about how an engine behaves — how it batches, what memory it
+holds besides weights and KV, whether it splits weights over GPUs, which probes feed it,
+which exporter writes its config, and the knobs a plan sets for it — is answered here, by
+the backend object, so no other module compares backend names. A user's own backend row
+picks its behaviour by `engine` (the class) and the row's flags, not by its name.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from advisor.domain import Answers, Setting
+
+if TYPE_CHECKING:  # pragma: no cover
+    from advisor.domain import ModelSpec, ProbeResult
+    from advisor.predict import Estimate
+
+DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+
+
+class Backend:
+    """The behaviour common to every engine; subclasses add their memory and their knobs."""
+
+    def __init__(self, row, knowledge):
+        self.row = row
+        self.k = knowledge
+        self.name: str = row.backend
+        self.title: str = row.title
+
+    # ------------------------------------------------------------ what it is
+    @property
+    def batching(self) -> str:
+        """continuous | slots (parallel slots, then a queue; Amdahl per agent) | sequential."""
+        return self.row.batching
+
+    @property
+    def continuous(self) -> bool:
+        return self.batching == "continuous"
+
+    @property
+    def pages_kv(self) -> bool:
+        return bool(self.row.pages_kv)
+
+    @property
+    def family(self) -> str:
+        """Engines whose stored measurements and probes describe each other (ollama ~ llama.cpp)."""
+        return self.row.family
+
+    @property
+    def export_target(self) -> str:
+        return self.row.export_target
+
+    @property
+    def compiled_prefill(self) -> bool:
+        return bool(self.row.compiled_prefill)
+
+    @property
+    def prefill_activations(self) -> bool:
+        """Prefills the whole prompt at once and holds its activations (no chunked prefill)."""
+        return bool(self.row.prefill_activations)
+
+    @property
+    def splits_tensor_parallel(self) -> bool:
+        return bool(self.row.tensor_parallel)
+
+    def calibration_key(self) -> str:
+        """The prefix of this engine's efficiency rows in calibration.toml."""
+        return self.row.calibration or self.name
+
+    # ------------------------------------------------------------ memory
+    def overhead_gb(self) -> tuple[float, str]:
+        """Fixed memory besides the weights: the CUDA context, plus the engine's own buffers."""
+        k = self.k
+        gb = k.value("cuda_context_overhead_gb")
+        src = f"cuda_context_overhead_gb ({k.source('cuda_context_overhead_gb')})"
+        for key in self.row.overhead_keys:
+            gb += k.value(key)
+            src += f" + {key} ({k.source(key)})"
+        return gb, src
+
+    # ------------------------------------------------------------ probes
+    def takes_probe(self, probe: "ProbeResult") -> bool:
+        return probe.backend in self.row.probe_kinds
+
+    # ------------------------------------------------------------ the plan's knobs
+    def settings(self, answers: Answers, est: "Estimate", max_ctx: int) -> dict[str, Setting]:
+        """The knobs the exporters paste verbatim, each with the rule that set it."""
+        out: dict[str, Setting] = {}
+        model = est.model
+        if model.hf_repo:
+            _put(out, "hf_repo", model.hf_repo, "model.catalog", model.source)
+        if model.ollama_tag:
+            _put(out, "ollama_tag", model.ollama_tag, "model.catalog", model.source)
+        if model.origin != "catalog":
+            _put(out, "local_path", answers.model.name, "model.answers", "answers: model.name")
+        _put(out, "dtype", DTYPES.get(est.quant, "auto" if est.quant in ("awq", "gptq", "fp8") else "float16"),
+             "quantization.choice", self.k.quant[est.quant].source)
+        self._engine_settings(out, answers, est, max_ctx)
+        return out
+
+    def _engine_settings(self, out: dict, answers: Answers, est: "Estimate", max_ctx: int) -> None:
+        pass
+
+    def _budget_source(self) -> str:
+        return self.k.source("context_safety_margin")
+
+
+def _put(out: dict, key: str, value, rule: str, source: str) -> None:
+    out[key] = Setting(value=value, rule=rule, source=source)
+
+
+class LlamaCppFamily(Backend):
+    """GGUF engines: the KV cache for num_ctx x slots is reserved at load."""
+
+    def _engine_settings(self, out, answers, est, max_ctx):
+        _put(out, "num_ctx", max_ctx, "context.budget", self._budget_source())
+        _put(out, "num_parallel", answers.concurrency, "scaling.concurrency", "answers: concurrency")
+        _put(out, "flash_attention", True, "context.flash-attention",
+             "flash attention keeps attention memory linear in context (DESIGN: SDPA/flash vs eager)")
+        _put(out, "kv_cache_type", "f16", "context.kv-cache-type",
+             "the budget assumes a 16-bit KV cache (2 x layers x kv_heads x head_dim x 2 B)")
+
+
+class Ollama(LlamaCppFamily):
+    pass
+
+
+class LlamaServer(LlamaCppFamily):
+    def _engine_settings(self, out, answers, est, max_ctx):
+        super()._engine_settings(out, answers, est, max_ctx)
+        _put(out, "ctx_size_total", max_ctx * answers.concurrency, "context.budget",
+             self._budget_source() + "; llama.cpp splits -c across its --parallel slots")
+        _put(out, "gpu_layers", 999, "context.weights-fit", "weights fit in VRAM: offload every layer")
+
+
+class PagedServer(Backend):
+    """vLLM-style servers: claim a fraction of the GPU at start, page the KV cache on demand."""
+
+    def _engine_settings(self, out, answers, est, max_ctx):
+        k = self.k
+        _put(out, "max_model_len", max_ctx, "context.budget", self._budget_source())
+        _put(out, "max_num_seqs", answers.concurrency, "scaling.concurrency", "answers: concurrency")
+        util = k.value("vllm.gpu_memory_utilization")
+        free_frac = est.usable_gb / est.total_gb
+        if free_frac < util:  # the server refuses to start if it cannot claim this fraction
+            util = math.floor(free_frac * 100 - 1) / 100
+        _put(out, "gpu_memory_utilization", util, "context.gpu-memory-utilization",
+             k.source("vllm.gpu_memory_utilization") + "; capped by what other tenants leave free")
+
+
+class Vllm(PagedServer):
+    pass
+
+
+class Tgi(PagedServer):
+    def _engine_settings(self, out, answers, est, max_ctx):
+        super()._engine_settings(out, answers, est, max_ctx)
+        _put(out, "max_input_tokens", max(max_ctx - answers.output_tokens, 1), "context.budget",
+             self._budget_source())
+
+
+class Transformers(Backend):
+    """A transformers generate() loop, optionally with a compiled prefill."""
+
+    def _engine_settings(self, out, answers, est, max_ctx):
+        k = self.k
+        _put(out, "attn_implementation", "sdpa", "context.attention",
+             "DESIGN: SDPA keeps peak memory linear in context; eager is quadratic")
+        compile_src = k.source("compile_prefill_speedup_min")
+        _put(out, "compile", "prefill-only" if self.compiled_prefill else "off", "backend.compile-policy",
+             compile_src + " (Linux only, never for decode)")
+        if self.compiled_prefill:  # the compiled prefill graph is specialised to one prompt's shape
+            _put(out, "max_num_seqs", 1, "backend.compile-policy",
+                 compile_src + "; one prompt per compiled prefill, requests take turns "
+                 "(the plan's per-user rate assumes it)")
+        else:
+            _put(out, "max_num_seqs", answers.concurrency, "scaling.concurrency", "answers: concurrency")
+
+
+# The engine a row names picks its class; a user's own row can reuse any of them.
+ENGINES: dict[str, type[Backend]] = {
+    "ollama": Ollama,
+    "llama-server": LlamaServer,
+    "vllm": Vllm,
+    "tgi": Tgi,
+    "transformers": Transformers,
+}
+
+_BUILT: dict[int, tuple[object, dict[str, Backend]]] = {}
+
+
+def backends(knowledge) -> dict[str, Backend]:
+    """Every backend of this knowledge, built once per knowledge object (in the table's order)."""
+    hit = _BUILT.get(id(knowledge))
+    if hit is not None and hit[0] is knowledge:
+        return hit[1]
+    built = {name: ENGINES[row.engine](row, knowledge) for name, row in knowledge.backends.items()}
+    _BUILT[id(knowledge)] = (knowledge, built)
+    return built
+
+
+def backend(knowledge, name: str) -> Backend:
+    return backends(knowledge)[name]
+
+
+def servable_quantizations(model: "ModelSpec", b: Backend) -> list[str]:
+    """The quantizations this backend can serve this model at, given the form the model comes in.
+
+    Catalog models are pulled in whatever form a backend wants. A GGUF file is served as it
+    is by the engines that read GGUF; a local HF directory at its own precision by the
+    HF-format backends, or imported by those that convert it themselves (Ollama's create)."""
+    row = b.row
+    if model.origin == "gguf":
+        ok = row.serves_gguf and model.file_quantization in row.quantizations
+        return [model.file_quantization] if ok else []
+    if model.origin == "local":
+        return [q for q in row.quantizations if q in row.local_hf_quantizations]
+    return list(row.quantizations)

@@ -1,0 +1,84 @@
+"""The facts the rules reason over: typed, frozen, one definition each.
+
+A candidate fact carries the numbers (from advisor/predict.py), the knowledge look-ups
+(what the tables say of this model, quantization and backend) and the user's targets;
+it carries no verdicts. Whether the weights fit, whether the context is over budget,
+whether FP16 fits with the margin: those comparisons are the rules' (rules/*.py).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class CandidateFact(BaseModel):
+    """One deployment candidate (model x backend x quantization) as the rules see it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["cand", "plan"] = "cand"
+    id: str
+    # the candidate
+    model: str
+    params_b: float
+    origin: str
+    backend: str
+    quant: str
+    q_bits: float
+    # the backend object's behaviour (advisor/backends.py), never its name
+    batching: str  # continuous | slots | sequential
+    continuous: int
+    pages_kv: int
+    compiled_prefill: int
+    prefill_activations: int
+    # knowledge look-ups: what the tables say of this combination
+    q_risk_ok: int  # the risk tier allows this quantization (P.1)
+    q_backend_ok: int  # the backend serves this quantization
+    os_ok: int  # the backend runs on this OS
+    in_compat: int  # P.3 validated this quantization for this model
+    compat_fail: int  # P.3 found this quantization failing for this model
+    pref_backend: str  # Appendix F's backend for this workload and concurrency
+    pref_quant: str
+    phase: str  # the workload's dominant phase
+    mmlu: float
+    eff_mmlu: float
+    gate_min: float
+    gate_name: str
+    max_context: int
+    # the user's ask
+    risk: str
+    workload: str
+    n: int
+    os: str
+    context: int  # prompt + output per sequence
+    output: int
+    slo_ttft: float
+    slo_p95: float
+    slo_decode: float
+    requests_per_day: int
+    deadline_hours: float
+    tied: int = 0  # the user tied backend or quantization (constraints)
+    constraints: str = ""  # the ties, as "backend=vllm, quantization=fp16"
+    # the numbers
+    need_gb: float  # weights + fixed overhead per GPU
+    weights_gb: float
+    usable_gb: float  # per GPU after other tenants
+    fp16_gb: float  # the model's FP16 weights
+    usable_all_gb: float  # usable on every GPU together
+    tp: int
+    gpus: int
+    budget: int  # safe context tokens per sequence
+    vram_frac: float
+    ttft_n_ms: float
+    p95_s: float
+    decode_pu: float
+    total: float
+    amdahl: float
+    replicas_needed: int
+    replicas_possible: int
+
+    def as_plan(self, constraints: str) -> "CandidateFact":
+        return self.model_copy(update={"kind": "plan", "id": "plan", "tied": int(bool(constraints)),
+                                       "constraints": constraints})
