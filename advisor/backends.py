@@ -96,13 +96,25 @@ class Backend:
             _put(out, "ollama_tag", model.ollama_tag, "model.catalog", model.source)
         if model.origin != "catalog":
             _put(out, "local_path", answers.model.name, "model.answers", "answers: model.name")
-        _put(out, "dtype", DTYPES.get(est.quant, "auto" if est.quant in ("awq", "gptq", "fp8") else "float16"),
-             "quantization.choice", self.k.quant[est.quant].source)
+        _put(out, "dtype", *self._dtype(est))
         self._engine_settings(out, answers, est, max_ctx)
         return out
 
     def _engine_settings(self, out: dict, answers: Answers, est: "Estimate", max_ctx: int) -> None:
         pass
+
+    def _dtype(self, est: "Estimate") -> tuple[str, str, str]:
+        """(dtype, rule, source): a 16-bit plan runs in the precision the model ships in (bf16 for
+        most current models) where the GPU has bf16 (compute capability 8.0+), else float16."""
+        model, quant = est.model, est.quant
+        if quant in ("awq", "gptq", "fp8"):
+            return "auto", "quantization.choice", self.k.quant[quant].source
+        if quant == "bf16" or (quant == "fp16" and model.dtype == "bfloat16" and est.bf16_ok):
+            return "bfloat16", "quantization.native-dtype", f"{model.id} ships in {model.dtype or 'bfloat16'} ({model.source})"
+        if quant == "fp16" and model.dtype == "bfloat16":
+            return "float16", "quantization.native-dtype", (f"{model.id} ships in bfloat16, which this GPU lacks "
+                                                           f"(compute capability < 8.0): float16")
+        return DTYPES.get(quant, "float16"), "quantization.choice", self.k.quant[quant].source
 
     def _budget_source(self) -> str:
         return self.k.source("context_safety_margin")

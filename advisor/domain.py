@@ -99,12 +99,22 @@ class GpuSpec(_Strict):
     bandwidth_gb_s: float = Field(gt=0)
     fp16_tflops: float = Field(gt=0)
     int8_tops: float | None = Field(default=None, gt=0)
+    # FP16 with FP32 accumulate: the math PyTorch, vLLM and TGI run. GeForce parts run it at
+    # half their FP16-accumulate rate (fp16_tflops); datacenter parts at the same rate.
+    fp16_acc32_tflops: float | None = Field(default=None, gt=0)
+    fp8_tflops: float | None = Field(default=None, gt=0)  # dense FP8 tensor (Ada, Hopper and later)
+    compute_capability: float | None = Field(default=None, gt=0)  # e.g. 8.9 for Ada: decides FP8
     architecture: str = ""
     source: str = Field(min_length=1)
 
     @property
     def peak_flops(self) -> float:
         return self.fp16_tflops * 1e12
+
+    @property
+    def acc32_flops(self) -> float:
+        """The FP16/BF16 rate real serving kernels get (FP32 accumulate)."""
+        return (self.fp16_acc32_tflops or self.fp16_tflops) * 1e12
 
     @property
     def peak_ops_any(self) -> float:
@@ -129,6 +139,7 @@ class ModelSpec(_Strict):
     tied_embeddings: bool
     max_context: int = Field(gt=0)
     rope_theta: float = 0.0
+    dtype: str = ""  # the precision it ships in (config.json torch_dtype): bfloat16 | float16 | float32
     mmlu: float | None = None
     source: str = Field(min_length=1)
     # set when the model came from a local directory ("local") or a GGUF file ("gguf"), not the catalog

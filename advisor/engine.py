@@ -136,6 +136,8 @@ def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> CandidateFa
         compiled_prefill=int(b.compiled_prefill), prefill_activations=int(b.prefill_activations),
         q_risk_ok=int(answers.risk in q.risk_tiers),
         q_backend_ok=int(e.quant in b.row.quantizations),
+        q_min_cc=q.min_compute_capability if q.min_compute_capability is not None else -1.0,
+        gpu_cc=_compute_capability(hw),
         os_ok=int(hw.os in b.row.os),
         in_compat=int(compat is not None and e.quant in compat.passes),
         compat_fail=int(compat is not None and e.quant in compat.fails),
@@ -150,7 +152,7 @@ def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> CandidateFa
         slo_decode=answers.slo.min_decode_tok_s,
         requests_per_day=answers.requests_per_day, deadline_hours=answers.deadline_hours,
         need_gb=e.weights_gb + e.overhead_gb, weights_gb=e.weights_gb, usable_gb=e.usable_gb,
-        fp16_gb=e.fp16_gb, usable_all_gb=e.usable_gb * hw.count, tp=e.tp, gpus=hw.count,
+        fp16_gb=e.fp16_gb, fp16_need_gb=e.fp16_need_gb, q8_need_gb=e.q8_need_gb, usable_all_gb=e.usable_gb * hw.count, tp=e.tp, gpus=hw.count,
         budget=e.budget_tokens, vram_frac=e.vram_frac, ttft_n_ms=e.ttft_at_n_ms, p95_s=e.p95_s,
         decode_pu=e.decode_per_user, total=e.total_tok_s, amdahl=e.amdahl_eff,
         replicas_needed=e.replicas_needed, replicas_possible=e.replicas_possible,
@@ -284,6 +286,14 @@ def _figure_facts(k, answers: Answers, hw: Hardware, r: Ranked, probes: list[Pro
         facts.append({"kind": "figure", "id": f"n{n_}", "what": "probe figure", "value": 0, "plausible": 0,
                       "reason": note, "source": "probe", "table_value": -1, "table_source": ""})
     return facts
+
+
+def _compute_capability(hw: Hardware) -> float:
+    """NVML's reading of the card, else the catalog row's; -1 when neither says."""
+    try:
+        return float(hw.devices[0].compute_capability)
+    except (TypeError, ValueError):
+        return hw.spec.compute_capability if hw.spec.compute_capability is not None else -1.0
 
 
 def _family(k, backend: str) -> str:

@@ -28,12 +28,22 @@ def bits_per_weight(k: "Knowledge", quant: str) -> float:
     return k.quant[quant].bits_per_weight
 
 
-def weights_gb(k: "Knowledge", model: ModelSpec, quant: str) -> float:
-    """Parameters x bytes per parameter (DESIGN: base VRAM = params x bytes/param); a GGUF
-    file at its own quantization weighs what its tensors store."""
+def weight_bytes(k: "Knowledge", model: ModelSpec, quant: str) -> float:
+    """Parameters x bytes per parameter (DESIGN: base VRAM = params x bytes/param), with the
+    embedding and LM head at the precision the format keeps them (a 4-bit AWQ 8B checkpoint is
+    about 5.7 GB, not 4.0); a GGUF file at its own quantization weighs what its tensors store."""
     if model.weight_bytes and quant == model.file_quantization:
-        return model.weight_bytes / GIB
-    return model.params * bits_per_weight(k, quant) / 8 / GIB
+        return model.weight_bytes
+    q = k.quant[quant]
+    embed = model.embedding_params
+    head = 0.0 if model.tied_embeddings else embed
+    body = max(model.params - embed - head, 0.0)
+    return (body * q.bits_per_weight + embed * (q.embedding_bits or q.bits_per_weight)
+            + head * (q.head_bits or q.bits_per_weight)) / 8
+
+
+def weights_gb(k: "Knowledge", model: ModelSpec, quant: str) -> float:
+    return weight_bytes(k, model, quant) / GIB
 
 
 def kv_gb_per_token(model: ModelSpec, kv_dtype_bytes: float = 2.0) -> float:
@@ -76,17 +86,27 @@ def peak_ops(gpu: GpuSpec, quant: str) -> float:
     return gpu.peak_ops_any if quant in GGUF_QUANTS else gpu.peak_flops
 
 
+def math_peak(gpu: GpuSpec, quant: str) -> float:
+    """The tensor rate this quantization's kernels really run at, for predictions (the roofline
+    above keeps the most generous peak): llama.cpp's quantized matmuls on INT8 tensor cores (MMQ),
+    FP8 on FP8 tensor cores where the chip has them, everything else FP16 with FP32 accumulate
+    (half the FP16-accumulate rate on GeForce parts)."""
+    if quant in GGUF_QUANTS and gpu.int8_tops:
+        return gpu.int8_tops * 1e12
+    if quant == "fp8" and gpu.fp8_tflops:
+        return gpu.fp8_tflops * 1e12
+    return gpu.acc32_flops
+
+
 def prefill_roofline_ms(model: ModelSpec, gpu: GpuSpec, quant: str, tokens: int) -> float:
     """No implementation can prefill faster than this."""
     return prefill_flops(model, tokens) / peak_ops(gpu, quant) * 1e3
 
 
 def decode_bytes_per_token(k: "Knowledge", model: ModelSpec, quant: str, context: int) -> float:
-    """Weights read once per token, plus the KV cache of the context so far."""
-    if model.weight_bytes and quant == model.file_quantization:  # a GGUF file: its stored bytes, less a row lookup
-        weights = model.weight_bytes * model.decode_read_params / model.params
-    else:
-        weights = model.decode_read_params * bits_per_weight(k, quant) / 8
+    """Weights read once per token (all but an untied input embedding, a row lookup), plus the
+    KV cache of the context so far."""
+    weights = weight_bytes(k, model, quant) * model.decode_read_params / model.params
     return weights + model.kv_bytes_per_token() * context
 
 

@@ -40,6 +40,11 @@ class Estimate:
     replicas_needed: int
     replicas_possible: int
     fp16_gb: float  # the model's FP16 weights (the high-risk rule compares them with the margin)
+    # per GPU, the same deployment (TP, context, concurrency) at 16 and at 8 bits: what precision
+    # the memory would allow (rules/quantization.py: precision by headroom)
+    fp16_need_gb: float
+    q8_need_gb: float
+    bf16_ok: bool  # the GPU has bf16 tensor cores (compute capability 8.0+)
     bits: float
     os: str
     origins: dict[str, Provenance] = field(default_factory=dict)
@@ -138,8 +143,9 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     # Prefill (TTFT): FLOPs over the peak this quantization's kernels use, times an efficiency.
     eff, eff_src = _eff(k, b, "prefill_flops_efficiency", os_name)
     flops = physics.prefill_flops(model, ctx)
-    ttft = flops / (physics.peak_ops(gpu, quant) * max(tp, 1) * eff) * 1e3
-    ttft_src = f"roofline: {flops:.3g} FLOPs / ({physics.peak_ops(gpu, quant) / 1e12:g} TFLOP/s x {eff_src})"
+    peak = physics.math_peak(gpu, quant)
+    ttft = flops / (peak * max(tp, 1) * eff) * 1e3
+    ttft_src = f"roofline: {flops:.3g} FLOPs / ({peak / 1e12:g} TFLOP/s x {eff_src})"
     if b.compiled_prefill:
         sp = k.value("transformers-compiled.prefill_speedup")
         ttft *= 1 - sp
@@ -216,14 +222,18 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
         capacity = n / per_request_s
         needed = max(1, math.ceil(req_per_s / capacity))
 
-    fp16 = model.params * 2 / physics.GIB
+    fp16 = physics.weights_gb(k, model, "fp16")
+    context_gb = need_gb - base_gb  # KV (and transient activations) for the ask
+    fp16_need = fp16 / max(tp, 1) + overhead + context_gb
+    q8_need = physics.weights_gb(k, model, "q8_0") / max(tp, 1) + overhead + context_gb
     return Estimate(
         model=model, backend=backend, quant=quant, tp=tp, weights_gb=weights, overhead_gb=overhead,
         per_token_gb=per_token + activation / max(n, 1), usable_gb=usable, total_gb=vram, budget_tokens=budget,
         vram_gb=need_gb, vram_frac=need_gb / vram, ttft_ms=ttft, ttft_at_n_ms=ttft_n,
         decode_single=single, decode_per_user=per_user, total_tok_s=total, p95_s=p95,
         amdahl_eff=amdahl, replicas_needed=needed, replicas_possible=replicas_possible,
-        fp16_gb=fp16,
+        fp16_gb=fp16, fp16_need_gb=fp16_need, q8_need_gb=q8_need,
+        bf16_ok=(gpu.compute_capability or 8.0) >= 8.0,
         bits=k.quant[quant].bits_per_weight, os=os_name, origins=origins, notes=notes,
         replaced={name: v for name, v in (("TTFT (ms)", replaced_ttft), ("decode (tok/s, one stream)", replaced_decode))
                   if v is not None},

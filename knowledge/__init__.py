@@ -35,6 +35,10 @@ class QuantRow(_Row):
     tier: str
     mmlu_delta_pp: float = Field(ge=0)
     risk_tiers: list[str]
+    # formats that keep the token embedding and the LM head at higher precision (AWQ/GPTQ/FP8/
+    # bitsandbytes keep them at 16 bits; GGUF's Q4_K_M writes the output at Q6_K): their bits
+    embedding_bits: float | None = Field(default=None, gt=0, le=32)
+    head_bits: float | None = Field(default=None, gt=0, le=32)
     min_compute_capability: float | None = None
 
 

@@ -36,6 +36,8 @@ class CandidateFact(BaseModel):
     # knowledge look-ups: what the tables say of this combination
     q_risk_ok: int  # the risk tier allows this quantization (P.1)
     q_backend_ok: int  # the backend serves this quantization
+    q_min_cc: float  # the compute capability its kernels need (-1: any)
+    gpu_cc: float  # this GPU's compute capability (-1: unknown)
     os_ok: int  # the backend runs on this OS
     in_compat: int  # P.3 validated this quantization for this model
     compat_fail: int  # P.3 found this quantization failing for this model
@@ -66,6 +68,8 @@ class CandidateFact(BaseModel):
     weights_gb: float
     usable_gb: float  # per GPU after other tenants
     fp16_gb: float  # the model's FP16 weights
+    fp16_need_gb: float  # per GPU, this deployment at 16 bits (weights + overhead + KV for the ask)
+    q8_need_gb: float  # the same at 8 bits
     usable_all_gb: float  # usable on every GPU together
     tp: int
     gpus: int

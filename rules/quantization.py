@@ -27,11 +27,17 @@ def candidates_rules(k) -> list[Rule]:
     q2 = k.quant["q2_k"]
     q3 = k.quant["q3_k_s"]
     fit = k.row("fp16_fit_fraction")
+    room = k.row("vram_alert_warning")
     cand = lambda m: m.kind == "cand"  # noqa: E731
     return [
         Rule("quantization.never-q2k", q2.source, "reject",
              lambda m: cand(m) & (m.quant == "q2_k"),
              lambda f: f"Q2_K is prohibited for every tier (tier '{q2.tier}': quality collapses)",
+             sets=("quantization",)),
+        Rule("quantization.gpu-lacks-kernels", "knowledge/quantization.toml (min_compute_capability)", "reject",
+             lambda m: cand(m) & (m.q_min_cc > 0) & (m.gpu_cc < m.q_min_cc),
+             lambda f: (f"{f.quant} needs compute capability {f.q_min_cc:g}+ (FP8 tensor cores); this GPU has "
+                        + (f"{f.gpu_cc:g}" if f.gpu_cc > 0 else "an unknown one")),
              sets=("quantization",)),
         Rule("quantization.risk-tier", "Appendix P.1", "gate",
              lambda m: cand(m) & (m.q_risk_ok == 0) & (m.quant != "q2_k"),
@@ -55,8 +61,14 @@ def candidates_rules(k) -> list[Rule]:
              lambda f: (f"high risk: FP16 weights ({f.params_b:g}B x 2 B) exceed {fit.value:g} x VRAM; "
                         f"Q8_0 (or a smaller model) instead"),
              sets=("quantization",), kind="policy"),
+        # Precision by headroom: the ranking prefers the higher precision of a model among the
+        # candidates that pass every gate, so a lower one has to be asked for by memory (the
+        # 16-bit candidate does not fit) or by an SLO (its gates fail the 16-bit candidate).
+        # Appendix F's default quantization, where memory leaves the choice to it: its 16-bit
+        # default always, a quantized default only once 16 bits do not fit with the margin.
         Rule("quantization.workload-default", "Appendix F (recommended quantization per workload)", "penalty",
-             lambda m: cand(m) & (m.quant == m.pref_quant) & (m.risk != "high"),
+             lambda m: cand(m) & (m.quant == m.pref_quant) & (m.risk != "high")
+             & (_reference(m) | (m.fp16_need_gb >= m.usable_gb * room.value)),
              lambda f: f"{f.pref_quant} is the default quantization for {f.workload} at N={f.n} (Appendix F)",
              sets=("quantization",)),
     ]
@@ -73,6 +85,23 @@ def plan_rules(k) -> list[Rule]:
         Rule("quantization.high-risk-q8", fit.source, "note",
              lambda m: plan(m) & (m.risk == "high") & _quantized(m) & _fp16_too_big(m, fit),
              lambda f: f"high risk: FP16 does not fit with margin; {f.quant} is the near-lossless step down",
+             sets=("quantization",)),
+        Rule("quantization.memory-demands", k.row("vram_alert_warning").source, "note",
+             lambda m: plan(m) & _quantized(m) & (m.fp16_need_gb >= m.usable_gb * k.value("vram_alert_warning")),
+             lambda f: (f"{f.quant} because memory demands it: at 16 bits {f.model} would need {f.fp16_need_gb:.1f} GB "
+                        f"of {f.usable_gb:.1f} GB per GPU, past the {k.value('vram_alert_warning'):.0%} alert line"),
+             sets=("quantization",)),
+        Rule("quantization.slo-demands", k.row("vram_alert_warning").source, "note",
+             lambda m: plan(m) & _quantized(m) & (m.fp16_need_gb < m.usable_gb * k.value("vram_alert_warning"))
+             & (m.tied == 0),
+             lambda f: (f"{f.quant}: 16 bits would fit ({f.fp16_need_gb:.1f} of {f.usable_gb:.1f} GB per GPU) but "
+                        f"fails a check the ranking puts first (speed targets or quality); {f.quant} is the highest "
+                        f"precision of {f.model} that passes"),
+             sets=("quantization",)),
+        Rule("quantization.headroom-kept", k.row("vram_alert_warning").source, "note",
+             lambda m: plan(m) & _reference(m) & (m.risk != "high"),
+             lambda f: (f"16-bit weights: {f.fp16_need_gb:.1f} GB of {f.usable_gb:.1f} GB per GPU leaves the headroom, "
+                        f"so no quantization"),
              sets=("quantization",)),
         Rule("quantization.p3-validated", "Appendix P.3", "note",
              lambda m: plan(m) & (m.in_compat == 1),
