@@ -154,6 +154,9 @@ def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> CandidateFa
         need_gb=e.weights_gb + e.overhead_gb, weights_gb=e.weights_gb, usable_gb=e.usable_gb,
         fp16_gb=e.fp16_gb, fp16_need_gb=e.fp16_need_gb, q8_need_gb=e.q8_need_gb, usable_all_gb=e.usable_gb * hw.count, tp=e.tp, gpus=hw.count,
         budget=e.budget_tokens, vram_frac=e.vram_frac, ttft_n_ms=e.ttft_at_n_ms, p95_s=e.p95_s,
+        ttft_lo_ms=e.ttft_at_n_ms * (1 - e.ttft_band), p95_lo_s=e.p95_s * (1 - max(e.ttft_band, e.decode_band)),
+        decode_hi=e.decode_per_user * (1 + e.decode_band), band_pct=round(100 * e.ttft_band),
+        mode=e.load.mode, burst_ttft_ms=e.load.burst_ttft_ms, capacity_rps=e.load.capacity_rps,
         decode_pu=e.decode_per_user, total=e.total_tok_s, amdahl=e.amdahl_eff,
         replicas_needed=e.replicas_needed, replicas_possible=e.replicas_possible,
     )

@@ -9,9 +9,10 @@ never compute them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from advisor import physics
+from advisor import load as queue
+from advisor import physics, speed
 from advisor.backends import Backend, backend as backend_of
 from advisor.domain import Answers, Hardware, ModelSpec, ProbeResult, Provenance
 
@@ -45,32 +46,16 @@ class Estimate:
     fp16_need_gb: float
     q8_need_gb: float
     bf16_ok: bool  # the GPU has bf16 tensor cores (compute capability 8.0+)
+    load: "Load"  # the load the figures describe (advisor/load.py's model of the scheduler)
+    costs: speed.StepCosts
+    ttft_band: float  # relative uncertainty of the prefill figures (calibration residuals, else assumed)
+    decode_band: float
     bits: float
     os: str
     origins: dict[str, Provenance] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     # figures a probe replaced: name -> (probe value, table/roofline value, its source)
     replaced: dict[str, tuple[float, float, str]] = field(default_factory=dict)
-
-
-_EFF_CACHE: dict[tuple, tuple[object, tuple[float, str]]] = {}
-
-
-def _eff(k, b: Backend, kind: str, os_name: str) -> tuple[float, str]:
-    """An efficiency from calibration.toml: <engine>.kind[.os], with its source.
-
-    Looked up once per knowledge object: recommend() estimates a few hundred candidates."""
-    ck = (id(k), b.name, kind, os_name)
-    hit = _EFF_CACHE.get(ck)
-    if hit is not None and hit[0] is k:
-        return hit[1]
-    base = b.calibration_key()
-    for key in (f"{base}.{kind}.{os_name}", f"{base}.{kind}"):
-        if k.has(key):
-            out = k.value(key), f"{key} = {k.value(key):g} ({k.source(key)})"
-            _EFF_CACHE[ck] = (k, out)
-            return out
-    raise KeyError(f"calibration row {base}.{kind} missing")
 
 
 def background_gb(answers: Answers, hw: Hardware) -> float:
@@ -130,8 +115,7 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     margin = k.value("context_safety_margin")
     # Ollama/llama.cpp and servers reserve KV for every sequence; activations are transient, one prompt at a time.
     denom = per_token * n + activation
-    budget = int(margin * free_for_context / denom) if free_for_context > 0 and denom > 0 else 0
-    budget = max(budget, 0)
+    budget = _budget(margin, free_for_context, per_token, n, activation)
     seq = ctx + answers.output_tokens  # the KV cache holds the prompt and the output
     need_gb = base_gb + per_token * seq * n + activation * ctx
     origins["vram_gb"] = Provenance(
@@ -140,16 +124,12 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
                f"+ overhead ({overhead_src}) + per token ({mem_src})",
     )
 
-    # Prefill (TTFT): FLOPs over the peak this quantization's kernels use, times an efficiency.
-    eff, eff_src = _eff(k, b, "prefill_flops_efficiency", os_name)
-    flops = physics.prefill_flops(model, ctx)
-    peak = physics.math_peak(gpu, quant)
-    ttft = flops / (peak * max(tp, 1) * eff) * 1e3
-    ttft_src = f"roofline: {flops:.3g} FLOPs / ({peak / 1e12:g} TFLOP/s x {eff_src})"
-    if b.compiled_prefill:
-        sp = k.value("transformers-compiled.prefill_speedup")
-        ttft *= 1 - sp
-        ttft_src += f" x (1 - {sp:g}, {k.source('transformers-compiled.prefill_speedup')})"
+    # Step costs: a prefill curve and a decode step per batch size (advisor/speed.py), from the
+    # roofline times calibrated coefficients, or scaled to this machine's probe.
+    avg_ctx = ctx + answers.output_tokens // 2
+    costs, cost_src = speed.step_costs(k, b, model, gpu, quant, tp, avg_ctx, os_name)
+    ttft = costs.prefill_ms(ctx)
+    ttft_src = f"roofline: {cost_src['prefill']}"
     ttft_origin = "roofline"
     replaced_ttft = replaced_decode = None
     if probe is not None and probe.ttft:
@@ -159,68 +139,43 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
             roof = physics.prefill_roofline_ms(model, gpu, quant, ctx)
             if measured >= roof:
                 replaced_ttft = (measured, ttft, ttft_src)
+                costs = replace(costs, prefill_scale=costs.prefill_scale * measured / ttft)
                 ttft, ttft_origin = measured, "probe"
                 ttft_src = f"probe on {probe.gpu or 'this GPU'}: {how}"
             else:
                 notes.append(f"probe TTFT {measured:.1f} ms beats the {roof:.1f} ms roofline; not used")
     origins["ttft_ms"] = Provenance(origin=ttft_origin, source=ttft_src)
-    ttft_n = ttft * (n + 1) / 2
 
-    # Decode: bytes read per token over bandwidth, times an efficiency.
-    bw_eff, bw_src = _eff(k, b, "decode_bw_efficiency", os_name)
-    avg_ctx = ctx + answers.output_tokens // 2
-    bytes_tok = physics.decode_bytes_per_token(k, model, quant, avg_ctx) / max(tp, 1)
-    step_s = bytes_tok / (gpu.bandwidth_gb_s * 1e9 * bw_eff)
-    dec_src = f"roofline: {gpu.bandwidth_gb_s:g} GB/s x {bw_src} / {bytes_tok / 1e9:.2f} GB per token"
-    floor_key = f"{b.calibration_key()}.decode_overhead_ms_per_layer"
-    if k.has(floor_key):  # small models are launch-bound: a measured per-layer cost per token
-        floor = model.layers * k.value(floor_key) / 1e3
-        if floor > step_s:
-            step_s = floor
-            dec_src = (f"kernel-launch floor: {model.layers} layers x {k.value(floor_key):g} ms "
-                       f"({k.source(floor_key)})")
-    single = 1.0 / step_s
+    single = 1e3 / costs.step_ms(1)
+    dec_src = f"roofline: {cost_src['decode']}"
     dec_origin = "roofline"
     if probe is not None and probe.decode_tok_s:
         roof = physics.decode_roofline_tok_s(k, model, gpu, quant, avg_ctx) * max(tp, 1)
         if probe.decode_tok_s <= roof:
             replaced_decode = (probe.decode_tok_s, single, dec_src)
+            f = single / probe.decode_tok_s  # the measured single stream; batching keeps the roofline's shape
+            costs = replace(costs, decode_fixed_ms=costs.decode_fixed_ms * f, decode_per_seq_ms=costs.decode_per_seq_ms * f)
             single, dec_origin = probe.decode_tok_s, "probe"
             dec_src = f"probe: decode tok/s measured on {probe.gpu or 'this GPU'}"
         else:
             notes.append(f"probe decode {probe.decode_tok_s:.1f} tok/s beats the {roof:.1f} tok/s roofline; not used")
+    ttft_band, ttft_band_src = (k.value("band.probe"), f"±{k.value('band.probe'):.0%} ({k.source('band.probe')})") \
+        if ttft_origin == "probe" else speed.band(k, b, "prefill")
+    dec_band, dec_band_src = (k.value("band.probe"), f"±{k.value('band.probe'):.0%} ({k.source('band.probe')})") \
+        if dec_origin == "probe" else speed.band(k, b, "decode")
 
+    # Load as the user described it: N sequences in flight, an arrival rate, or an offline batch.
+    ld = _load(k, answers, b, costs, ctx, n, hw, tp, budget_one=_budget(margin, free_for_context, per_token, 1, activation),
+               seq=seq, per_token=per_token, activation=activation, free=free_for_context)
     amdahl = 1.0
     if b.batching == "slots":
-        s_key = f"amdahl_s.{model.id}" if k.has(f"amdahl_s.{model.id}") else "amdahl_s.default"
-        s = k.value(s_key)
-        amdahl = 1.0 / (s * n + 1 - s)  # per-agent efficiency eta(N) = S(N)/N, Amdahl
-        per_user = single * amdahl
-        dec_src += f"; x Amdahl eta({n}) = {amdahl:.2f} with s = {s:g} ({k.source(s_key)})"
-    elif b.continuous:
-        # One decode step reads the weights once for all N sequences plus each one's KV cache.
-        kv_bytes = model.kv_bytes_per_token() * avg_ctx / max(tp, 1)
-        step_n = (bytes_tok - kv_bytes + kv_bytes * n) / (gpu.bandwidth_gb_s * 1e9 * bw_eff)
-        step_1 = bytes_tok / (gpu.bandwidth_gb_s * 1e9 * bw_eff)
-        per_user = single * step_1 / step_n
-        dec_src += f"; continuous batching: {n} sequences share each weight read"
-    else:  # transformers: one request at a time
-        per_user = single / n
-        dec_src += f"; no batching: {n} requests take turns"
-    total = per_user * n
-    origins["decode_tok_s_per_user"] = Provenance(origin=dec_origin, source=dec_src)
-    origins["total_tok_s"] = Provenance(origin=dec_origin, source=f"{n} users x per-user rate")
-    p95 = ttft * n / 1e3 + answers.output_tokens / per_user
-    origins["p95_latency_s"] = Provenance(
-        origin="roofline", source=f"last of {n} prefills ({n} x TTFT) + {answers.output_tokens} tokens at the per-user rate")
-
+        amdahl = 1.0 / (costs.amdahl_s * ld.seqs + 1 - costs.amdahl_s)
+    origins["decode_tok_s_per_user"] = Provenance(
+        origin=dec_origin, source=f"{dec_src}; {ld.per_user_how}; band {dec_band_src}")
+    origins["total_tok_s"] = Provenance(origin=dec_origin, source=ld.total_how)
+    origins["ttft_ms"] = Provenance(origin=ttft_origin, source=f"{ttft_src}; {ld.ttft_how}; band {ttft_band_src}")
+    origins["p95_latency_s"] = Provenance(origin="roofline", source=ld.p95_how)
     replicas_possible = max(hw.count // max(tp, 1), 0)
-    needed = 1
-    if answers.requests_per_day > 0 and answers.deadline_hours > 0:
-        req_per_s = answers.requests_per_day / (answers.deadline_hours * 3600)
-        per_request_s = ttft_n / 1e3 + answers.output_tokens / per_user
-        capacity = n / per_request_s
-        needed = max(1, math.ceil(req_per_s / capacity))
 
     fp16 = physics.weights_gb(k, model, "fp16")
     context_gb = need_gb - base_gb  # KV (and transient activations) for the ask
@@ -229,9 +184,10 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     return Estimate(
         model=model, backend=backend, quant=quant, tp=tp, weights_gb=weights, overhead_gb=overhead,
         per_token_gb=per_token + activation / max(n, 1), usable_gb=usable, total_gb=vram, budget_tokens=budget,
-        vram_gb=need_gb, vram_frac=need_gb / vram, ttft_ms=ttft, ttft_at_n_ms=ttft_n,
-        decode_single=single, decode_per_user=per_user, total_tok_s=total, p95_s=p95,
-        amdahl_eff=amdahl, replicas_needed=needed, replicas_possible=replicas_possible,
+        vram_gb=need_gb, vram_frac=need_gb / vram, ttft_ms=ttft, ttft_at_n_ms=ld.ttft_p95_ms,
+        decode_single=single, decode_per_user=ld.per_user, total_tok_s=ld.total, p95_s=ld.e2e_p95_s,
+        amdahl_eff=amdahl, replicas_needed=ld.replicas, replicas_possible=replicas_possible,
+        load=ld, costs=costs, ttft_band=ttft_band, decode_band=dec_band,
         fp16_gb=fp16, fp16_need_gb=fp16_need, q8_need_gb=q8_need,
         bf16_ok=(gpu.compute_capability or 8.0) >= 8.0,
         bits=k.quant[quant].bits_per_weight, os=os_name, origins=origins, notes=notes,
@@ -293,3 +249,149 @@ def _probe_ttft(probe: ProbeResult, model: ModelSpec, ctx: int) -> tuple[float, 
     t = min(pts, key=lambda p: abs(math.log(p.context_tokens / ctx)))
     ms = t.ttft_ms * physics.prefill_flops(model, ctx) / physics.prefill_flops(model, t.context_tokens)
     return ms, f"median TTFT at {t.context_tokens:,} tokens, scaled by FLOPs to {ctx:,} tokens"
+
+
+def _budget(margin: float, free_gb: float, per_token_gb: float, n: int, activation_gb: float) -> int:
+    """Safe context tokens per sequence with n sequences' KV reserved (activations: one prompt at a time)."""
+    denom = per_token_gb * n + activation_gb
+    return max(int(margin * free_gb / denom), 0) if free_gb > 0 and denom > 0 else 0
+
+
+@dataclass(frozen=True)
+class Load:
+    """What the described load does on one replica; the figures the gates read."""
+
+    mode: str  # concurrent (N sequences in flight) | rate (arrivals per second) | batch (offline)
+    seqs: int  # sequences the engine runs at once (max_num_seqs / -np / OLLAMA_NUM_PARALLEL)
+    rate_rps: float  # arrivals per second on this replica (concurrent: N / time in system, Little)
+    ttft_p95_ms: float
+    e2e_p95_s: float
+    per_user: float  # decode tok/s one sequence sees
+    total: float  # generated tok/s of the replica
+    burst_ttft_ms: float  # the last of N prompts arriving in the same instant
+    capacity_rps: float  # requests per second one replica completes at saturation
+    replicas: int  # replicas the load needs
+    steady: bool
+    ttft_how: str
+    p95_how: str
+    per_user_how: str
+    total_how: str
+
+
+def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n: int, hw: Hardware, tp: int,
+          budget_one: int, seq: int, per_token: float, activation: float, free: float) -> Load:
+    out = answers.output_tokens
+    prefill = costs.prefill_ms(ctx)
+    rate_asked = getattr(answers, "arrival_rate_rps", 0.0) or 0.0
+    batch_job = answers.requests_per_day > 0 and answers.deadline_hours > 0
+    if batch_job:
+        # Offline: the throughput-optimal batch within what the KV pool holds (margin applied).
+        cap = max(int(k.value("context_safety_margin") * free / (per_token * seq + activation)), 1) \
+            if free > 0 and per_token > 0 else 1
+        cap = min(cap, int(k.value("batch.max_seqs")))
+        if b.batching == "sequential":
+            cap = 1
+        choice = queue.best_batch(costs.engine, ctx, out, cap)
+        seqs = choice.max_seqs
+        eng = costs.engine(seqs)
+        capacity = queue.saturation_rps(eng, ctx, out)
+        need_rps = answers.requests_per_day / (answers.deadline_hours * 3600)
+        replicas = max(1, math.ceil(need_rps / capacity)) if capacity > 0 else 10**6
+        per_user = 1e3 / costs.step_ms(seqs) if b.batching != "sequential" else 1e3 / costs.step_ms(1)
+        total = out * capacity
+        e2e = queue.service_ms(eng, ctx, out, seqs) / 1e3 if b.batching != "sequential" else \
+            (prefill + (out - 1) * costs.step_ms(1)) / 1e3
+        return Load(
+            mode="batch", seqs=seqs, rate_rps=need_rps, ttft_p95_ms=prefill, e2e_p95_s=e2e,
+            per_user=per_user, total=total, burst_ttft_ms=prefill * seqs, capacity_rps=capacity,
+            replicas=replicas, steady=need_rps <= capacity * max(hw.count // max(tp, 1), 1),
+            ttft_how=f"offline batch: one prompt's prefill ({ctx:,} tokens); no interactive TTFT target",
+            p95_how=f"offline batch: a request's time on the engine at batch {seqs}",
+            per_user_how=f"batch of {seqs} (the throughput-optimal batch within the KV pool's {cap} sequences)",
+            total_how=(f"{capacity:.2f} requests/s x {out} tokens at batch {seqs}: "
+                       f"{answers.requests_per_day:,} requests in {answers.deadline_hours:g} h need "
+                       f"{need_rps:.2f}/s"))
+    seqs = max(n, 1)
+    eng = costs.engine(seqs)
+    capacity = queue.saturation_rps(eng, ctx, out)
+    if b.batching == "sequential":
+        step1 = costs.step_ms(1)
+        service = prefill + (out - 1) * step1
+        if rate_asked > 0:
+            rate, mode = rate_asked, "rate"
+            wait = _wait_p95(rate, service)
+            ttft95, e2e95 = wait + prefill, (wait + service) / 1e3
+            total = min(rate, capacity) * out
+        else:  # N users always waiting: each request waits for the N - 1 before it
+            mode, rate = "concurrent", 1e3 / service
+            ttft95, e2e95 = (seqs - 1) * service + prefill, seqs * service / 1e3
+            total = 1e3 / step1 * (out - 1) * step1 / service if out > 1 else 0.0
+        per_user = 1e3 / step1 / (1 if mode == "rate" else seqs)
+        ttft_how = f"one request at a time: waits for the requests ahead ({service:,.0f} ms each)"
+        live = 1.0
+    else:
+        # The GPU's time splits between prefill (compute-bound, one prompt's worth per request)
+        # and decode steps; what prefill takes, decode loses: with X requests/s, each sequence
+        # gets (1 - X x prefill) / step(L) tokens per second, L sequences in flight.
+        out1 = max(out - 1, 0)
+
+        def per_user_at(x_per_ms: float, live: float) -> float:  # tokens per ms
+            share = 1 - x_per_ms * prefill
+            return share / costs.step_ms(max(int(round(live)), 1)) if share > 0 else 0.0
+
+        if rate_asked > 0:
+            mode, x = "rate", rate_asked / 1e3
+            live = float(seqs)
+            for _ in range(20):  # in flight = rate x time in system (Little), at most the slots
+                pu = per_user_at(x, live)
+                r = prefill + (out1 / pu if pu > 0 else math.inf)
+                live = min(max(x * r, 1.0), float(seqs))
+        else:
+            # A closed loop of N users, each sending the next request when the last one ends:
+            # throughput X solves X = N / (prefill + decode at the share prefill leaves).
+            mode, live = "concurrent", float(seqs)
+            lo, hi = 0.0, 1 / prefill
+            for _ in range(60):
+                x = (lo + hi) / 2
+                pu = per_user_at(x, live)
+                r = prefill + (out1 / pu if pu > 0 else math.inf)
+                lo, hi = (x, hi) if x * r < seqs else (lo, x)
+            x = lo
+        rate = x * 1e3
+        pu = per_user_at(x, live)
+        per_user = pu * 1e3
+        wait95 = min(_wait_p95(rate, prefill), (seqs - 1) * prefill) if mode == "concurrent" else _wait_p95(rate, prefill)
+        ttft95 = prefill + wait95
+        e2e95 = (ttft95 + (out1 / pu if pu > 0 else math.inf)) / 1e3
+        total = rate * out if math.isfinite(e2e95) else 0.0
+        ttft_how = ((f"p95 with {rate:g} requests/s arriving" if mode == "rate" else
+                     f"p95 with {seqs} users in a closed loop ({rate:.2f} requests/s)")
+                    + ": prefill + queueing for the engine's prefill (M/D/1)")
+    util = rate / capacity if capacity > 0 else math.inf
+    steady = util < 1 and math.isfinite(ttft95)
+    burst = seqs * prefill if b.batching != "sequential" else seqs * (prefill + (out - 1) * costs.step_ms(1)) - (out - 1) * costs.step_ms(1)
+    replicas = 1
+    if mode == "rate" and capacity > 0:
+        replicas = max(1, math.ceil(rate / (capacity * k.value("load.max_utilisation"))))
+    return Load(
+        mode=mode, seqs=seqs, rate_rps=rate, ttft_p95_ms=min(ttft95, 1e12), e2e_p95_s=min(e2e95, 1e9),
+        per_user=per_user, total=total, burst_ttft_ms=burst, capacity_rps=capacity, replicas=replicas,
+        steady=steady, ttft_how=ttft_how,
+        p95_how=f"p95 end to end: TTFT p95 + {out:,} tokens at the per-user rate",
+        per_user_how=(f"{b.batching} batching at {seqs} sequences" if b.batching != "sequential"
+                      else f"no batching: {seqs} requests take turns"),
+        total_how=f"{b.batching} batching: generated tokens per second of one replica")
+
+
+def _wait_p95(rate_rps: float, service_ms: float) -> float:
+    """p95 queue wait of an M/D/1 queue (exact where the series converges; past it, the
+    exponential tail of the conditional wait, mean W/rho); inf when the queue never drains."""
+    rho = rate_rps * service_ms / 1e3
+    if rho >= 1:
+        return math.inf
+    if rho <= 0.05:
+        return 0.0
+    got = queue.md1_wait_quantile_ms(0.95, rate_rps, service_ms) if rho < 0.9 else math.nan
+    if math.isfinite(got):
+        return got
+    return queue.md1_mean_wait_ms(rate_rps, service_ms) / rho * math.log(rho / 0.05)

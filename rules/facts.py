@@ -75,9 +75,18 @@ class CandidateFact(BaseModel):
     gpus: int
     budget: int  # safe context tokens per sequence
     vram_frac: float
-    ttft_n_ms: float
-    p95_s: float
+    ttft_n_ms: float  # p95 TTFT under the described load (steady state)
+    p95_s: float  # p95 end to end
     decode_pu: float
+    # the optimistic ends of the bands (calibration residuals, else assumed): a target missed
+    # even there fails its gate; one missed only by the central figure is "at risk"
+    ttft_lo_ms: float
+    p95_lo_s: float
+    decode_hi: float
+    band_pct: int  # the prefill band, for the reason's words
+    mode: str  # concurrent | rate | batch
+    burst_ttft_ms: float  # the last of N prompts arriving together, shown apart
+    capacity_rps: float
     total: float
     amdahl: float
     replicas_needed: int

@@ -133,11 +133,14 @@ def test_near_budget_warning_at_ninety_percent(fired, k):
 
 # ---------------------------------------------------------------- SLO
 def test_ttft_slo_and_bands(fired, k):
-    assert "slo.ttft" in fired(ttft_n_ms=1000.1, slo_ttft=1000)
-    assert "slo.ttft" not in fired(ttft_n_ms=1000, slo_ttft=1000)
+    # A target the whole band misses fails the gate; one missed only by the central figure is at risk.
+    assert "slo.ttft" in fired(ttft_n_ms=2000, ttft_lo_ms=1000.1, slo_ttft=1000)
+    assert "slo.ttft" not in fired(ttft_n_ms=2000, ttft_lo_ms=1000, slo_ttft=1000)
+    assert "slo.ttft-at-risk" in fired("plan", ttft_n_ms=1500, ttft_lo_ms=750, slo_ttft=1000)
+    assert "slo.ttft-at-risk" not in fired("plan", ttft_n_ms=900, ttft_lo_ms=450, slo_ttft=1000)
     bad = k.value("ttft_unacceptable_ms")
-    assert "slo.ttft-unacceptable" in fired(ttft_n_ms=bad + 1, slo_ttft=10**9)
-    assert "slo.ttft-unacceptable" not in fired(ttft_n_ms=bad, slo_ttft=10**9)
+    assert "slo.ttft-unacceptable" in fired(ttft_lo_ms=bad + 1, slo_ttft=10**9)
+    assert "slo.ttft-unacceptable" not in fired(ttft_lo_ms=bad, slo_ttft=10**9)
     ex, good, poor = (k.value(f"ttft_{b}_ms") for b in ("excellent", "good", "poor"))
     assert "slo.ttft-band-excellent" in fired("plan", ttft_n_ms=ex - 1)
     assert "slo.ttft-band-good" in fired("plan", ttft_n_ms=ex)
@@ -147,10 +150,16 @@ def test_ttft_slo_and_bands(fired, k):
 
 
 def test_p95_and_decode_targets(fired):
-    assert "slo.p95-latency" in fired(p95_s=5.01, slo_p95=5)
-    assert "slo.p95-latency" not in fired(p95_s=5.0, slo_p95=5)
-    assert "slo.decode-rate" in fired(decode_pu=19.9, slo_decode=20)
-    assert "slo.decode-rate" not in fired(decode_pu=20, slo_decode=20)
+    assert "slo.p95-latency" in fired(p95_s=8, p95_lo_s=5.01, slo_p95=5)
+    assert "slo.p95-latency" not in fired(p95_s=8, p95_lo_s=5.0, slo_p95=5)
+    assert "slo.p95-at-risk" in fired("plan", p95_s=8, p95_lo_s=4, slo_p95=5)
+    assert "slo.decode-rate" in fired(decode_pu=10, decode_hi=19.9, slo_decode=20)
+    assert "slo.decode-rate" not in fired(decode_pu=10, decode_hi=20, slo_decode=20)
+
+
+def test_an_offline_batch_has_its_deadline_not_interactive_targets(fired):
+    assert "slo.ttft" not in fired(mode="batch", ttft_n_ms=10**6, ttft_lo_ms=10**6, slo_ttft=1000)
+    assert "slo.p95-latency" not in fired(mode="batch", p95_s=10**4, p95_lo_s=10**4, slo_p95=5)
 
 
 # ---------------------------------------------------------------- scaling and sizing

@@ -1,0 +1,123 @@
+"""Each engine's step costs on this GPU: a prefill curve and a decode step per batch size.
+
+prefill(n) = floor + FLOPs(n) / (peak of the math the engine runs x efficiency)
+decode step(N) = max(weights read / (bandwidth x efficiency), layers x per-layer launch cost)
+                 + N x (one sequence's KV read / (bandwidth x efficiency) + per-sequence cost)
+
+Every coefficient is a calibration row (knowledge/calibration.toml) named
+`<engine>.<coefficient>`, with its source; a coefficient an engine has no row for is left
+out (0), and the figure's band says how far the rows were checked: a measured fit carries
+its residuals (`band.<engine>.prefill|decode`), an assumed one the wide default band.
+The step costs feed advisor/load.py, whose scheduler model turns them into TTFT and
+latency under the load the user described.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from advisor import physics
+from advisor.backends import Backend
+from advisor.domain import GpuSpec, ModelSpec
+from advisor.load import EngineCosts, amdahl_step
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """One candidate's costs; times in ms."""
+
+    floor_ms: float  # per prompt: launches and scheduling before the first matmul
+    ms_per_flop: float  # 1 / (peak x efficiency), per TP group
+    model: ModelSpec
+    decode_fixed_ms: float  # one step's weight read (or launch floor), whatever the batch
+    decode_per_seq_ms: float  # what each sequence in the batch adds to a step
+    batching: str  # continuous | slots | sequential
+    amdahl_s: float = 0.0  # slots engines: Amdahl serial fraction (TR129)
+    prefill_scale: float = 1.0  # compiled prefill: 1 - speedup (TR126)
+
+    def prefill_ms(self, tokens: int) -> float:
+        return (self.floor_ms + physics.prefill_flops(self.model, max(int(tokens), 1)) * self.ms_per_flop) * self.prefill_scale
+
+    def step_ms(self, n: int) -> float:
+        """One decode step with n sequences in the batch."""
+        if self.batching == "slots":
+            fixed, per = amdahl_step(self.decode_fixed_ms + self.decode_per_seq_ms, self.amdahl_s)
+            return fixed + per * n
+        if self.batching == "sequential":
+            return self.decode_fixed_ms + self.decode_per_seq_ms
+        return self.decode_fixed_ms + self.decode_per_seq_ms * n
+
+    def engine(self, max_seqs: int) -> EngineCosts:
+        """The scheduler model's view: how many sequences it runs at once, and what a step costs."""
+        seqs = 1 if self.batching == "sequential" else max(int(max_seqs), 1)
+        if self.batching == "slots":
+            decode = amdahl_step(self.decode_fixed_ms + self.decode_per_seq_ms, self.amdahl_s)
+        elif self.batching == "sequential":
+            decode = (self.decode_fixed_ms + self.decode_per_seq_ms, 0.0)
+        else:
+            decode = (self.decode_fixed_ms, self.decode_per_seq_ms)
+        return EngineCosts(batching=self.batching, max_seqs=seqs, prefill_ms=self.prefill_ms,
+                           decode_step_ms=decode, chunked_prefill=self.batching == "continuous")
+
+
+def coefficient(k, b: Backend, name: str, os_name: str = "") -> tuple[float, str] | None:
+    """<engine>.<name>[.<os>] from calibration, with its source; None where the engine has none."""
+    base = b.calibration_key()
+    for key in ((f"{base}.{name}.{os_name}",) if os_name else ()) + (f"{base}.{name}",):
+        if k.has(key):
+            return k.value(key), f"{key} = {k.value(key):g} ({k.source(key)})"
+    return None
+
+
+def band(k, b: Backend, figure: str) -> tuple[float, str]:
+    """The relative uncertainty of this engine's figure: its fit's residuals, else the assumed band."""
+    key = f"band.{b.calibration_key()}.{figure}"
+    if not k.has(key):
+        key = "band.assumed"
+    return k.value(key), f"±{k.value(key):.0%} ({k.source(key)})"
+
+
+def step_costs(k, b: Backend, model: ModelSpec, gpu: GpuSpec, quant: str, tp: int, avg_ctx: int,
+               os_name: str) -> tuple[StepCosts, dict[str, str]]:
+    """The candidate's step costs, and the source of each part (for the plan's origins)."""
+    tp = max(tp, 1)
+    eff, eff_src = coefficient(k, b, "prefill_flops_efficiency", os_name) or (None, "")
+    if eff is None:
+        raise KeyError(f"calibration row {b.calibration_key()}.prefill_flops_efficiency missing")
+    peak = physics.math_peak(gpu, quant) * tp
+    floor = coefficient(k, b, "prefill_floor_ms", os_name)
+    scale = 1.0
+    prefill_src = f"FLOPs / ({peak / 1e12:g} TFLOP/s x {eff_src})"
+    if floor:
+        prefill_src = f"{floor[1]} + " + prefill_src
+    if b.compiled_prefill:
+        sp = k.value("transformers-compiled.prefill_speedup")
+        scale = 1 - sp
+        prefill_src += f" x (1 - {sp:g}, {k.source('transformers-compiled.prefill_speedup')})"
+
+    bw_eff, bw_src = coefficient(k, b, "decode_bw_efficiency", os_name) or (None, "")
+    if bw_eff is None:
+        raise KeyError(f"calibration row {b.calibration_key()}.decode_bw_efficiency missing")
+    bw = gpu.bandwidth_gb_s * 1e9 * bw_eff
+    kv_seq = model.kv_bytes_per_token() * avg_ctx / tp
+    weights_read = physics.decode_bytes_per_token(k, model, quant, avg_ctx) / tp - kv_seq
+    fixed = weights_read / bw * 1e3
+    decode_src = f"{weights_read / 1e9:.2f} GB of weights per step / ({gpu.bandwidth_gb_s:g} GB/s x {bw_src})"
+    launch = coefficient(k, b, "decode_overhead_ms_per_layer", os_name)
+    if launch and model.layers * launch[0] > fixed:  # small models are launch-bound
+        fixed = model.layers * launch[0]
+        decode_src = f"kernel-launch floor: {model.layers} layers x {launch[1]}"
+    per_seq = kv_seq / bw * 1e3
+    extra = coefficient(k, b, "decode_ms_per_seq", os_name)
+    if extra:
+        per_seq += extra[0]
+        decode_src += f"; + {extra[1]} per sequence in the batch"
+    amdahl = 0.0
+    if b.batching == "slots":
+        s_key = f"amdahl_s.{model.id}" if k.has(f"amdahl_s.{model.id}") else "amdahl_s.default"
+        amdahl = k.value(s_key)
+        decode_src += f"; Amdahl s = {amdahl:g} across slots ({k.source(s_key)})"
+    costs = StepCosts(floor_ms=floor[0] if floor else 0.0, ms_per_flop=1e3 / (peak * eff), model=model,
+                      decode_fixed_ms=fixed, decode_per_seq_ms=per_seq, batching=b.batching,
+                      amdahl_s=amdahl, prefill_scale=scale)
+    return costs, {"prefill": prefill_src, "decode": decode_src}
