@@ -129,7 +129,9 @@ class LlamaCppFamily(Backend):
 
     def _engine_settings(self, out, answers, est, max_ctx):
         _put(out, "num_ctx", max_ctx, "context.budget", self._budget_source())
-        _put(out, "num_parallel", answers.concurrency, "scaling.concurrency", "answers: concurrency")
+        _put(out, "num_parallel", est.load.seqs, "scaling.concurrency",
+             "offline batch: the throughput-optimal batch (advisor/load.py)" if est.load.mode == "batch"
+             else "answers: concurrency")
         _put(out, "flash_attention", True, "context.flash-attention",
              "flash attention keeps attention memory linear in context (DESIGN: SDPA/flash vs eager)")
         _put(out, "kv_cache_type", "f16", "context.kv-cache-type",
@@ -143,7 +145,7 @@ class Ollama(LlamaCppFamily):
 class LlamaServer(LlamaCppFamily):
     def _engine_settings(self, out, answers, est, max_ctx):
         super()._engine_settings(out, answers, est, max_ctx)
-        _put(out, "ctx_size_total", max_ctx * answers.concurrency, "context.budget",
+        _put(out, "ctx_size_total", max_ctx * est.load.seqs, "context.budget",
              self._budget_source() + "; llama.cpp splits -c across its --parallel slots")
         _put(out, "gpu_layers", 999, "context.weights-fit", "weights fit in VRAM: offload every layer")
 
@@ -153,8 +155,17 @@ class PagedServer(Backend):
 
     def _engine_settings(self, out, answers, est, max_ctx):
         k = self.k
-        _put(out, "max_model_len", max_ctx, "context.budget", self._budget_source())
-        _put(out, "max_num_seqs", answers.concurrency, "scaling.concurrency", "answers: concurrency")
+        # --max-model-len is the longest single request the server accepts, not pool / N: the
+        # workload's request with headroom, up to what the pool holds for one sequence.
+        ask = answers.context_tokens + answers.output_tokens
+        room = k.value("max_model_len_headroom")
+        longest = min(max(int(math.ceil(ask * room / 256) * 256), ask), est.budget_one, est.model.max_context)
+        _put(out, "max_model_len", max(longest, min(ask, est.model.max_context)), "context.max-model-len",
+             f"the workload's {ask:,}-token request x {room:g} ({k.source('max_model_len_headroom')}), "
+             f"at most one sequence's share of the KV pool ({est.budget_one:,}) and the model's {est.model.max_context:,}")
+        _put(out, "max_num_seqs", est.load.seqs, "scaling.concurrency",
+             "offline batch: the throughput-optimal batch (advisor/load.py)" if est.load.mode == "batch"
+             else "answers: concurrency (sequences in flight; vLLM pages KV on demand)")
         util = k.value("vllm.gpu_memory_utilization")
         free_frac = est.usable_gb / est.total_gb
         if free_frac < util:  # the server refuses to start if it cannot claim this fraction

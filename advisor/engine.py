@@ -33,6 +33,12 @@ HEADLINE = ("backend", "quantization", "model", "max_context_tokens", "concurren
 
 def recommend(answers: Answers, hardware: Hardware | None = None, probes: list[ProbeResult] | None = None,
               knowledge=None) -> Recommendation:
+    return _advise(answers, hardware, probes, knowledge, nearest=True)[0]
+
+
+def _advise(answers: Answers, hardware: Hardware | None, probes: list[ProbeResult] | None, knowledge,
+            nearest: bool) -> tuple[Recommendation, "Ranked | None"]:
+    """The recommendation, and the ranked candidate it rests on (None when there is none)."""
     k = knowledge or load_knowledge()
     check_names(answers, k)
     hw = hardware or resolve_hardware(answers, k)
@@ -47,15 +53,18 @@ def recommend(answers: Answers, hardware: Hardware | None = None, probes: list[P
                          probes=_probe_summary(probes))
     viable = [r for r in ranked if not r.rejects]
     if not viable:
+        near = _nearest_plan(k, answers, hw, probes, ranked) if nearest else None
+        if near is not None:
+            return near, None
         rec.no_plan_because = "nothing can run here for these answers"
         rec.warnings = _nothing_fits(answers, hw, ranked)
         rec.alternatives = [_plan(k, answers, r, alt=True) for r in _diverse(ranked, None)[:4]]
-        return rec
+        return rec, None
 
     best = viable[0]
     tied = answers.constraints.backend or answers.constraints.quantization
     if best.policy_gates and answers.model.name and not tied:
-        return _named_model_breaks_policy(k, answers, hw, probes, rec, best)
+        return _named_model_breaks_policy(k, answers, hw, probes, rec, best), best
     ties = ", ".join(f"{f}={getattr(answers.constraints, f)}" for f in ("backend", "quantization")
                      if getattr(answers.constraints, f))
     plan_fact = facts[candidates.index(best.est)].as_plan(constraints=ties)
@@ -67,7 +76,7 @@ def recommend(answers: Answers, hardware: Hardware | None = None, probes: list[P
     rec.rules_fired = _fired(best, plan_trace)
     rec.warnings = _warnings(best, plan_trace)
     rec.playbooks = _playbooks(k, plan_trace)
-    return rec
+    return rec, best
 
 
 # ------------------------------------------------------------------ candidates and facts
@@ -125,7 +134,8 @@ def _gate_for(k, answers: Answers):
 def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> CandidateFact:
     m, q, b = e.model, k.quant[e.quant], backend_of(k, e.backend)
     w = k.workloads[answers.workload]
-    high = answers.concurrency >= w.high_n_from
+    n = e.load.seqs  # sequences in flight: the user's concurrency, or an offline batch's size
+    high = n >= w.high_n_from
     compat = k.compat.get(m.id)
     gate = _gate_for(k, answers)
     mmlu = m.mmlu if m.mmlu is not None else -1.0
@@ -146,14 +156,14 @@ def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> CandidateFa
         mmlu=mmlu, eff_mmlu=round(mmlu - q.mmlu_delta_pp, 2) if mmlu >= 0 else -1.0,
         gate_min=gate.min_mmlu if gate is not None and gate.min_mmlu is not None else -1.0,
         gate_name=gate.application if gate is not None else "none", max_context=m.max_context,
-        risk=answers.risk, workload=answers.workload, n=answers.concurrency, os=hw.os,
+        risk=answers.risk, workload=answers.workload, n=n, os=hw.os,
         context=answers.context_tokens + answers.output_tokens, output=answers.output_tokens,
         slo_ttft=answers.slo.ttft_ms, slo_p95=answers.slo.p95_latency_s,
         slo_decode=answers.slo.min_decode_tok_s,
         requests_per_day=answers.requests_per_day, deadline_hours=answers.deadline_hours,
         need_gb=e.weights_gb + e.overhead_gb, weights_gb=e.weights_gb, usable_gb=e.usable_gb,
         fp16_gb=e.fp16_gb, fp16_need_gb=e.fp16_need_gb, q8_need_gb=e.q8_need_gb, usable_all_gb=e.usable_gb * hw.count, tp=e.tp, gpus=hw.count,
-        budget=e.budget_tokens, vram_frac=e.vram_frac, ttft_n_ms=e.ttft_at_n_ms, p95_s=e.p95_s,
+        budget=e.budget_tokens, budget_one=e.budget_one, vram_frac=e.vram_frac, ttft_n_ms=e.ttft_at_n_ms, p95_s=e.p95_s,
         ttft_lo_ms=e.ttft_at_n_ms * (1 - e.ttft_band), p95_lo_s=e.p95_s * (1 - max(e.ttft_band, e.decode_band)),
         decode_hi=e.decode_per_user * (1 + e.decode_band), band_pct=round(100 * e.ttft_band),
         mode=e.load.mode, burst_ttft_ms=e.load.burst_ttft_ms, capacity_rps=e.load.capacity_rps,
@@ -205,7 +215,7 @@ def _plan(k, answers: Answers, r: Ranked, alt: bool = False, plan_trace: Trace |
     )
     plan = Plan(
         backend=e.backend, quantization=e.quant, model=e.model.id, max_context_tokens=_max_ctx(r),
-        concurrency=answers.concurrency, replicas=replicas, tensor_parallel=e.tp, predicted=pred,
+        concurrency=e.load.seqs, replicas=replicas, tensor_parallel=e.tp, predicted=pred,
     )
     if alt:
         plan.lost_because = _lost_because(r, winner)
@@ -369,6 +379,78 @@ def _named_model_breaks_policy(k, answers, hw, probes, rec: Recommendation, best
         rec.warnings.append(f"the catalog's pick instead: {alt.model} on {alt.backend} at {alt.quantization}")
     rec.alternatives.append(_plan(k, answers, best, alt=True, winner=None))
     return rec
+
+
+# Rejections the nearest plan can give up: the context asked, or the user's ties.
+CONTEXT_REJECTS = ("context.over-budget-linux", "context.over-budget-windows", "context.model-max-context",
+                   "context.longer-than-pool")
+
+
+def _nearest_plan(k, answers: Answers, hw: Hardware, probes, ranked: list[Ranked]) -> Recommendation | None:
+    """Nothing runs as asked: the closest plan that does, and what it gives up.
+
+    First the context (the largest any candidate holds: its KV budget, the length it was
+    trained for), then the user's ties to a backend or quantization, then the named model.
+    Never a null recommendation while something can run."""
+    reasons = list(dict.fromkeys(f"{r.est.model.id} on {r.est.backend} at {r.est.quant}: {c.because}"
+                                 for r in ranked[:6] for c in r.rejects))[:3]
+    out = answers.output_tokens
+    fits = [r for r in ranked if r.rejects and all(c.rule in CONTEXT_REJECTS for c in r.rejects)]
+    fits = [r for r in fits if not r.policy_gates] or fits  # within policy (risk tier, quality) when it can
+    floor = min(answers.context_tokens, int(k.value("nearest.min_context_tokens")))
+    held = sorted({min(r.est.budget_tokens if not backend_of(k, r.est.backend).pages_kv else r.est.budget_one,
+                       r.est.model.max_context) - out for r in fits}, reverse=True)
+    # the longest context a candidate holds, trying shorter ones while the winner would break policy
+    kv = k.row("kv_cache_q8_context_gain")
+    shorter = None  # a shorter-context plan whose winner breaks policy: the last resort
+    for best_ctx in [c for c in held if c >= floor][:4]:
+        rec, won = _advise(answers.model_copy(update={"context_tokens": best_ctx}), hw, probes, k, nearest=False)
+        if rec.recommendation is None:
+            continue
+        rec.warnings.insert(0, (
+            f"nearest plan: {answers.context_tokens:,} + {out:,} tokens cannot run here ({'; '.join(reasons)}); "
+            f"this plan serves {best_ctx:,} prompt tokens. To keep the whole context: a KV cache at 8 bits "
+            f"(llama.cpp/Ollama q8_0, vLLM fp8) holds about {kv.value:g}x the tokens ({kv.source}); split the "
+            f"input into chunks (map-reduce); a model trained for longer contexts; or more GPU memory"))
+        rec.answers = answers
+        if won is not None and not won.policy_gates:
+            return rec
+        shorter = shorter or rec
+    tied = answers.constraints.backend or answers.constraints.quantization
+    if tied:
+        free = answers.model_copy(update={"constraints": answers.constraints.model_copy(
+            update={"backend": "", "quantization": ""})})
+        rec = recommend(free, hardware=hw, probes=probes, knowledge=k)
+        if rec.recommendation is not None:
+            ties = ", ".join(f"{f}={getattr(answers.constraints, f)}" for f in ("backend", "quantization")
+                             if getattr(answers.constraints, f))
+            rec.warnings.insert(0, f"nearest plan: your constraint ({ties}) cannot run here "
+                                   f"({'; '.join(reasons)}); this plan drops it")
+            rec.answers = answers
+            return rec
+    if answers.model.name:
+        rec = recommend(answers.model_copy(update={"model": answers.model.model_copy(update={"name": ""})}),
+                        hardware=hw, probes=probes, knowledge=k)
+        if rec.recommendation is not None:
+            gpus = _gpus_for(k, ranked, hw)
+            rec.warnings.insert(0, f"nearest plan: {answers.model.name} cannot run here ({'; '.join(reasons)}); "
+                                   f"this plan picks another model" + (f"; {gpus}" if gpus else ""))
+            rec.answers = answers
+            return rec
+    return shorter
+
+
+def _gpus_for(k, ranked: list[Ranked], hw: Hardware) -> str:
+    """What more GPUs would let the named model run (tensor parallel of the smallest weights)."""
+    smallest = min((r.est for r in ranked), key=lambda e: e.weights_gb * e.tp, default=None)
+    if smallest is None:
+        return ""
+    total = smallest.weights_gb * smallest.tp + smallest.overhead_gb
+    need = 1
+    while need < 64 and total / need + smallest.overhead_gb >= smallest.usable_gb * k.value("vram_alert_warning"):
+        need *= 2
+    return (f"{smallest.model.id} at {smallest.quant} ({total:.0f} GB of weights) would need {need} x "
+            f"{hw.spec.name} with tensor parallel") if need > hw.count else ""
 
 
 def _nothing_fits(answers: Answers, hw: Hardware, ranked: list[Ranked]) -> list[str]:

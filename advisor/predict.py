@@ -29,6 +29,7 @@ class Estimate:
     usable_gb: float  # per GPU, after other tenants
     total_gb: float  # per GPU
     budget_tokens: int  # safe context per sequence at the asked concurrency
+    budget_one: int  # safe context of a single sequence (a paged KV pool's longest request)
     vram_gb: float  # predicted per GPU at the asked context and concurrency
     vram_frac: float
     ttft_ms: float  # one prompt alone
@@ -176,6 +177,9 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     origins["ttft_ms"] = Provenance(origin=ttft_origin, source=f"{ttft_src}; {ld.ttft_how}; band {ttft_band_src}")
     origins["p95_latency_s"] = Provenance(origin="roofline", source=ld.p95_how)
     replicas_possible = max(hw.count // max(tp, 1), 0)
+    if ld.seqs != n:  # an offline batch holds its batch's KV, not the user's concurrency
+        need_gb = base_gb + per_token * seq * ld.seqs + activation * ctx
+        budget = _budget(margin, free_for_context, per_token, ld.seqs, activation)
 
     fp16 = physics.weights_gb(k, model, "fp16")
     context_gb = need_gb - base_gb  # KV (and transient activations) for the ask
@@ -184,6 +188,7 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     return Estimate(
         model=model, backend=backend, quant=quant, tp=tp, weights_gb=weights, overhead_gb=overhead,
         per_token_gb=per_token + activation / max(n, 1), usable_gb=usable, total_gb=vram, budget_tokens=budget,
+        budget_one=_budget(margin, free_for_context, per_token, 1, activation),
         vram_gb=need_gb, vram_frac=need_gb / vram, ttft_ms=ttft, ttft_at_n_ms=ld.ttft_p95_ms,
         decode_single=single, decode_per_user=ld.per_user, total_tok_s=ld.total, p95_s=ld.e2e_p95_s,
         amdahl_eff=amdahl, replicas_needed=ld.replicas, replicas_possible=replicas_possible,
@@ -299,8 +304,7 @@ def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n
         replicas = max(1, math.ceil(need_rps / capacity)) if capacity > 0 else 10**6
         per_user = 1e3 / costs.step_ms(seqs) if b.batching != "sequential" else 1e3 / costs.step_ms(1)
         total = out * capacity
-        e2e = queue.service_ms(eng, ctx, out, seqs) / 1e3 if b.batching != "sequential" else \
-            (prefill + (out - 1) * costs.step_ms(1)) / 1e3
+        e2e = (prefill + (out - 1) * costs.step_ms(seqs)) / 1e3  # one request, start to end, in the batch
         return Load(
             mode="batch", seqs=seqs, rate_rps=need_rps, ttft_p95_ms=prefill, e2e_p95_s=e2e,
             per_user=per_user, total=total, burst_ttft_ms=prefill * seqs, capacity_rps=capacity,

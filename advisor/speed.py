@@ -39,13 +39,19 @@ class StepCosts:
         return (self.floor_ms + physics.prefill_flops(self.model, max(int(tokens), 1)) * self.ms_per_flop) * self.prefill_scale
 
     def step_ms(self, n: int) -> float:
-        """One decode step with n sequences in the batch."""
+        """One decode step with n sequences in the batch: memory-bound (weights once, each
+        sequence's KV) until the batch's matmuls take longer than the reads (compute-bound)."""
         if self.batching == "slots":
             fixed, per = amdahl_step(self.decode_fixed_ms + self.decode_per_seq_ms, self.amdahl_s)
             return fixed + per * n
         if self.batching == "sequential":
             return self.decode_fixed_ms + self.decode_per_seq_ms
-        return self.decode_fixed_ms + self.decode_per_seq_ms * n
+        return max(self.decode_fixed_ms + self.decode_per_seq_ms * n, self.compute_ms_per_token * n)
+
+    @property
+    def compute_ms_per_token(self) -> float:
+        """One decoded token's matmuls at the prefill efficiency: 2 x params FLOPs (+ the LM head)."""
+        return physics.prefill_flops(self.model, 1) * self.ms_per_flop
 
     def engine(self, max_seqs: int) -> EngineCosts:
         """The scheduler model's view: how many sequences it runs at once, and what a step costs."""
@@ -55,7 +61,7 @@ class StepCosts:
         elif self.batching == "sequential":
             decode = (self.decode_fixed_ms + self.decode_per_seq_ms, 0.0)
         else:
-            decode = (self.decode_fixed_ms, self.decode_per_seq_ms)
+            decode = self.step_ms
         return EngineCosts(batching=self.batching, max_seqs=seqs, prefill_ms=self.prefill_ms,
                            decode_step_ms=decode, chunked_prefill=self.batching == "continuous")
 

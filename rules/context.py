@@ -20,13 +20,26 @@ def candidates_rules(k) -> list[Rule]:
              lambda m: cand(m) & (m.context > m.max_context),
              lambda f: f"{f.model} was trained for {f.max_context:,} tokens; {f.context:,} asked",
              sets=("model", "max_context_tokens")),
+        # A paged pool (vLLM, TGI) holds N long sequences or preempts some: tail latency, not an
+        # out-of-memory error; only a request longer than the whole pool is refused.
+        Rule("context.pool-preempts", "SERVING (vLLM preempts and recomputes when the KV pool runs out)", "gate",
+             lambda m: cand(m) & (m.pages_kv == 1) & (m.need_gb < m.usable_gb) & (m.context > m.budget)
+             & (m.context <= m.budget_one),
+             lambda f: (f"{f.n} sequences of {f.context:,} tokens need more KV than the pool holds ({f.budget:,} tokens "
+                        f"each with the margin): {f.backend} preempts and recomputes, and tail latency jumps"),
+             sets=("max_context_tokens", "concurrency"), kind="performance"),
+        Rule("context.longer-than-pool", margin.source, "reject",
+             lambda m: cand(m) & (m.pages_kv == 1) & (m.need_gb < m.usable_gb) & (m.context > m.budget_one),
+             lambda f: (f"one request of {f.context:,} tokens needs more KV than the whole pool holds "
+                        f"({f.budget_one:,} tokens with the margin)"),
+             sets=("max_context_tokens",)),
         Rule("context.over-budget-linux", margin.source, "reject",
-             lambda m: cand(m) & (m.need_gb < m.usable_gb) & (m.context > m.budget) & (m.os == "linux"),
+             lambda m: cand(m) & (m.pages_kv == 0) & (m.need_gb < m.usable_gb) & (m.context > m.budget) & (m.os == "linux"),
              lambda f: (f"context {f.context:,} x {f.n} sequences exceeds the safe budget of "
                         f"{f.budget:,} tokens each ({margin.value:g} margin); on Linux that is an out-of-memory error"),
              sets=("max_context_tokens",)),
         Rule("context.over-budget-windows", margin.source, "reject",
-             lambda m: cand(m) & (m.need_gb < m.usable_gb) & (m.context > m.budget) & (m.os == "windows"),
+             lambda m: cand(m) & (m.pages_kv == 0) & (m.need_gb < m.usable_gb) & (m.context > m.budget) & (m.os == "windows"),
              lambda f: (f"context {f.context:,} x {f.n} sequences exceeds the safe budget of "
                         f"{f.budget:,} tokens each; on Windows the driver silently spills to system "
                         f"memory: a 25-105x latency cliff (TR127 §6.3, Appendix H.2)"),

@@ -74,6 +74,7 @@ class CandidateFact(BaseModel):
     tp: int
     gpus: int
     budget: int  # safe context tokens per sequence
+    budget_one: int  # safe context of one sequence alone (a paged pool's longest request)
     vram_frac: float
     ttft_n_ms: float  # p95 TTFT under the described load (steady state)
     p95_s: float  # p95 end to end

@@ -57,6 +57,6 @@ def plan_rules(k) -> list[Rule]:
                         + (f"; Amdahl per-agent efficiency {f.amdahl:.0%} (TR129)" if f.batching == "slots" and f.n > 1 else "")),
              sets=("concurrency",)),
         Rule("scaling.vllm-agents", vmax.source, "warn",
-             lambda m: plan(m) & (m.continuous == 1) & (m.n > vmax.value),
+             lambda m: plan(m) & (m.continuous == 1) & (m.n > vmax.value) & (m.mode != "batch"),
              lambda f: f"N={f.n} is past the {vmax.value:g} agents per GPU measured for vLLM; latency grows"),
     ]

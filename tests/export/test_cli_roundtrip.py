@@ -60,7 +60,7 @@ def test_vllm_export_matches_recommend(tmp_path, capsys):
     s = plan["settings"]
     assert cmd[0] == s["hf_repo"]["value"]
     f = flag_values(cmd[1:])
-    assert int(f["--max-model-len"]) == s["max_model_len"]["value"] == plan["max_context_tokens"]
+    assert int(f["--max-model-len"]) == s["max_model_len"]["value"]  # the longest request, with headroom
     assert int(f["--max-num-seqs"]) == s["max_num_seqs"]["value"] == plan["concurrency"] == 8
     assert float(f["--gpu-memory-utilization"]) == s["gpu_memory_utilization"]["value"]
     assert f["--dtype"] == s["dtype"]["value"]
