@@ -273,13 +273,31 @@ class Provenance(_Strict):
     source: str
 
 
+class LoadFigures(_Strict):
+    """The load the predictions describe, and what one replica holds (advisor/load.py)."""
+
+    mode: Literal["concurrent", "rate", "batch"]  # N users in flight | arrivals per second | offline batch
+    sequences: int  # in flight at once (max_num_seqs / -np / OLLAMA_NUM_PARALLEL)
+    rate_rps: float  # requests per second on one replica (concurrent: N / time in system)
+    ttft_p95_ms: float  # steady state
+    e2e_p95_s: float
+    burst_last_ttft_ms: float  # if all N prompts arrived in the same instant: the last one's TTFT
+    capacity_rps: float  # one replica saturated
+    max_rate_rps: float | None = None  # the largest arrival rate one replica holds within the SLO (simulated)
+    simulated: dict[str, float] | None = None  # the scheduler simulation at this rate: p50/p95
+    steady: bool = True
+
+
 class Predicted(_Strict):
     vram_gb: float
-    ttft_ms: float
+    ttft_ms: float  # p95 time to first token under the described load (steady state; see load)
     decode_tok_s_per_user: float
     total_tok_s: float
     p95_latency_s: float | None = None
     origins: dict[str, Provenance] = {}
+    # relative uncertainty of each figure: calibration residuals, a probe's repeatability, or assumed
+    bands: dict[str, float] = {}
+    load: LoadFigures | None = None
 
 
 class Setting(_Strict):

@@ -9,7 +9,7 @@ plan (and every figure it leans on) for playbooks, SLO bands and plausibility.
 from __future__ import annotations
 
 from advisor.answers import check_names
-from advisor.domain import Answers, Hardware, Plan, PlaybookRef, Predicted, ProbeResult, Recommendation, RuleFiring
+from advisor.domain import Answers, Hardware, LoadFigures, Plan, PlaybookRef, Predicted, ProbeResult, Recommendation, RuleFiring
 from advisor.hardware import resolve_hardware
 from advisor.knowledge import load_knowledge
 from advisor.errors import AdvisorError
@@ -212,6 +212,10 @@ def _plan(k, answers: Answers, r: Ranked, alt: bool = False, plan_trace: Trace |
         vram_gb=round(e.vram_gb, 2), ttft_ms=round(e.ttft_at_n_ms, 1),
         decode_tok_s_per_user=round(e.decode_per_user, 1), total_tok_s=round(e.total_tok_s * replicas, 1),
         p95_latency_s=round(e.p95_s, 2), origins=origins,
+        bands={"ttft_ms": e.ttft_band, "p95_latency_s": max(e.ttft_band, e.decode_band),
+               "decode_tok_s_per_user": e.decode_band, "total_tok_s": e.decode_band,
+               "vram_gb": k.value("band.vram")},
+        load=_load_figures(answers, e, simulate=not alt),
     )
     plan = Plan(
         backend=e.backend, quantization=e.quant, model=e.model.id, max_context_tokens=_max_ctx(r),
@@ -226,6 +230,31 @@ def _plan(k, answers: Answers, r: Ranked, alt: bool = False, plan_trace: Trace |
     plan.set_by = {f: next((c.rule for c in decided if f in c.sets), RANKING.rule) for f in HEADLINE}
     plan.settings = backend_of(k, e.backend).settings(answers, e, plan.max_context_tokens)
     return plan
+
+
+def _load_figures(answers: Answers, e: Estimate, simulate: bool) -> LoadFigures:
+    """The load's figures; for the plan itself also the scheduler simulation (advisor/load.py)
+    at this rate and the largest rate one replica holds within the SLO."""
+    ld = e.load
+    fig = LoadFigures(mode=ld.mode, sequences=ld.seqs, rate_rps=round(ld.rate_rps, 3),
+                      ttft_p95_ms=round(ld.ttft_p95_ms, 1), e2e_p95_s=round(ld.e2e_p95_s, 2),
+                      burst_last_ttft_ms=round(ld.burst_ttft_ms, 1), capacity_rps=round(ld.capacity_rps, 3),
+                      steady=ld.steady)
+    if not simulate or ld.mode == "batch":
+        return fig
+    from advisor import load as queue
+
+    ctx, out = answers.context_tokens, answers.output_tokens
+    eng = e.costs.engine(ld.seqs)
+    fig.max_rate_rps = round(queue.max_rate(eng, ctx, out, slo_ttft_p95_ms=answers.slo.ttft_ms,
+                                            slo_e2e_p95_s=answers.slo.p95_latency_s, requests=500,
+                                            rel_tol=0.03), 3)
+    if ld.mode == "rate" and ld.steady:
+        sim = queue.simulate(eng, queue.Workload(prompt_tokens=ctx, output_tokens=out, rate_rps=ld.rate_rps,
+                                                 requests=1000, seed=0))
+        fig.simulated = {"ttft_p50_ms": round(sim.ttft_p50_ms, 1), "ttft_p95_ms": round(sim.ttft_p95_ms, 1),
+                         "e2e_p50_s": round(sim.e2e_p50_s, 2), "e2e_p95_s": round(sim.e2e_p95_s, 2)}
+    return fig
 
 
 def _lost_because(r: Ranked, winner: Ranked | None) -> list[str]:
