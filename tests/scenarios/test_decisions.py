@@ -1,0 +1,181 @@
+"""Decisions an experienced serving engineer would sign, told as the user's story.
+
+Each test is a situation where the answer is known in the trade: what the plan decides, and
+the reason the user reads next to it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from advisor import load as queue
+from advisor.answers import answers_from_dict
+from advisor.engine import recommend
+
+
+def advise(k, **answers):
+    return recommend(answers_from_dict(answers), knowledge=k)
+
+
+def fired(rec) -> dict[str, str]:
+    return {f.rule: f.because for f in rec.rules_fired}
+
+
+# ------------------------------------------------------------------ offline batches
+def test_a_nightly_classification_job_on_two_a100s_batches_instead_of_serving_one_at_a_time(k):
+    rec = advise(k, workload="classification", requests_per_day=1_000_000, deadline_hours=8,
+                 context_tokens=512, output_tokens=5, hardware={"gpu": "A100 80GB", "gpus": 2})
+    p = rec.recommendation
+    assert p.predicted.load.mode == "batch"
+    # throughput-optimal batch, not the interactive default of one request at a time
+    assert p.concurrency >= 32 and p.settings["max_num_seqs"].value == p.concurrency
+    # the deadline is met: the replicas carry the volume
+    need_rps = 1_000_000 / (8 * 3600)
+    assert p.predicted.load.capacity_rps * p.replicas >= need_rps
+    assert p.replicas <= 2
+    # no interactive TTFT target gates an offline job
+    assert not any(r.startswith("slo.ttft") for r in fired(rec))
+
+
+def test_a_batch_that_cannot_meet_its_deadline_says_so_and_what_would(k):
+    rec = advise(k, workload="summarization", requests_per_day=2_000_000, deadline_hours=1,
+                 context_tokens=8192, output_tokens=300, model={"name": "llama3.1-8b"},
+                 hardware={"gpu": "RTX 4090"})
+    words = " ".join(rec.warnings)
+    assert "replica" in words and "2,000,000 requests in 1 h" in words
+    p = rec.recommendation or rec.alternatives[0]
+    assert p.predicted.load.mode == "batch" and p.concurrency > 1
+
+
+def test_batch_exports_carry_the_batch(k, tmp_path):
+    from advisor.export import export
+
+    rec = advise(k, workload="classification", requests_per_day=500_000, deadline_hours=8,
+                 context_tokens=512, output_tokens=5, hardware={"gpu": "H100 80GB"},
+                 constraints={"backend": "vllm"})
+    files = export(rec, "vllm").files
+    script = next(text for name, text in files.items() if name.endswith(".sh"))
+    assert rec.recommendation.concurrency > 1
+    assert f"--max-num-seqs {rec.recommendation.concurrency}" in script.replace("=", " ")
+
+
+# ------------------------------------------------------------------ concurrency
+def test_sixty_four_chat_users_on_an_h100_get_continuous_batching(k):
+    rec = advise(k, workload="chat", concurrency=64, hardware={"gpu": "H100 80GB"})
+    p = rec.recommendation
+    assert p.backend in ("vllm", "tgi")
+    assert p.settings["max_num_seqs"].value == 64
+    # the figures are steady state; the burst is named apart and is far worse
+    assert p.predicted.load.mode == "concurrent"
+    assert p.predicted.load.burst_last_ttft_ms > p.predicted.ttft_ms
+    assert "burst" in fired(rec)["slo.burst"]
+
+
+def test_a_gaming_gpu_with_many_agents_does_not_get_ollama(k):
+    rec = advise(k, workload="rag", concurrency=16, context_tokens=4096, output_tokens=128,
+                 hardware={"gpu": "RTX 4090"})
+    assert rec.recommendation.backend in ("vllm", "tgi", "llamacpp")
+
+
+# ------------------------------------------------------------------ precision by headroom
+def test_one_rag_user_on_an_h100_keeps_16_bits(k):
+    rec = advise(k, workload="rag", concurrency=1, context_tokens=8192, output_tokens=128,
+                 hardware={"gpu": "H100 80GB"})
+    p = rec.recommendation
+    assert p.quantization in ("fp16", "bf16")
+    assert "quantization.headroom-kept" in fired(rec)
+
+
+def test_a_small_card_quantizes_because_memory_demands_it(k):
+    rec = advise(k, workload="chat", model={"name": "llama3.1-8b"}, hardware={"gpu": "RTX 4080 Laptop"})
+    p = rec.recommendation
+    assert p.quantization not in ("fp16", "bf16")
+    assert "memory demands it" in fired(rec)["quantization.memory-demands"]
+
+
+def test_fp8_only_where_the_gpu_has_fp8(k):
+    old = advise(k, workload="chat", concurrency=16, hardware={"gpu": "A100 80GB"},
+                 constraints={"quantization": "fp8"})
+    assert old.recommendation is None or old.recommendation.quantization != "fp8"
+    assert any("compute capability 8.9" in w for w in old.warnings)
+    new = advise(k, workload="chat", concurrency=16, hardware={"gpu": "H100 80GB"},
+                 constraints={"quantization": "fp8"})
+    assert new.recommendation.quantization == "fp8"
+
+
+def test_a_16_bit_plan_runs_in_the_dtype_the_model_ships_in(k):
+    rec = advise(k, workload="rag", concurrency=8, hardware={"gpu": "H100 80GB"}, model={"name": "llama3.1-8b"},
+                 constraints={"backend": "vllm", "quantization": "fp16"})
+    assert rec.recommendation.settings["dtype"].value == "bfloat16"
+    turing = advise(k, workload="chat", hardware={"gpu": "RTX 2060"}, model={"name": "qwen2.5-0.5b"},
+                    constraints={"backend": "transformers", "quantization": "fp16"})
+    assert turing.recommendation.settings["dtype"].value == "float16"  # no bf16 before compute 8.0
+
+
+# ------------------------------------------------------------------ impossible asks
+def test_128k_on_a_12gb_card_through_ollama_gets_the_longest_context_that_fits(k):
+    rec = advise(k, workload="summarization", model={"name": "llama3.1-8b"}, context_tokens=128_000,
+                 hardware={"gpu": "RTX 4080 Laptop"}, constraints={"backend": "ollama"})
+    p = rec.recommendation
+    assert p is not None and p.model == "llama3.1-8b" and p.backend == "ollama"
+    assert 4096 <= p.max_context_tokens < 128_000
+    assert rec.warnings[0].startswith("nearest plan: 128,000 + ")
+    assert "KV cache at 8 bits" in rec.warnings[0]
+
+
+def test_a_request_just_past_the_trained_length_is_clamped_not_refused(k):
+    m = k.model("llama3.2-1b")
+    rec = advise(k, workload="chat", model={"name": "llama3.2-1b"}, context_tokens=m.max_context - 100,
+                 output_tokens=256, hardware={"gpu": "H100 80GB"}, constraints={"backend": "vllm"})
+    assert rec.recommendation is not None
+    assert "trained for" in rec.warnings[0]
+
+
+# ------------------------------------------------------------------ decisions inside the noise
+def test_a_prediction_within_its_band_of_the_target_is_at_risk_not_rejected(k):
+    base = dict(workload="chat", concurrency=1, model={"name": "llama3.1-8b"}, context_tokens=4096,
+                hardware={"gpu": "H100 80GB"}, constraints={"backend": "vllm", "quantization": "fp16"})
+    ttft = advise(k, **base).recommendation.predicted.ttft_ms
+    band = advise(k, **base).recommendation.predicted.bands["ttft_ms"]
+    at_risk = advise(k, **base, slo={"ttft_ms": ttft * (1 - band / 2)})
+    assert any(w.startswith("at risk: predicted p95 TTFT") for w in at_risk.warnings)
+    assert "slo.ttft" not in fired(at_risk)
+    missed = advise(k, **base, slo={"ttft_ms": ttft * (1 - band) * 0.9})
+    assert "slo.ttft" in fired(missed)
+
+
+# ------------------------------------------------------------------ the load model
+def test_the_simulation_matches_m_d_1_at_low_load():
+    costs = queue.EngineCosts(batching="sequential", max_seqs=1, prefill_ms=(50.0, 0.0, 0.0),
+                              decode_step_ms=(10.0, 0.0))
+    service = queue.service_ms(costs, 100, 11)
+    rate = 0.3 / service * 1e3
+    sim = queue.simulate(costs, queue.Workload(prompt_tokens=100, output_tokens=11, rate_rps=rate,
+                                               requests=20_000, seed=3))
+    assert sim.wait_mean_ms == pytest.approx(queue.md1_mean_wait_ms(rate, service), rel=0.1)
+    assert sim.wait_p95_ms == pytest.approx(queue.md1_wait_quantile_ms(0.95, rate, service), rel=0.1)
+
+
+def test_the_plan_says_how_many_requests_per_second_one_replica_holds(k):
+    rec = advise(k, workload="chat", concurrency=8, hardware={"gpu": "RTX 4090"}, model={"name": "llama3.1-8b"},
+                 constraints={"backend": "llamacpp"}, slo={"ttft_ms": 8000, "p95_latency_s": 60})
+    load = rec.recommendation.predicted.load
+    assert load.max_rate_rps is not None and 0 < load.max_rate_rps <= load.capacity_rps
+    strict = advise(k, workload="chat", concurrency=8, hardware={"gpu": "RTX 4090"}, model={"name": "llama3.1-8b"},
+                    constraints={"backend": "llamacpp"}, slo={"ttft_ms": 2000, "p95_latency_s": 30})
+    assert strict.recommendation.predicted.load.max_rate_rps < load.max_rate_rps
+
+
+def test_an_arrival_rate_sizes_the_replicas(k):
+    rate = pytest.importorskip("advisor.domain").Answers.model_fields.get("arrival_rate_rps")
+    if rate is None:
+        pytest.fail("answers have no arrival_rate_rps field")
+    one = advise(k, workload="chat", arrival_rate_rps=0.5, hardware={"gpu": "H100 80GB", "gpus": 8},
+                 model={"name": "llama3.1-8b"}, constraints={"backend": "vllm"})
+    many = advise(k, workload="chat", arrival_rate_rps=60, hardware={"gpu": "H100 80GB", "gpus": 8},
+                  model={"name": "llama3.1-8b"}, constraints={"backend": "vllm"})
+    assert one.recommendation.predicted.load.mode == "rate"
+    assert many.recommendation.replicas > one.recommendation.replicas
+    cap = many.recommendation.predicted.load.capacity_rps
+    assert many.recommendation.replicas >= math.ceil(60 / cap)
