@@ -403,32 +403,42 @@ def _non_finite(v: object, path: str = "") -> str | None:
     return None
 
 
-def _read_text(path: Path) -> str:
-    """The file's text; only a regular file of at most MAX_FILE_BYTES (a FIFO or /dev/zero never hangs)."""
+def read_regular_file(path: str | Path, limit: int) -> bytes:
+    """A small file's bytes, never hanging or filling memory: a FIFO, a device such as /dev/zero,
+    a directory (ValueError) or anything over `limit` bytes (ValueError) is refused; an unreadable
+    file raises OSError. Shared by every reader of a user's file (knowledge, config.json)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    except OSError as e:
-        raise KnowledgeError(f"knowledge: {path}: cannot read ({e.strerror or e.__class__.__name__})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise KnowledgeError(f"knowledge: {path}: not a regular file; a knowledge table is a .toml file")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
         chunks, size = [], 0
-        while size <= MAX_FILE_BYTES:
+        while size <= limit:
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-        if size > MAX_FILE_BYTES:
-            raise KnowledgeError(f"knowledge: {path}: larger than {MAX_FILE_BYTES // 2**20} MiB; "
-                                 "a knowledge table is a few KB of TOML")
-    except OSError as e:
-        raise KnowledgeError(f"knowledge: {path}: cannot read ({e.strerror or e.__class__.__name__})") from None
+        if size > limit:
+            raise ValueError(f"larger than {_size(limit)}")
+        return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _size(n: int) -> str:
+    return f"{n // 2**20} MiB" if n >= 2**20 else f"{n // 1024} KiB"
+
+
+def _read_text(path: Path) -> str:
     try:
-        return b"".join(chunks).decode("utf-8")
+        data = read_regular_file(path, MAX_FILE_BYTES)
+    except OSError as e:
+        raise KnowledgeError(f"knowledge: {path}: cannot read ({e.strerror or e.__class__.__name__})") from None
+    except ValueError as e:
+        hint = "a knowledge table is a few KB of TOML" if "larger" in str(e) else "a knowledge table is a .toml file"
+        raise KnowledgeError(f"knowledge: {path}: {e}; {hint}") from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise KnowledgeError(f"knowledge: {path}: not UTF-8 text (byte {e.start})") from None
 
