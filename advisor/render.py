@@ -35,14 +35,14 @@ def _non_finite(v, path: str = "") -> list[str]:
     return []
 
 
-def _nulled(v):
+def nulled(v):
     """The same data with every NaN or infinity replaced by None (JSON null)."""
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, dict):
-        return {k: _nulled(x) for k, x in v.items()}
+        return {k: nulled(x) for k, x in v.items()}
     if isinstance(v, list):
-        return [_nulled(x) for x in v]
+        return [nulled(x) for x in v]
     return v
 
 
@@ -56,7 +56,7 @@ def _dump(rec: Recommendation, how: str) -> dict:
     data = rec.model_dump(mode="json")
     bad = _non_finite(data)
     if bad:
-        data = _nulled(data)
+        data = nulled(data)
         data["warnings"] = [*data.get("warnings", []), _not_finite_warning(bad, how)]
     return data
 
