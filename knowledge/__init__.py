@@ -270,11 +270,13 @@ class GenericRow(BaseModel):
 
 
 class GpuRow(GpuSpec):
+    # Floors: a GPU under 256 MB, 1 GB/s or 10 GFLOP/s is a unit typo (MB for GB, TB/s for GB/s),
+    # and one the advice would divide by.
     model_config = _ROW_CONFIG
-    vram_gb: float = Field(gt=0, le=4096)  # as HardwareAnswers.vram_gb
-    bandwidth_gb_s: float = Field(gt=0, le=1_000_000)
-    fp16_tflops: float = Field(gt=0, le=1_000_000)
-    int8_tops: float | None = Field(default=None, gt=0, le=1_000_000)
+    vram_gb: float = Field(ge=0.25, le=4096)  # HardwareAnswers.vram_gb allows up to 4096 too
+    bandwidth_gb_s: float = Field(ge=1, le=1_000_000)
+    fp16_tflops: float = Field(ge=0.01, le=1_000_000)
+    int8_tops: float | None = Field(default=None, ge=0.01, le=1_000_000)
 
 
 class ModelRow(ModelSpec):
@@ -448,7 +450,10 @@ def _load_file(path: Path, tables: dict[str, Table]) -> None:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise KnowledgeError(f"knowledge: {path}: not valid TOML ({' '.join(str(e).split())})") from None
+        raise KnowledgeError(f"knowledge: {path}: not valid TOML ({' '.join(str(e).split())[:200]})") from None
+    except (ValueError, RecursionError) as e:  # an integer of 5,000 digits; arrays nested 10,000 deep
+        raise KnowledgeError(f"knowledge: {path}: not valid TOML ({e.__class__.__name__}: "
+                             f"{' '.join(str(e).split())[:100]})") from None
     meta = data.get("meta")
     if not isinstance(meta, dict) or not isinstance(meta.get("table"), str) or not meta["table"].strip():
         raise KnowledgeError(f"knowledge: {path}: missing [meta] with a table = \"name\" line")
