@@ -84,14 +84,14 @@ class QuantRow(_Row):
 
 
 class CompatRow(_Row):
-    model: str
+    model: str = Field(min_length=1)
     passes: list[Quant]
     fails: list[Quant]
     q3_k_s_delta_pp: float | None = Field(default=None, ge=-100, le=100)
 
 
 class GateRow(_Row):
-    application: str
+    application: str = Field(min_length=1)
     workloads: list[Workload] = []
     risk: Risk | None = None
     min_composite: float | None = Field(default=None, ge=0, le=1)
@@ -229,7 +229,7 @@ class BackendRow(_Row):
 
 
 class PlaybookRow(_Row):
-    id: str
+    id: str = Field(min_length=1)
     title: str
     when: str
     prerequisites: str = ""
@@ -238,7 +238,7 @@ class PlaybookRow(_Row):
 
 
 class ContextRow(_Row):
-    model: str
+    model: str = Field(min_length=1)
     gpu: str
     backend: str
     quant: str
@@ -273,6 +273,7 @@ class GpuRow(GpuSpec):
     # Floors: a GPU under 256 MB, 1 GB/s or 10 GFLOP/s is a unit typo (MB for GB, TB/s for GB/s),
     # and one the advice would divide by.
     model_config = _ROW_CONFIG
+    name: str = Field(min_length=1)
     vram_gb: float = Field(ge=0.25, le=4096)  # HardwareAnswers.vram_gb allows up to 4096 too
     bandwidth_gb_s: float = Field(ge=1, le=1_000_000)
     fp16_tflops: float = Field(ge=0.01, le=1_000_000)
@@ -281,6 +282,7 @@ class GpuRow(GpuSpec):
 
 class ModelRow(ModelSpec):
     model_config = _ROW_CONFIG
+    id: str = Field(min_length=1)
     params_b: float = _lim("params_b")
     layers: int = _lim("layers")
     hidden_size: int = _lim("hidden_size")

@@ -146,6 +146,7 @@ def _model_file(**over):
     (_model_file(layers="-3"), "field 'layers': Input should be greater than or equal to 1"),
     (_model_file(layers='"16"'), "field 'layers': Input should be a valid integer"),
     (_model_file(mmlu="101"), "field 'mmlu'"),
+    (_model_file(id='""'), "field 'id': String should have at least 1 character"),
     ('[meta]\ntable = "quantization"\n[[rows]]\nquant = "Q4_K_M"\nbits_per_weight = 4.8\ntier = "x"\n'
      'mmlu_delta_pp = 1\nrisk_tiers = []\nbackends = []\nsource = "s"\n', "field 'quant': Input should be 'fp16'"),
     ('[meta]\ntable = "workloads"\nunits = "GB"\n', "[meta] units must be a table of strings"),
