@@ -33,7 +33,9 @@ def render_knowledge(k, table: str | None, fmt: str) -> str:
         raise choice_error("table", table, sorted(k.tables))
     data = knowledge_data(k, table)
     if fmt == "json":
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        from advisor.render import nulled  # the loader refuses NaN; a computed verdict must not slip one in
+
+        return json.dumps(nulled(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if not table:
         lines = ["Stored tables (advisor knowledge TABLE shows the rows):", ""]
         for name, t in data.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 
 from advisor.answers import to_toml
@@ -11,12 +12,62 @@ from advisor.domain import Plan, Recommendation
 WIDTH = 80
 
 
+def fig(x: float | None, decimals: int, grouped: bool = True) -> str:
+    """A figure for people: `decimals` places, but never a bare 0 for a value that is not zero
+    (two significant digits instead), and never 'nan' or 'inf'."""
+    if x is None:
+        return "n/a"
+    if not math.isfinite(x):
+        return "not a number"
+    if x != 0 and round(x, decimals) == 0:
+        return f"{x:.2g}"
+    return f"{x:,.{decimals}f}" if grouped else f"{x:.{decimals}f}"
+
+
+def _non_finite(v, path: str = "") -> list[str]:
+    """Dotted paths of every NaN or infinity in a dumped recommendation."""
+    if isinstance(v, float):
+        return [] if math.isfinite(v) else [path]
+    if isinstance(v, dict):
+        return [p for k, x in v.items() for p in _non_finite(x, f"{path}.{k}" if path else str(k))]
+    if isinstance(v, list):
+        return [p for i, x in enumerate(v) for p in _non_finite(x, f"{path}[{i}]")]
+    return []
+
+
+def nulled(v):
+    """The same data with every NaN or infinity replaced by None (JSON null)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: nulled(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [nulled(x) for x in v]
+    return v
+
+
+def _not_finite_warning(paths: list[str], how: str) -> str:
+    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    return f"{shown} could not be computed (NaN or infinity, from inputs out of range); {how}"
+
+
+def _dump(rec: Recommendation, how: str) -> dict:
+    """The recommendation as plain data, with no NaN or infinity left in it (each one warned about)."""
+    data = rec.model_dump(mode="json")
+    bad = _non_finite(data)
+    if bad:
+        data = nulled(data)
+        data["warnings"] = [*data.get("warnings", []), _not_finite_warning(bad, how)]
+    return data
+
+
 def to_json(rec: Recommendation) -> str:
-    return json.dumps(rec.model_dump(mode="json"), indent=2, ensure_ascii=False)
+    # allow_nan=False: bare NaN is not JSON; _dump has already replaced any with null
+    return json.dumps(_dump(rec, "written as null"), indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def to_toml_text(rec: Recommendation) -> str:
-    data = rec.model_dump(mode="json")
+    data = _dump(rec, "left out")
     return "# advisor recommendation\n" + to_toml(_drop_none(data))
 
 
@@ -47,13 +98,13 @@ def headline(p: Plan) -> str:
 def predicted_lines(p: Plan) -> list[str]:
     pr = p.predicted
     rows = [
-        ("VRAM per GPU", f"{pr.vram_gb:.2f} GB", "vram_gb"),
-        ("TTFT", f"{pr.ttft_ms:,.0f} ms", "ttft_ms"),
-        ("decode per user", f"{pr.decode_tok_s_per_user:,.1f} tok/s", "decode_tok_s_per_user"),
-        ("decode total", f"{pr.total_tok_s:,.1f} tok/s", "total_tok_s"),
+        ("VRAM per GPU", f"{fig(pr.vram_gb, 2)} GB", "vram_gb"),
+        ("TTFT", f"{fig(pr.ttft_ms, 0)} ms", "ttft_ms"),
+        ("decode per user", f"{fig(pr.decode_tok_s_per_user, 1)} tok/s", "decode_tok_s_per_user"),
+        ("decode total", f"{fig(pr.total_tok_s, 1)} tok/s", "total_tok_s"),
     ]
     if pr.p95_latency_s is not None:
-        rows.append(("p95 latency", f"{pr.p95_latency_s:,.2f} s", "p95_latency_s"))
+        rows.append(("p95 latency", f"{fig(pr.p95_latency_s, 2)} s", "p95_latency_s"))
     out = []
     for label, value, key in rows:
         origin = pr.origins.get(key)
@@ -66,7 +117,11 @@ def to_text(rec: Recommendation) -> str:
     out: list[str] = []
     hw = rec.hardware or {}
     if hw:
-        out += _wrap(f"Hardware: {hw.get('count', 1)} x {hw.get('gpu')} ({round(hw.get('vram_gb', 0), 1):g} GB, "
+        vram = hw.get("vram_gb", 0)
+        vram_text = fig(vram, 1) if isinstance(vram, (int, float)) and not isinstance(vram, bool) else str(vram)
+        if vram_text.endswith(".0"):
+            vram_text = vram_text[:-2]
+        out += _wrap(f"Hardware: {hw.get('count', 1)} x {hw.get('gpu')} ({vram_text} GB, "
                      f"{hw.get('os')}) from {hw.get('source')}", first="")
     p = rec.recommendation
     if p is None:
@@ -77,9 +132,13 @@ def to_text(rec: Recommendation) -> str:
         out.append("")
         out.append("Predicted (origin in brackets; sources with --format json):")
         out += predicted_lines(p)
-    if rec.warnings:
+    warnings = list(rec.warnings)
+    bad = _non_finite(rec.model_dump(mode="json"))
+    if bad:
+        warnings.append(_not_finite_warning(bad, "shown as 'not a number'"))
+    if warnings:
         out += ["", "Warnings:"]
-        for w in rec.warnings:
+        for w in warnings:
             out += _wrap(w, indent="    ", first="  ! ")
     if rec.alternatives:
         out += ["", "Alternatives (why each lost):"]

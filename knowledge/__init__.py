@@ -1,20 +1,27 @@
 """The knowledge base: TOML tables in knowledge/ (and the user's own), validated on load.
 
 Every row carries a `source`. A malformed file, bundled or the user's, fails with
-the file, the row and the field in one line.
+the file, the row and the field in one line (exit 3). Numbers are range-checked where
+they are declared: bounds on each row model's fields, and per-key bounds (VALUE_BOUNDS)
+for the key/value tables (thresholds, calibration, scaling). No NaN or infinity anywhere.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import functools
+import math
 import os
+import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
-from advisor.domain import QUANTIZATIONS, WORKLOADS, GpuSpec, ModelSpec
+from advisor.domain import BACKENDS, OSES, QUANTIZATIONS, RISKS, WORKLOADS, GpuSpec, ModelSpec
 from advisor.errors import KnowledgeError, choice_error
 from advisor.physics import Verdict, judge_measurement  # physics imports no knowledge at run time
 
@@ -23,71 +30,211 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+# A knowledge table is a few KB of TOML; anything far bigger is not one (or is /dev/zero).
+MAX_FILE_BYTES = 4 * 2**20
+
+# Every row model: unknown fields rejected, no type coercion (a string is not a number,
+# true is not 1), no NaN or infinity.
+_ROW_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+# Sanity ceilings shared by the catalog rows and a local model's own metadata (advisor/models.py).
+MAX_TOKENS = 2**28  # context lengths: 268M tokens
+MODEL_LIMITS: dict[str, tuple[int | float, int | float]] = {
+    # field -> (smallest, largest) allowed; both inclusive
+    "params_b": (1e-6, 100_000),  # up to 100 T parameters
+    "layers": (1, 4096),
+    "hidden_size": (1, 2**20),
+    "attention_heads": (1, 65536),
+    "kv_heads": (1, 65536),
+    "head_dim": (1, 65536),
+    "intermediate_size": (1, 2**24),
+    "vocab_size": (1, 2**24),
+    "max_context": (1, MAX_TOKENS),
+    "rope_theta": (0, 1e15),
+    "mmlu": (0, 100),
+    "weight_bytes": (1, 1e15),
+}
+
+
+# The vocabulary (advisor/domain.py): a row naming anything else is a typo the rules would never match.
+Quant = Literal[QUANTIZATIONS]  # type: ignore[valid-type]
+Backend = Literal[BACKENDS]  # type: ignore[valid-type]
+Workload = Literal[WORKLOADS]  # type: ignore[valid-type]
+Risk = Literal[RISKS]  # type: ignore[valid-type]
+Os = Literal[OSES]  # type: ignore[valid-type]
+
+
+def _lim(name: str, **kw):
+    lo, hi = MODEL_LIMITS[name]
+    return Field(ge=lo, le=hi, **kw)
+
 
 class _Row(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _ROW_CONFIG
     source: str = Field(min_length=1)
 
 
 class QuantRow(_Row):
-    quant: str
+    quant: Quant
     bits_per_weight: float = Field(gt=0, le=32)
     tier: str
-    mmlu_delta_pp: float = Field(ge=0)
-    risk_tiers: list[str]
+    mmlu_delta_pp: float = Field(ge=0, le=100)
+    risk_tiers: list[Risk]
     # formats that keep the token embedding and the LM head at higher precision (AWQ/GPTQ/FP8/
     # bitsandbytes keep them at 16 bits; GGUF's Q4_K_M writes the output at Q6_K): their bits
     embedding_bits: float | None = Field(default=None, gt=0, le=32)
     head_bits: float | None = Field(default=None, gt=0, le=32)
-    min_compute_capability: float | None = None
+    min_compute_capability: float | None = Field(default=None, ge=0, le=100)
 
 
 class CompatRow(_Row):
-    model: str
-    passes: list[str]
-    fails: list[str]
-    q3_k_s_delta_pp: float | None = None
+    model: str = Field(min_length=1)
+    passes: list[Quant]
+    fails: list[Quant]
+    q3_k_s_delta_pp: float | None = Field(default=None, ge=-100, le=100)
 
 
 class GateRow(_Row):
-    application: str
-    workloads: list[str] = []
-    risk: str | None = None
-    min_composite: float | None = None
-    min_mmlu: float | None = None
-    min_arc: float | None = None
-    recommended: list[str] = []
+    application: str = Field(min_length=1)
+    workloads: list[Workload] = []
+    risk: Risk | None = None
+    min_composite: float | None = Field(default=None, ge=0, le=1)
+    min_mmlu: float | None = Field(default=None, ge=0, le=100)
+    min_arc: float | None = Field(default=None, ge=0, le=100)
+    recommended: list[Quant] = []
 
 
 class WorkloadRow(_Row):
-    workload: str
+    workload: Workload
     section: str
     profile: str
     input_share: float = Field(ge=0, le=100)
     dominant_phase: str
-    typical_context_min: int
-    typical_context_max: int
-    typical_output_min: int
-    typical_output_max: int
-    backend_low_n: str
-    quant_low_n: str
-    backend_high_n: str
-    quant_high_n: str
-    high_n_from: int = Field(ge=1)
+    typical_context_min: int = Field(ge=0, le=MAX_TOKENS)
+    typical_context_max: int = Field(ge=0, le=MAX_TOKENS)
+    typical_output_min: int = Field(ge=0, le=MAX_TOKENS)
+    typical_output_max: int = Field(ge=0, le=MAX_TOKENS)
+    backend_low_n: Backend
+    quant_low_n: Quant
+    backend_high_n: Backend
+    quant_high_n: Quant
+    high_n_from: int = Field(ge=1, le=1_000_000)
     compiled_hf_at_n1: bool
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The range a key/value row's value must lie in; `whole` for counts."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False  # lo itself excluded
+    hi_open: bool = False  # hi itself excluded
+    whole: bool = False
+
+    def ok(self, x: float) -> bool:
+        if not math.isfinite(x) or (self.whole and not float(x).is_integer()):
+            return False
+        if self.lo is not None and (x <= self.lo if self.lo_open else x < self.lo):
+            return False
+        return not (self.hi is not None and (x >= self.hi if self.hi_open else x > self.hi))
+
+    def describe(self) -> str:
+        what = "a whole number" if self.whole else "a number"
+        if self.lo is None and self.hi is None:
+            return f"{what} (finite)"
+        if self.hi is None:
+            return f"{what} {'>' if self.lo_open else '>='} {_plain(self.lo)}"
+        lo = "(" if self.lo_open else "["
+        hi = ")" if self.hi_open else "]"
+        return f"{what} in {lo}{_plain(self.lo)}, {_plain(self.hi)}{hi}"
+
+
+def _plain(x: float) -> str:
+    """1e7 as 10000000, 0.001 as 0.001: bounds read as people write them."""
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+# Floors: a share under 0.1 % or a TTFT band under 1 ms is a typo, not a measurement. (They also
+# keep every threshold the rules compare against out of the exponent form Python writes below
+# 1e-4, which durable-rules' parser rejects.)
+FRACTION = Bound(0.001, 1)  # a share of something that must be there
+REDUCTION = Bound(0, 1, hi_open=True)  # a share removed: [0, 1) (1 would leave nothing)
+SERIAL = Bound(0, 1)  # Amdahl's serial fraction
+COUNT = Bound(1, 1_000_000, whole=True)
+GIGABYTES = Bound(0, 4096)  # a fixed memory cost per GPU: never negative
+MILLISECONDS = Bound(1, 1e7)
+RATIO = Bound(0.001, 1000)
+FINITE = Bound()
+
+# Key (fnmatch pattern) -> bound; the first match wins. A key no pattern names (a user's
+# own) must still be a finite number.
+VALUE_BOUNDS: list[tuple[str, Bound]] = [
+    ("*.decode_bw_efficiency", FRACTION),
+    ("*.prefill_flops_efficiency", FRACTION),
+    ("*.prefill_flops_efficiency.*", FRACTION),
+    ("*.prefill_speedup", REDUCTION),
+    ("*.gpu_memory_utilization", FRACTION),
+    ("*.decode_overhead_ms_per_layer", Bound(0, 1000)),
+    ("runtime.activation_bytes_per_token", Bound(0, 1000)),
+    ("*_gb", GIGABYTES),
+    ("vram_alert_*", FRACTION),
+    ("context_safety_margin", FRACTION),
+    ("context_near_budget", FRACTION),
+    ("fp16_fit_fraction", FRACTION),
+    ("ttft_*_ms", MILLISECONDS),
+    ("hf_fp16_context_redirect", Bound(1, MAX_TOKENS, whole=True)),
+    ("probe_table_disagreement", Bound(0.001, 100)),
+    ("amdahl_s.*", SERIAL),
+    ("vllm_crossover_n", COUNT),
+    ("*_max_agents", COUNT),
+    ("vllm_advantage_n8", RATIO),
+    ("vllm_batch_amortization_n8", RATIO),
+    ("compile_prefill_speedup_*", REDUCTION),
+    ("*.prefill_floor_ms", Bound(0, 10_000)),
+    ("*.decode_ms_per_seq", Bound(0, 1000)),
+    ("band.*", Bound(0.01, 0.95)),  # a band of 100 % would let any target pass
+    ("weight.*", Bound(-100, 100)),  # ranking points; negative is a bonus
+    ("load.max_utilisation", Bound(0.05, 0.99)),
+    ("batch.max_seqs", COUNT),
+    ("max_model_len_headroom", Bound(1, 16)),
+    ("nearest.min_context_tokens", Bound(1, MAX_TOKENS, whole=True)),
+    ("kv_cache_q8_context_gain", Bound(1, 8)),
+    ("*", FINITE),
+]
+
+
+def value_bound(key: str) -> Bound:
+    """The bound a key/value row must meet (keys match without regard to case, as look-ups do)."""
+    key = key.casefold()
+    for pattern, bound in VALUE_BOUNDS:
+        if fnmatch.fnmatchcase(key, pattern):
+            return bound
+    return FINITE
+
+
 class ValueRow(_Row):
-    key: str
+    key: str = Field(min_length=1)
     value: float
     unit: str
 
+    @field_validator("value")
+    @classmethod
+    def _in_bounds(cls, v: float, info: ValidationInfo) -> float:
+        key = info.data.get("key")
+        if isinstance(key, str):
+            bound = value_bound(key)
+            if not bound.ok(v):
+                raise PydanticCustomError("bound", "expected {allowed}", {"allowed": bound.describe()})
+        return v
+
 
 class BackendRow(_Row):
-    backend: str
+    # a site's own engine rows may add names; what it does comes from `engine` and the flags
+    backend: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
     title: str
-    quantizations: list[str]
-    os: list[str]
+    quantizations: list[Quant]
+    os: list[Os]
     engine: Literal["ollama", "llama-server", "vllm", "tgi", "transformers"]  # advisor/backends.py class
     # continuous: sequences share each decode step; slots: a few parallel slots, then a queue
     # (per-agent efficiency by Amdahl, TR129); sequential: one request at a time
@@ -104,11 +251,11 @@ class BackendRow(_Row):
     kv_reserved_at_load: bool
     spills_silently_on_windows: bool
     serves_gguf: bool = False  # serves a GGUF file as it is
-    local_hf_quantizations: list[str] = []  # what it can serve a local HF directory at
+    local_hf_quantizations: list[Quant] = []  # what it can serve a local HF directory at
 
 
 class PlaybookRow(_Row):
-    id: str
+    id: str = Field(min_length=1)
     title: str
     when: str
     prerequisites: str = ""
@@ -117,15 +264,15 @@ class PlaybookRow(_Row):
 
 
 class ContextRow(_Row):
-    model: str
+    model: str = Field(min_length=1)
     gpu: str
     backend: str
     quant: str
-    base_mb: float = Field(gt=0)
-    slope_mb_per_token: float = Field(gt=0)
-    spillover_tokens: int
-    oom_tokens: int
-    practical_budget_tokens: int
+    base_mb: float = Field(gt=0, le=2**30)
+    slope_mb_per_token: float = Field(gt=0, le=2**20)
+    spillover_tokens: int = Field(ge=0, le=MAX_TOKENS)
+    oom_tokens: int = Field(ge=0, le=MAX_TOKENS)
+    practical_budget_tokens: int = Field(ge=0, le=MAX_TOKENS)
 
 
 class MeasurementRow(_Row):
@@ -135,8 +282,8 @@ class MeasurementRow(_Row):
     quant: str
     gpu: str
     os: str = "linux"
-    context_tokens: int = Field(gt=0)
-    value: float = Field(gt=0)
+    context_tokens: int = Field(gt=0, le=MAX_TOKENS)
+    value: float = Field(gt=0, le=1e12)
     unit: str
     statistic: str = ""
 
@@ -149,11 +296,40 @@ class GenericRow(BaseModel):
 
 
 class GpuRow(GpuSpec):
-    pass
+    # Floors: a GPU under 256 MB, 1 GB/s or 10 GFLOP/s is a unit typo (MB for GB, TB/s for GB/s),
+    # and one the advice would divide by.
+    model_config = _ROW_CONFIG
+    name: str = Field(min_length=1)
+    vram_gb: float = Field(ge=0.25, le=4096)  # HardwareAnswers.vram_gb allows up to 4096 too
+    bandwidth_gb_s: float = Field(ge=1, le=1_000_000)
+    fp16_tflops: float = Field(ge=0.01, le=1_000_000)
+    int8_tops: float | None = Field(default=None, ge=0.01, le=1_000_000)
 
 
 class ModelRow(ModelSpec):
-    pass
+    model_config = _ROW_CONFIG
+    id: str = Field(min_length=1)
+    params_b: float = _lim("params_b")
+    layers: int = _lim("layers")
+    hidden_size: int = _lim("hidden_size")
+    attention_heads: int = _lim("attention_heads")
+    kv_heads: int = _lim("kv_heads")
+    head_dim: int = _lim("head_dim")
+    intermediate_size: int = _lim("intermediate_size")
+    vocab_size: int = _lim("vocab_size")
+    max_context: int = _lim("max_context")
+    rope_theta: float = _lim("rope_theta", default=0.0)
+    mmlu: float | None = _lim("mmlu", default=None)
+    weight_bytes: float | None = _lim("weight_bytes", default=None)
+
+    @field_validator("kv_heads")
+    @classmethod
+    def _kv_within_heads(cls, v: int, info: ValidationInfo) -> int:
+        heads = info.data.get("attention_heads")
+        if isinstance(heads, int) and v > heads:
+            raise PydanticCustomError("kv_heads", "kv_heads ({kv}) must not exceed attention_heads ({heads})",
+                                      {"kv": v, "heads": heads})
+        return v
 
 
 SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
@@ -183,6 +359,30 @@ class Table(BaseModel):
     rows: list[Any] = []
 
 
+class IdMap(dict):
+    """Rows keyed by their id as written, looked up without regard to case ("MyModel" == "mymodel")."""
+
+    def __init__(self, items=()):
+        super().__init__(items)
+        self._folded = {k.casefold(): k for k in self if isinstance(k, str)}
+
+    def _real(self, key):
+        return self._folded.get(key.casefold(), key) if isinstance(key, str) else key
+
+    def __getitem__(self, key):
+        return super().__getitem__(self._real(key))
+
+    def __contains__(self, key):
+        return super().__contains__(self._real(key))
+
+    def get(self, key, default=None):
+        return super().get(self._real(key), default)
+
+
+def _fold(v: object) -> object:
+    return v.casefold() if isinstance(v, str) else v
+
+
 def user_knowledge_dir() -> Path:
     """Where a user's own tables live: $ADVISOR_KNOWLEDGE_DIR, else the XDG config dir."""
     env = os.environ.get("ADVISOR_KNOWLEDGE_DIR")
@@ -197,23 +397,95 @@ def _bundled_files() -> list[Path]:
     return sorted(Path(str(p)) for p in root.iterdir() if str(p).endswith(".toml"))
 
 
+def _short(v: object, limit: int = 60) -> str:
+    """repr(v), cut to `limit` characters: an error line never echoes a whole pasted file."""
+    r = repr(v)
+    r = r.replace("\n", "\\n")
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
 def _describe_row(raw: dict, key: str) -> str:
     if key and isinstance(raw, dict) and key in raw:
-        return f" ({key}={raw[key]!r})"
+        return f" ({key}={_short(raw[key])})"
     return ""
 
 
-def _load_file(path: Path, tables: dict[str, Table]) -> None:
+def _non_finite(v: object, path: str = "") -> str | None:
+    """The dotted path of the first NaN or infinity inside a TOML value, if any."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return path or "value"
+    if isinstance(v, dict):
+        for k, x in v.items():
+            hit = _non_finite(x, f"{path}.{k}" if path else str(k))
+            if hit:
+                return hit
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            hit = _non_finite(x, f"{path}[{i}]")
+            if hit:
+                return hit
+    return None
+
+
+def read_regular_file(path: str | Path, limit: int) -> bytes:
+    """A small file's bytes, never hanging or filling memory: a FIFO, a device such as /dev/zero,
+    a directory (ValueError) or anything over `limit` bytes (ValueError) is refused; an unreadable
+    file raises OSError. Shared by every reader of a user's file (knowledge, config.json)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise KnowledgeError(f"knowledge: {path}: cannot read ({e.__class__.__name__}: {e})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ValueError(f"larger than {_size(limit)}")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _size(n: int) -> str:
+    return f"{n // 2**20} MiB" if n >= 2**20 else f"{n // 1024} KiB"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = read_regular_file(path, MAX_FILE_BYTES)
+    except OSError as e:
+        raise KnowledgeError(f"knowledge: {path}: cannot read ({e.strerror or e.__class__.__name__})") from None
+    except ValueError as e:
+        hint = "a knowledge table is a few KB of TOML" if "larger" in str(e) else "a knowledge table is a .toml file"
+        raise KnowledgeError(f"knowledge: {path}: {e}; {hint}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise KnowledgeError(f"knowledge: {path}: not UTF-8 text (byte {e.start})") from None
+
+
+def _load_file(path: Path, tables: dict[str, Table]) -> None:
+    text = _read_text(path)
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise KnowledgeError(f"knowledge: {path}: not valid TOML ({e})") from None
+        raise KnowledgeError(f"knowledge: {path}: not valid TOML ({' '.join(str(e).split())[:200]})") from None
+    except (ValueError, RecursionError) as e:  # an integer of 5,000 digits; arrays nested 10,000 deep
+        raise KnowledgeError(f"knowledge: {path}: not valid TOML ({e.__class__.__name__}: "
+                             f"{' '.join(str(e).split())[:100]})") from None
     meta = data.get("meta")
-    if not isinstance(meta, dict) or not isinstance(meta.get("table"), str) or not meta["table"]:
+    if not isinstance(meta, dict) or not isinstance(meta.get("table"), str) or not meta["table"].strip():
         raise KnowledgeError(f"knowledge: {path}: missing [meta] with a table = \"name\" line")
     name = meta["table"]
+    for field in ("title", "description"):
+        if field in meta and not isinstance(meta[field], str):
+            raise KnowledgeError(f"knowledge: {path}: [meta] {field} must be a string")
+    units = meta.get("units", {})
+    if not isinstance(units, dict) or not all(isinstance(v, str) for v in units.values()):
+        raise KnowledgeError(f"knowledge: {path}: [meta] units must be a table of strings, e.g. {{ value = \"GB\" }}")
     rows = data.get("rows", [])
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise KnowledgeError(f"knowledge: {path}: rows must be [[rows]] tables")
@@ -222,25 +494,35 @@ def _load_file(path: Path, tables: dict[str, Table]) -> None:
         name=name,
         title=str(meta.get("title", name)),
         description=str(meta.get("description", "")),
-        units={str(k): str(v) for k, v in dict(meta.get("units", {})).items()},
+        units={str(k): v for k, v in units.items()},
     )
-    table.files.append(str(path))
     parsed = []
+    seen: dict[object, int] = {}
     for i, raw in enumerate(rows):
+        where = f"knowledge: {path}: table {name!r} row {i + 1}{_describe_row(raw, key)}"
+        bad = _non_finite(raw)
+        if bad:
+            raise KnowledgeError(f"{where}: field {bad!r}: NaN and infinity are not allowed; expected a finite number")
         try:
-            parsed.append(model.model_validate(raw))
+            row = model.model_validate(raw)
         except ValidationError as e:
             err = e.errors()[0]
             field = ".".join(str(p) for p in err["loc"]) or "row"
-            raise KnowledgeError(
-                f"knowledge: {path}: table {name!r} row {i + 1}{_describe_row(raw, key)}: "
-                f"field {field!r}: {err['msg']}"
-            ) from None
+            got = f" (got {_short(err['input'])})" if err["loc"] and err["type"] != "missing" else ""
+            raise KnowledgeError(f"{where}: field {field!r}: {err['msg']}{got}") from None
+        if key:
+            k = _fold(getattr(row, key))
+            if k in seen:
+                raise KnowledgeError(f"{where}: repeats {key} {_short(getattr(row, key))} of row {seen[k]}; "
+                                     "one row per key")
+            seen[k] = i + 1
+        parsed.append(row)
+    table.files.append(str(path))
     if key:
-        # A later file (the user's) replaces a bundled row with the same key.
-        merged = {getattr(r, key): r for r in table.rows}
+        # A later file (the user's) replaces a bundled row with the same key, whatever its case.
+        merged = {_fold(getattr(r, key)): r for r in table.rows}
         for r in parsed:
-            merged[getattr(r, key)] = r
+            merged[_fold(getattr(r, key))] = r
         table.rows = list(merged.values())
     else:
         table.rows.extend(parsed)
@@ -256,31 +538,21 @@ class Knowledge:
             if name not in tables and name != "measurements":
                 raise KnowledgeError(f"knowledge: table {name!r} is missing from the bundled knowledge/")
         self.gpus: list[GpuSpec] = list(tables["gpus"].rows)
-        self.models: dict[str, ModelSpec] = {m.id: m for m in tables["models"].rows}
+        self.models: dict[str, ModelSpec] = IdMap((m.id, m) for m in tables["models"].rows)
         self.quant: dict[str, QuantRow] = {q.quant: q for q in tables["quantization"].rows}
-        self.compat: dict[str, CompatRow] = {c.model: c for c in tables["quant_compat"].rows}
+        self.compat: dict[str, CompatRow] = IdMap((c.model, c) for c in tables["quant_compat"].rows)
         self.gates: list[GateRow] = list(tables["quality_gates"].rows)
         self.workloads: dict[str, WorkloadRow] = {w.workload: w for w in tables["workloads"].rows}
         self.backends: dict[str, BackendRow] = {b.backend: b for b in tables["backends"].rows}
-        self.playbooks: dict[str, PlaybookRow] = {p.id: p for p in tables["playbooks"].rows}
-        self.context: dict[str, ContextRow] = {c.model: c for c in tables["tr127_context"].rows}
+        self.playbooks: dict[str, PlaybookRow] = IdMap((p.id, p) for p in tables["playbooks"].rows)
+        self.context: dict[str, ContextRow] = IdMap((c.model, c) for c in tables["tr127_context"].rows)
         self.measurements: list[MeasurementRow] = list(tables.get("measurements", Table(name="m", title="")).rows)
-        self._values: dict[str, ValueRow] = {}
+        values: dict[str, ValueRow] = {}
         for t in ("scaling", "thresholds", "calibration"):
             for r in tables[t].rows:
-                self._values[r.key] = r
-        self._check_vocabulary()
+                values[r.key] = r
+        self._values: dict[str, ValueRow] = IdMap(values)
         self.verdicts: list[Verdict] = [judge_measurement(self, m) for m in self.measurements]
-
-    def _check_vocabulary(self) -> None:
-        for w in self.workloads.values():
-            if w.workload not in WORKLOADS:
-                raise KnowledgeError(f"knowledge: workloads: unknown workload {w.workload!r}")
-        for b in self.backends.values():
-            # which backend serves which quantization is said once, on the backend's row
-            for q in b.quantizations:
-                if q not in QUANTIZATIONS:
-                    raise KnowledgeError(f"knowledge: backends {b.backend!r}: unknown quantization {q!r}")
 
     # ------------------------------------------------------------ look-ups
     def value(self, key: str) -> float:
@@ -322,13 +594,16 @@ class Knowledge:
         return best[1] if best else None
 
     def model(self, name: str, field: str = "model.name") -> ModelSpec:
-        key = name.strip().lower()
-        if key in self.models:
-            return self.models[key]
+        """A catalog model by id, Ollama tag or HF repo; none of them case-sensitive."""
+        key = name.strip()
+        hit = self.models.get(key)
+        if hit is not None:
+            return hit
+        want = key.casefold()
         for m in self.models.values():
-            if m.ollama_tag and key == m.ollama_tag.lower():
+            if m.ollama_tag and want == m.ollama_tag.casefold():
                 return m
-            if m.hf_repo and key == m.hf_repo.lower():
+            if m.hf_repo and want == m.hf_repo.casefold():
                 return m
         raise choice_error(field, name, list(self.models))
 
@@ -337,21 +612,54 @@ def _norm(s: str) -> str:
     return "".join(ch for ch in s.lower() if ch.isalnum())
 
 
+def _user_files(user_dir: str, label: str) -> list[Path]:
+    """The *.toml files of the user's knowledge directory (hidden files skipped).
+
+    `label` names where the directory came from; "" is the XDG default, which need not exist.
+    Any other directory was asked for, so one that is missing or is not a directory is an error.
+    """
+    d = Path(user_dir)
+    try:
+        st = d.stat()
+    except FileNotFoundError:
+        if not label:
+            return []
+        raise KnowledgeError(f"knowledge: {label} {user_dir!r} does not exist; expected a directory of "
+                             "*.toml tables (create it, or unset it to use the bundled tables only)") from None
+    except OSError as e:
+        raise KnowledgeError(f"knowledge: {label or 'knowledge directory'} {user_dir!r}: cannot read "
+                             f"({e.strerror or e.__class__.__name__})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise KnowledgeError(f"knowledge: {label or 'knowledge directory'} {user_dir!r} is not a directory; "
+                             "expected a directory of *.toml tables")
+    try:
+        names = sorted(e.name for e in os.scandir(d) if e.name.endswith(".toml") and not e.name.startswith("."))
+    except OSError as e:
+        raise KnowledgeError(f"knowledge: {label or 'knowledge directory'} {user_dir!r}: cannot list "
+                             f"({e.strerror or e.__class__.__name__})") from None
+    return [d / n for n in names]
+
+
 @functools.lru_cache(maxsize=4)
-def _load(user_dir: str | None) -> Knowledge:
+def _load(user_dir: str | None, label: str = "knowledge directory") -> Knowledge:
     tables: dict[str, Table] = {}
     for path in _bundled_files():
         _load_file(path, tables)
     if user_dir:
-        d = Path(user_dir)
-        if d.is_dir():
-            for path in sorted(d.glob("*.toml")):
-                _load_file(path, tables)
+        for path in _user_files(user_dir, label):
+            _load_file(path, tables)
     return Knowledge(tables)
 
 
 def load_knowledge(user_dir: str | Path | None = "default") -> Knowledge:
-    """Load the bundled tables plus the user's (cached per process)."""
+    """Load the bundled tables plus the user's (cached per process).
+
+    "default": $ADVISOR_KNOWLEDGE_DIR (which must be a directory), else the XDG config
+    directory (used when it exists). A path: that directory, which must exist. None: bundled only.
+    """
     if user_dir == "default":
-        user_dir = user_knowledge_dir()
+        env = os.environ.get("ADVISOR_KNOWLEDGE_DIR")
+        if env:
+            return _load(env, "ADVISOR_KNOWLEDGE_DIR")
+        return _load(str(user_knowledge_dir()), "")
     return _load(str(user_dir) if user_dir else None)

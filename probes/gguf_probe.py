@@ -7,6 +7,7 @@ quantization (general.file_type, else the most common tensor type) and the weigh
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import Counter
@@ -50,14 +51,21 @@ class GgufInfo:
 
 
 def _scalar(reader, key: str):
+    """A metadata value: a string, a number, or for a per-layer array the largest element (so
+    memory is never under-estimated); None when absent or of no type we read."""
     field = reader.get_field(key)
-    if field is None or not field.data:
+    if field is None or not field.data or not field.types:
         return None
-    part = field.parts[field.data[0]]
+    main, sub = field.types[0].name, field.types[-1].name
     try:
-        if len(field.types) and field.types[0].name == "STRING":
-            return bytes(part).decode("utf-8", errors="replace")
-        return part.tolist()[0] if hasattr(part, "tolist") else part
+        if main == "STRING" or (main == "ARRAY" and sub == "STRING"):
+            return bytes(field.parts[field.data[0]]).decode("utf-8", errors="replace")
+        if main == "ARRAY":
+            if len(field.types) > 2:  # nested arrays: no figure of ours is stored that way
+                return field.types
+            values = [v for i in field.data for v in field.parts[i].tolist()]
+            return max(values) if values else None
+        return field.parts[field.data[0]].tolist()[0]
     except Exception:
         return None
 
@@ -65,6 +73,55 @@ def _scalar(reader, key: str):
 def _array_len(reader, key: str) -> int | None:
     field = reader.get_field(key)
     return len(field.data) if field is not None else None
+
+
+def _short(v: object, limit: int = 40) -> str:
+    r = repr(v)
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+class _Meta:
+    """Typed reads of a GGUF file's metadata; a bad value is one line naming the file and the key."""
+
+    def __init__(self, reader, path: str):
+        self.reader, self.path = reader, path
+
+    def fail(self, key: str, v: object, expected: str) -> ProbeError:
+        return ProbeError(f"--model {self.path!r}: GGUF metadata {key} = {_short(v)} is not allowed; expected {expected}")
+
+    def whole(self, key: str, field: str | None, zero_is_absent: bool = False, limits=None) -> int | None:
+        """A count within the catalog's bounds for `field` (advisor.knowledge.MODEL_LIMITS)."""
+        from advisor.knowledge import MODEL_LIMITS
+
+        v = _scalar(self.reader, key)
+        if v is None:
+            return None
+        lo, hi = limits or MODEL_LIMITS[field]
+        number = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+        if number and zero_is_absent and v == 0:
+            return None
+        if not number or not float(v).is_integer() or not lo <= v <= hi:
+            raise self.fail(key, v, f"a whole number from {lo:,} to {hi:,}")
+        return int(v)
+
+    def number(self, key: str, field: str) -> float | None:
+        from advisor.knowledge import MODEL_LIMITS
+
+        v = _scalar(self.reader, key)
+        if v is None:
+            return None
+        lo, hi = MODEL_LIMITS[field]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+            raise self.fail(key, v, f"a number from {lo:g} to {hi:g}")
+        return float(v)
+
+    def text(self, key: str) -> str:
+        v = _scalar(self.reader, key)
+        if v is None:
+            return ""
+        if not isinstance(v, str):
+            raise self.fail(key, v, "a string")
+        return v
 
 
 def read_gguf(path: str) -> GgufInfo:
@@ -78,43 +135,63 @@ def read_gguf(path: str) -> GgufInfo:
         reader = GGUFReader(path, "r")
     except Exception as e:
         raise ProbeError(f"--model {path!r} is not a readable GGUF file ({str(e).splitlines()[0][:120] if str(e) else e.__class__.__name__})") from None
-    arch = _scalar(reader, "general.architecture") or ""
-    a = lambda key: _scalar(reader, f"{arch}.{key}")  # noqa: E731
-    heads, emb = a("attention.head_count"), a("embedding_length")
-    head_dim = a("attention.key_length") or (emb // heads if emb and heads else None)
-    vocab = a("vocab_size") or _array_len(reader, "tokenizer.ggml.tokens")
-    file_type = _scalar(reader, "general.file_type")
+    meta = _Meta(reader, path)
+    arch = meta.text("general.architecture")
+    p = f"{arch}." if arch else "\x00none."  # no architecture: no key of it can match
+    heads = meta.whole(p + "attention.head_count", "attention_heads", zero_is_absent=True)
+    kv_heads = meta.whole(p + "attention.head_count_kv", "kv_heads", zero_is_absent=True)
+    emb = meta.whole(p + "embedding_length", "hidden_size")
+    key_length = meta.whole(p + "attention.key_length", "head_dim", zero_is_absent=True)
+    if heads and kv_heads and kv_heads > heads:
+        raise meta.fail(p + "attention.head_count_kv", kv_heads, f"at most {p}attention.head_count ({heads})")
+    if heads and emb and not key_length and emb < heads:
+        raise meta.fail(p + "embedding_length", emb, f"at least {p}attention.head_count ({heads}), or a key_length")
+    head_dim = key_length or (emb // heads if emb and heads else None)
+    vocab = meta.whole(p + "vocab_size", "vocab_size")
+    if vocab is None:
+        n = _array_len(reader, "tokenizer.ggml.tokens")
+        vocab = n or None
+    file_type = meta.whole("general.file_type", None, limits=(0, 65535))
     types = Counter()
     weight_bytes = params = 0
-    for t in reader.tensors:
-        weight_bytes += int(t.n_bytes)
-        params += int(t.n_elements)
-        if len(t.shape) >= 2:
-            types[t.tensor_type.name.lower()] += int(t.n_bytes)
-    if file_type is not None and int(file_type) in FILE_TYPES:
-        quant = FILE_TYPES[int(file_type)]
+    try:
+        for t in reader.tensors:
+            weight_bytes += int(t.n_bytes)
+            params += int(t.n_elements)
+            if len(t.shape) >= 2:
+                types[t.tensor_type.name.lower()] += int(t.n_bytes)
+        tied = not any(t.name == "output.weight" for t in reader.tensors)
+    except Exception as e:
+        raise ProbeError(f"--model {path!r}: its tensor table is unreadable ({e.__class__.__name__})") from None
+    if file_type is not None and file_type in FILE_TYPES:
+        quant = FILE_TYPES[file_type]
     elif types:
         quant = types.most_common(1)[0][0]
+        quant = {"f16": "fp16"}.get(quant, quant)  # ggml's tensor type name -> the advisor's word
     else:
         quant = ""
-    return GgufInfo(path=os.path.abspath(path), architecture=arch, name=_scalar(reader, "general.name") or "",
-                    layers=a("block_count"), heads=heads, kv_heads=a("attention.head_count_kv") or heads,
-                    head_dim=head_dim, context_length=a("context_length"), embedding_length=emb,
-                    vocab_size=vocab, quantization=quant, file_type=file_type, weight_bytes=weight_bytes,
-                    tensor_count=len(reader.tensors), parameters=params,
-                    feed_forward_length=a("feed_forward_length"),
-                    tied_embeddings=not any(t.name == "output.weight" for t in reader.tensors),
-                    rope_theta=a("rope.freq_base"))
+    name = _scalar(reader, "general.name")
+    return GgufInfo(path=os.path.abspath(path), architecture=arch, name=name if isinstance(name, str) else "",
+                    layers=meta.whole(p + "block_count", "layers"), heads=heads, kv_heads=kv_heads or heads,
+                    head_dim=head_dim, context_length=meta.whole(p + "context_length", "max_context"),
+                    embedding_length=emb, vocab_size=vocab, quantization=quant, file_type=file_type,
+                    weight_bytes=weight_bytes, tensor_count=len(reader.tensors), parameters=params,
+                    feed_forward_length=meta.whole(p + "feed_forward_length", "intermediate_size"),
+                    tied_embeddings=tied, rope_theta=meta.number(p + "rope.freq_base", "rope_theta"))
 
 
 def to_model_spec(info: GgufInfo):
     """The architecture facts the advisor plans with, from the file's own metadata.
 
     The weights' bytes are the tensors' stored sizes (the file's real quantization mix), and
-    the file's quantization is the only one it can be served at.
+    the file's quantization is the only one it can be served at. read_gguf has range-checked
+    every figure; what is missing, or a total out of range, is one line here.
     """
+    from pydantic import ValidationError
+
     from advisor.domain import ModelSpec
     from advisor.errors import AdvisorError
+    from advisor.knowledge import MODEL_LIMITS, ModelRow
 
     need = {"block_count": info.layers, "attention.head_count": info.heads, "embedding_length": info.embedding_length,
             "vocab_size": info.vocab_size}
@@ -122,18 +199,27 @@ def to_model_spec(info: GgufInfo):
     if missing or not info.parameters:
         raise AdvisorError(f"model.name: GGUF file {info.path!r} lacks {', '.join(missing) or 'tensors'} in its "
                            "metadata; the advisor cannot plan for it")
+    lo, hi = MODEL_LIMITS["params_b"]
+    if not lo <= info.parameters / 1e9 <= hi or not 1 <= info.weight_bytes <= MODEL_LIMITS["weight_bytes"][1]:
+        raise AdvisorError(f"model.name: GGUF file {info.path!r}: its tensors hold {info.parameters:,} parameters in "
+                           f"{info.weight_bytes:,} bytes; expected {lo:g} to {hi:,} B parameters")
     emb = int(info.embedding_length)
-    return ModelSpec(
-        id=os.path.splitext(os.path.basename(info.path))[0], family=info.architecture or "unknown",
-        hf_architecture=f"gguf:{info.architecture or 'unknown'}", params_b=info.parameters / 1e9,
-        layers=int(info.layers), hidden_size=emb, attention_heads=int(info.heads),
-        kv_heads=int(info.kv_heads or info.heads), head_dim=int(info.head_dim or emb // int(info.heads)),
-        intermediate_size=int(info.feed_forward_length or 4 * emb), vocab_size=int(info.vocab_size),
-        tied_embeddings=info.tied_embeddings, max_context=int(info.context_length or 4096),
-        rope_theta=float(info.rope_theta or 0.0), mmlu=None,
-        source=f"{info.path} (GGUF metadata)", origin="gguf",
-        weight_bytes=float(info.weight_bytes), file_quantization=info.quantization,
-    )
+    try:
+        row = ModelRow(
+            id=os.path.splitext(os.path.basename(info.path))[0], family=info.architecture or "unknown",
+            hf_architecture=f"gguf:{info.architecture or 'unknown'}", params_b=info.parameters / 1e9,
+            layers=int(info.layers), hidden_size=emb, attention_heads=int(info.heads),
+            kv_heads=int(info.kv_heads or info.heads), head_dim=int(info.head_dim or emb // int(info.heads)),
+            intermediate_size=int(info.feed_forward_length or 4 * emb), vocab_size=int(info.vocab_size),
+            tied_embeddings=info.tied_embeddings, max_context=int(info.context_length or 4096),
+            rope_theta=float(info.rope_theta or 0.0), mmlu=None,
+            source=f"{info.path} (GGUF metadata)", origin="gguf",
+            weight_bytes=float(info.weight_bytes), file_quantization=info.quantization,
+        )
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise AdvisorError(f"model.name: GGUF file {info.path!r}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    return ModelSpec(**row.model_dump())
 
 
 def probe_gguf(path: str, knowledge=None) -> ProbeResult:

@@ -9,6 +9,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
+    (home / "knowledge").mkdir()  # set and missing is an error (issue 15), so give each test an empty one
     monkeypatch.setenv("ADVISOR_KNOWLEDGE_DIR", str(home / "knowledge"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))

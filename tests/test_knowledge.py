@@ -98,3 +98,164 @@ def test_a_malformed_user_file_fails_naming_file_row_and_field(tmp_path, text, e
     msg = str(e.value)
     assert "bad.toml" in msg and expected in msg
     assert "\n" not in msg
+
+
+# ------------------------------------------------------------------ range checks (issue 15)
+def _value_file(table, key, value):
+    return (f'[meta]\ntable = "{table}"\n[[rows]]\nkey = "{key}"\nvalue = {value}\nunit = "u"\n'
+            f'source = "ours"\n')
+
+
+def _gpu_file(**over):
+    row = {"name": '"Mine"', "vram_gb": "24", "bandwidth_gb_s": "1000", "fp16_tflops": "100", "source": '"ours"'}
+    row.update(over)
+    return '[meta]\ntable = "gpus"\n[[rows]]\n' + "".join(f"{k} = {v}\n" for k, v in row.items())
+
+
+def _model_file(**over):
+    row = {"id": '"MyModel"', "family": '"llama"', "hf_architecture": '"LlamaForCausalLM"', "params_b": "1.2",
+           "layers": "16", "hidden_size": "2048", "attention_heads": "32", "kv_heads": "8", "head_dim": "64",
+           "intermediate_size": "8192", "vocab_size": "128256", "tied_embeddings": "true",
+           "max_context": "131072", "source": '"ours"'}
+    row.update(over)
+    return '[meta]\ntable = "models"\n[[rows]]\n' + "".join(f"{k} = {v}\n" for k, v in row.items())
+
+
+@pytest.mark.parametrize("text, expected", [
+    # an efficiency of 0 divided the roofline by zero
+    (_value_file("calibration", "vllm.decode_bw_efficiency", "0"),
+     "row 1 (key='vllm.decode_bw_efficiency'): field 'value': expected a number in [0.001, 1]"),
+    (_value_file("calibration", "ollama.prefill_flops_efficiency", "1.5"), "expected a number in [0.001, 1]"),
+    (_value_file("thresholds", "context_safety_margin", "nan"), "field 'value': NaN and infinity are not allowed"),
+    (_value_file("thresholds", "cuda_context_overhead_gb", "-2"), "expected a number in [0, 4096]"),
+    (_value_file("calibration", "ollama.compute_buffer_gb", "-0.5"), "expected a number in [0, 4096]"),
+    (_value_file("scaling", "vllm_crossover_n", "3.5"), "expected a whole number in [1, 1000000]"),
+    (_value_file("scaling", "amdahl_s.mymodel", "1.01"), "expected a number in [0, 1]"),
+    (_value_file("thresholds", "ttft_good_ms", "1e+16"), "expected a number in [1, 10000000]"),
+    (_value_file("thresholds", "vram_alert_warning", '"0.8"'), "field 'value': Input should be a valid number"),
+    (_value_file("thresholds", "vram_alert_warning", "true"), "field 'value': Input should be a valid number"),
+    (_value_file("thresholds", "my_own_key", "-inf"), "NaN and infinity are not allowed"),
+    (_gpu_file(bandwidth_gb_s="inf"), "row 1 (name='Mine'): field 'bandwidth_gb_s': NaN and infinity"),
+    (_gpu_file(vram_gb="1e9"), "field 'vram_gb': Input should be less than or equal to 4096"),
+    (_gpu_file(vram_gb="0.024"), "field 'vram_gb': Input should be greater than or equal to 0.25"),
+    ("[meta]\ntable = \"gpus\"\n[[rows]]\nvram_gb = 1" + "0" * 5000 + "\n", "not valid TOML (ValueError"),
+    ("x = " + "[" * 5000 + "]" * 5000 + "\n", "not valid TOML"),
+    (_gpu_file(aliases="[nan]"), "field 'aliases[0]': NaN"),
+    (_model_file(kv_heads="100000000"), "field 'kv_heads': Input should be less than or equal to 65536"),
+    (_model_file(kv_heads="64"), "field 'kv_heads': kv_heads (64) must not exceed attention_heads (32)"),
+    (_model_file(layers="-3"), "field 'layers': Input should be greater than or equal to 1"),
+    (_model_file(layers='"16"'), "field 'layers': Input should be a valid integer"),
+    (_model_file(mmlu="101"), "field 'mmlu'"),
+    (_model_file(id='""'), "field 'id': String should have at least 1 character"),
+    ('[meta]\ntable = "quantization"\n[[rows]]\nquant = "Q4_K_M"\nbits_per_weight = 4.8\ntier = "x"\n'
+     'mmlu_delta_pp = 1\nrisk_tiers = []\nbackends = []\nsource = "s"\n', "field 'quant': Input should be 'fp16'"),
+    ('[meta]\ntable = "workloads"\nunits = "GB"\n', "[meta] units must be a table of strings"),
+    (_value_file("thresholds", "vram_alert_warning", "0.8") + '[[rows]]\nkey = "VRAM_alert_warning"\n'
+     'value = 0.7\nunit = "u"\nsource = "s"\n', "row 2 (key='VRAM_alert_warning'): repeats key"),
+    ('[meta]\ntable = "mine"\n[[rows]]\nx = nan\nsource = "s"\n', "table 'mine' row 1: field 'x': NaN"),
+])
+def test_out_of_range_knowledge_values_fail_naming_file_row_and_field(tmp_path, text, expected):
+    _write(tmp_path, "bad.toml", text)
+    with pytest.raises(KnowledgeError) as e:
+        load_knowledge(tmp_path)
+    msg = str(e.value)
+    assert "bad.toml" in msg and expected in msg, msg
+    assert "\n" not in msg and e.value.exit_code == 3
+
+
+def test_every_bundled_key_value_row_has_a_declared_bound(k):
+    # A new threshold or calibration key must say what range it lives in, not fall to "any finite number".
+    from advisor.knowledge import FINITE, value_bound
+
+    for key in k._values:
+        assert value_bound(key) is not FINITE, key
+        assert value_bound(key).ok(k.value(key)), key
+
+
+def test_values_at_the_edges_of_their_bounds_load(tmp_path):
+    _write(tmp_path, "edges.toml", _value_file("calibration", "vllm.decode_bw_efficiency", "1")
+           + '[[rows]]\nkey = "ollama.compute_buffer_gb"\nvalue = 0\nunit = "GB"\nsource = "s"\n')
+    k = load_knowledge(tmp_path)
+    assert k.value("vllm.decode_bw_efficiency") == 1 and k.value("ollama.compute_buffer_gb") == 0
+
+
+def _cli(args, env_dir, timeout=60):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ADVISOR_KNOWLEDGE_DIR": str(env_dir)}
+    return subprocess.run([sys.executable, "-m", "advisor", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+@pytest.mark.parametrize("what", ["missing", "file"])
+def test_a_knowledge_dir_that_is_not_a_directory_is_one_line_not_ignored(tmp_path, monkeypatch, capsys, what):
+    from advisor.cli import main
+
+    target = tmp_path / "nowhere"
+    if what == "file":
+        target.write_text("not a folder\n")
+    monkeypatch.setenv("ADVISOR_KNOWLEDGE_DIR", str(target))
+    assert main(["recommend", "--gpu", "RTX 4090", "--no-cache"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "ADVISOR_KNOWLEDGE_DIR" in err and str(target) in err and len(err.splitlines()) == 1
+    assert ("does not exist" if what == "missing" else "is not a directory") in err
+
+
+def test_the_default_config_dir_may_be_absent(monkeypatch, tmp_path):
+    monkeypatch.delenv("ADVISOR_KNOWLEDGE_DIR")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config-here"))
+    assert load_knowledge().value("vram_alert_warning") == 0.85
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "huge", "directory"])
+def test_a_knowledge_file_that_is_no_file_neither_hangs_nor_eats_memory(tmp_path, kind):
+    import os
+
+    d = tmp_path / "k"
+    d.mkdir()
+    p = d / "t.toml"
+    if kind == "fifo":
+        os.mkfifo(p)  # no writer: a plain open() would block forever
+    elif kind == "dev-zero":
+        p.symlink_to("/dev/zero")  # endless: a plain read() would fill the memory
+    elif kind == "huge":
+        p.write_text("# padding\n" * 500_000)  # 5 MB of comments
+    else:
+        p.mkdir()
+    r = _cli(["knowledge"], d, timeout=30)
+    assert r.returncode == 3, r.stderr
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and "t.toml" in line
+    assert ("larger than 4 MiB" if kind == "huge" else "not a regular file") in line
+
+
+def test_user_model_ids_are_case_insensitive_everywhere(tmp_path):
+    _write(tmp_path, "models.toml", _model_file())
+    _write(tmp_path, "compat.toml", '[meta]\ntable = "quant_compat"\n[[rows]]\nmodel = "MYMODEL"\n'
+           'passes = ["q8_0"]\nfails = ["q4_k_m"]\nsource = "our eval"\n')
+    k = load_knowledge(tmp_path)
+    assert k.model("MyModel").id == k.model("mymodel").id == k.model(" MYMODEL ").id == "MyModel"
+    assert k.compat.get("MyModel").source == "our eval"  # the compat row, keyed in other case, applies
+    assert "MyModel" in k.models and "mymodel" in k.models
+
+
+def test_a_user_row_replaces_the_bundled_one_whatever_its_case(tmp_path):
+    _write(tmp_path, "models.toml", _model_file(id='"QWEN2.5-0.5B"'))
+    k = load_knowledge(tmp_path)
+    same = [m for m in k.models.values() if m.id.casefold() == "qwen2.5-0.5b"]
+    assert len(same) == 1 and same[0].source == "ours"
+    assert k.model("qwen2.5-0.5b").source == "ours"
+
+
+def test_a_user_model_with_capitals_is_recommended_by_its_id(tmp_path, capsys, monkeypatch):
+    import json
+
+    from advisor.cli import main
+
+    _write(tmp_path, "models.toml", _model_file())
+    monkeypatch.setenv("ADVISOR_KNOWLEDGE_DIR", str(tmp_path))
+    for name in ("MyModel", "mymodel"):
+        assert main(["recommend", "--gpu", "RTX 4090", "--model", name, "--format", "json", "--no-cache"]) == 0
+        assert json.loads(capsys.readouterr().out)["recommendation"]["model"] == "MyModel"

@@ -118,3 +118,126 @@ def test_a_local_hf_folder_is_never_planned_on_llama_cpp_or_at_a_quantization_ol
 def test_a_local_hf_folder_can_be_pinned_to_a_backend_that_takes_it(k, tmp_path, backend):
     rec = plan_for(k, hf_folder(tmp_path), constraints={"backend": backend})
     assert rec.recommendation is not None and rec.recommendation.backend == backend
+
+
+# ------------------------------------------------------------------ bad metadata is one line (issue 15)
+QWEN_CFG = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 896,
+            "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
+            "num_key_value_heads": 2, "vocab_size": 151936, "max_position_embeddings": 32768}
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"num_hidden_layers": -3}, "num_hidden_layers = -3 is not allowed; expected a whole number from 1 to"),
+    ({"num_hidden_layers": "24"}, "num_hidden_layers = '24' is not allowed"),
+    ({"num_hidden_layers": 24.5}, "num_hidden_layers = 24.5 is not allowed"),
+    ({"num_hidden_layers": True}, "num_hidden_layers = True is not allowed"),
+    ({"num_key_value_heads": 1e8}, "num_key_value_heads = 100000000.0 is not allowed"),
+    ({"num_key_value_heads": 28}, "num_key_value_heads = 28 is not allowed; expected at most num_attention_heads (14)"),
+    ({"vocab_size": None}, "lacks vocab_size"),
+    ({"num_attention_heads": 0}, "num_attention_heads = 0 is not allowed"),
+    ({"hidden_size": 2}, "hidden_size = 2 is smaller than num_attention_heads = 14"),
+    ({"max_position_embeddings": -1}, "max_position_embeddings = -1"),
+    ({"rope_theta": "1e6"}, "rope_theta = '1e6' is not allowed; expected a number"),
+    ({"tie_word_embeddings": "false"}, "tie_word_embeddings = 'false' is not allowed; expected true or false"),
+    ({"architectures": "Qwen2ForCausalLM"}, "architectures = 'Qwen2ForCausalLM' is not allowed"),
+    ({"model_type": 7}, "model_type = 7 is not allowed; expected a string"),
+    ({"text_config": 5}, "text_config = 5 is not allowed"),
+    ({"text_config": {"hidden_size": 896}}, "(text_config): lacks num_hidden_layers"),
+    ({"hidden_size": 2**20, "intermediate_size": 2**24, "num_hidden_layers": 4096, "vocab_size": 2**24},
+     "B parameters; expected"),
+])
+def test_bad_local_config_json_is_one_line_naming_file_and_key(tmp_path, capsys, change, words):
+    d = tmp_path / "m"
+    d.mkdir()
+    cfg = {**QWEN_CFG, **change}
+    (d / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if v is not None}))
+    code = main(["recommend", "--gpu", "RTX 4090", "--model", str(d), "--no-cache"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "internal error" not in err
+    assert f"model.name: {d / 'config.json'}" in err and words in err, err
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[1, 2]", "expected a JSON object, found list"),
+    (json.dumps(QWEN_CFG)[:-1] + ', "num_hidden_layers": 1e400}', "num_hidden_layers = inf is not allowed"),
+    (json.dumps(QWEN_CFG)[:-1] + ', "num_hidden_layers": NaN}', "num_hidden_layers = nan is not allowed"),
+    ("[" * 100_000 + "]" * 100_000, "not readable JSON"),
+    ('{"a": ', "not readable JSON"),
+])
+def test_config_json_that_is_not_a_config_is_one_line(tmp_path, capsys, text, words):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text(text)
+    assert main(["recommend", "--gpu", "RTX 4090", "--model", str(d), "--no-cache"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+
+
+def test_text_config_null_reads_the_top_level(k, tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({**QWEN_CFG, "text_config": None}))
+    rec = plan_for(k, str(d))
+    assert rec.recommendation is not None and rec.recommendation.model == "m"
+
+
+def test_a_config_json_that_is_a_fifo_does_not_hang(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    d = tmp_path / "m"
+    d.mkdir()
+    os.mkfifo(d / "config.json")
+    r = subprocess.run([sys.executable, "-m", "advisor", "recommend", "--gpu", "RTX 4090", "--model", str(d),
+                        "--no-cache"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "not a regular file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def _gguf_with(path, meta):
+    """A real GGUF file whose metadata is exactly `meta` (key -> (GGUFWriter add_ kind, value))."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    for key, (kind, value) in meta.items():
+        getattr(w, "add_" + kind)(key, value)
+    w.add_tensor("token_embd.weight", np.zeros((100, 64), dtype=np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return str(path)
+
+
+GGUF_META = {"llama.block_count": ("uint32", 4), "llama.embedding_length": ("uint32", 64),
+             "llama.attention.head_count": ("uint32", 8), "llama.attention.head_count_kv": ("uint32", 2),
+             "llama.vocab_size": ("uint32", 100), "llama.context_length": ("uint32", 4096),
+             "general.file_type": ("uint32", 7)}
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"llama.block_count": ("int32", -3)}, "llama.block_count = -3 is not allowed"),
+    ({"llama.block_count": ("string", "abc")}, "llama.block_count = 'abc' is not allowed"),
+    ({"llama.block_count": ("bool", True)}, "llama.block_count = True is not allowed"),
+    ({"llama.attention.head_count_kv": ("uint32", 100_000_000)}, "llama.attention.head_count_kv = 100000000"),
+    ({"llama.attention.head_count_kv": ("uint32", 16)}, "expected at most llama.attention.head_count (8)"),
+    ({"llama.embedding_length": ("float32", 64.5)}, "llama.embedding_length = 64.5 is not allowed"),
+    ({"llama.rope.freq_base": ("float32", float("nan"))}, "llama.rope.freq_base = nan is not allowed"),
+    ({"llama.context_length": ("int64", -(2**40))}, "llama.context_length = -1099511627776"),
+    ({"general.file_type": ("int32", -1)}, "general.file_type = -1 is not allowed"),
+])
+def test_bad_gguf_metadata_is_one_line_naming_file_and_key(tmp_path, capsys, change, words):
+    path = _gguf_with(tmp_path / "m.gguf", {**GGUF_META, **change})
+    code = main(["recommend", "--gpu", "RTX 4090", "--model", path, "--no-cache"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and f"model.name: {path!r}: GGUF metadata" in err and words in err, err
+
+
+def test_a_per_layer_kv_head_array_plans_with_the_largest(k, tmp_path):
+    from advisor.probes.gguf_probe import read_gguf, to_model_spec
+
+    path = _gguf_with(tmp_path / "m.gguf", {**GGUF_META, "llama.attention.head_count_kv": ("array", [1, 2, 4])})
+    spec = to_model_spec(read_gguf(path))
+    assert spec.kv_heads == 4 and spec.kv_bytes_per_token() == 2 * 4 * 4 * 8 * 2  # layers 4, head_dim 64/8

@@ -8,7 +8,10 @@ user-supplied string (model names, repos, paths, tags).
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import secrets
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,32 +320,131 @@ def balancing_note(ctx: Ctx, ports: list[int], what: str) -> None:
     )
 
 
+def _shown(path: object, limit: int = 120) -> str:
+    """A path for an error line: quoted, and cut in the middle when it is very long."""
+    r = repr(str(path))
+    return r if len(r) <= limit else r[: limit // 2 - 2] + "..." + r[-(limit // 2 - 1):]
+
+
+def _is_dir_spelling(out: str) -> bool:
+    """`--out newdir/`: a trailing separator means a folder, whatever the target writes."""
+    seps = (os.sep,) + ((os.altsep,) if os.altsep else ())
+    return out.endswith(seps)
+
+
+def _place(tmp: Path, path: Path) -> None:
+    """Give the finished temp file its name without ever replacing a file that appeared meanwhile.
+
+    A hard link fails if the name exists (atomically); where links are not supported, rename
+    after a last look."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.rename(tmp, path)
+        return
+    os.unlink(tmp)
+
+
 def write_files(snippet: Snippet, out: str | Path) -> list[Path]:
-    """Write the snippet's files; never overwrite: one existing file stops the whole write."""
-    out = Path(out).expanduser()
+    """Write the snippet's files as a set: all of them, or none.
+
+    Never overwrites: one existing file stops the whole write before anything is written. Each
+    file is written to a temp file in its folder and synced; only when all are complete do they
+    get their names. A failure at any point (a full disk, a read-only folder, a name too long)
+    removes what this call created, so a rerun meets no leftovers. A trailing slash in `out`
+    means a folder even for a one-file target; a missing folder is created, but only inside a
+    folder that exists.
+    """
+    raw = os.fspath(out)
+    if "\x00" in raw:
+        raise ExportError("--out: the path contains a NUL character; give a file or folder name")
+    created_dir = False
+    temps: dict[str, Path] = {}
+    targets: dict[str, Path] = {}
+    placed: list[Path] = []
+    folder = Path(raw)
+    try:
+        folder, targets, make_dir = _plan_targets(snippet, raw)
+        if make_dir:
+            os.mkdir(folder)
+            created_dir = True
+        for name in targets:
+            body = snippet.files[name] if snippet.files[name].endswith("\n") else snippet.files[name] + "\n"
+            tmp = folder / f".advisor-export-{secrets.token_hex(6)}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            temps[name] = tmp
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body.encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            if name.endswith(".sh"):
+                os.chmod(tmp, 0o755)
+        for name, path in targets.items():
+            _place(temps[name], path)
+            placed.append(path)
+            del temps[name]
+    except BaseException as e:
+        for path in placed:  # ours: _place never replaces a file it did not create
+            _remove(path)
+        for tmp in temps.values():
+            _remove(tmp)
+        if created_dir:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
+        if not isinstance(e, OSError):
+            raise
+        clash = getattr(e, "filename2", None) or e.filename
+        if isinstance(e, FileExistsError) and clash and Path(clash) in targets.values():
+            raise ExportError(f"--out: {_shown(clash)} appeared while writing; not overwriting it "
+                              "(nothing was written)") from None
+        where = e.filename if e.filename and not str(e.filename).endswith(".tmp") else folder
+        raise ExportError(f"--out: cannot write in {_shown(where)}: {e.strerror or e.__class__.__name__} "
+                          "(nothing was written)") from None
+    return list(targets.values())
+
+
+def _plan_targets(snippet: Snippet, raw: str) -> tuple[Path, dict[str, Path], bool]:
+    """(folder the files go in, file name -> path, whether the folder must be made); checks only."""
+    as_dir = _is_dir_spelling(raw)
+    out = Path(raw).expanduser()
     files = snippet.files
-    if len(files) == 1 and not out.is_dir():
-        targets = {next(iter(files)): out}
+    if len(files) == 1 and not as_dir and not out.is_dir():
+        folder, targets = out.parent, {next(iter(files)): out}
     else:
         if out.exists() and not out.is_dir():
-            raise ExportError(f"--out: {str(out)!r} is a file; {snippet.target} writes {len(files)} files "
-                              f"({', '.join(files)}), give a folder")
-        targets = {name: out / name for name in files}
+            what = f"{snippet.target} writes {len(files)} files ({', '.join(files)})" if len(files) > 1 \
+                else "the trailing slash asks for a folder"
+            raise ExportError(f"--out: {_shown(out)} is a file; {what}, give a folder")
+        folder, targets = out, {name: out / name for name in files}
     for path in targets.values():
-        if path.exists() or path.is_symlink():
-            raise ExportError(f"--out: {str(path)!r} already exists; not overwriting it (move it or pick another path)")
-    for path in targets.values():
-        if not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, path in targets.items():
-        body = files[name] if files[name].endswith("\n") else files[name] + "\n"
-        with open(path, "x", encoding="utf-8") as fh:  # "x": fails rather than overwrite (a race included)
-            fh.write(body)
-        if name.endswith(".sh"):
-            path.chmod(0o755)
-        written.append(path)
-    return written
+        if os.path.lexists(path):
+            raise ExportError(f"--out: {_shown(path)} already exists; not overwriting it (move it or pick another path)")
+    make_dir = not folder.is_dir()
+    if make_dir:
+        if os.path.lexists(folder):
+            raise ExportError(f"--out: {_shown(folder)} is not a folder; give a folder or a file name in one")
+        if folder != out:  # a file's folder is not made for it: a typo in it must not scatter folders
+            raise ExportError(f"--out: folder {_shown(folder)} does not exist; create it first "
+                              "(nothing was written)")
+        if not folder.parent.is_dir():
+            raise ExportError(f"--out: folder {_shown(folder.parent)} does not exist; create it first "
+                              "(nothing was written)")
+    return folder, targets, make_dir
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def render_text(snippet: Snippet) -> str:

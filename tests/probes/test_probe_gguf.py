@@ -55,3 +55,37 @@ def test_not_a_gguf_file_is_one_line(tmp_path):
     assert "not a readable GGUF file" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(ProbeError, match="no such GGUF file"):
         read_gguf(str(tmp_path / "missing.gguf"))
+
+
+def test_bad_gguf_metadata_is_one_line_exit_4_from_the_probe(tmp_path, capsys):
+    import gguf
+
+    from advisor.cli import main
+
+    path = tmp_path / "m.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(16)
+    w.add_embedding_length(256)
+    w.add_head_count(32)
+    w.add_uint32("llama.attention.head_count_kv", 100_000_000)  # what crashed a server-side probe
+    w.add_tensor("token_embd.weight", np.zeros((100, 256), dtype=np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    assert main(["probe", "--model", str(path)]) == 4
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "llama.attention.head_count_kv = 100000000 is not allowed" in err
+
+
+def test_a_gguf_without_file_type_takes_its_tensors_type_in_the_advisors_words(tmp_path):
+    import gguf
+
+    path = tmp_path / "m.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_tensor("token_embd.weight", np.zeros((100, 256), dtype=np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    assert read_gguf(str(path)).quantization == "fp16"  # ggml calls it f16
