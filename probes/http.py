@@ -273,7 +273,9 @@ class HttpClient:
             return ProbeError(f"{where}: {method} {path} sent more than {self._budget.raw_cap // 2**20} MiB; "
                               "the probe stops reading there (not the server it expects?)")
         if isinstance(e, httpx.ConnectError):
-            return ProbeError(_connect_words(where, e, self.base) + (f" ({self.hint})" if self.hint else ""))
+            words = _connect_words(where, e, self.base)
+            hint = self.hint and ("refused" in words or "unknown" in words)
+            return ProbeError(words + (f" ({self.hint})" if hint else ""))
         if isinstance(e, httpx.RemoteProtocolError) and not got:
             text = str(e).lower()
             if "illegal" in text or "invalid" in text or "malformed" in text or "bad" in text:
