@@ -43,12 +43,22 @@ def sse_reply(events: Iterable[bytes], pause: float = 0.0, hold: float = 0.0) ->
 
 
 def gzip_bomb(inflated: int = 2**30) -> bytes:
-    """A gzip body of `inflated` zero bytes (1 GiB -> about 1 MB on the wire)."""
-    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    """A valid gzip body of `inflated` zero bytes (1 GiB -> about 1 MB on the wire), built fast.
+
+    One MiB of zeros is deflated once and ended with a full flush, which makes it a byte-aligned
+    piece that refers to nothing before it: repeating that piece is valid deflate data.
+    """
     block = bytes(2**20)
-    out = [c.compress(block) for _ in range(inflated // 2**20)]
-    out.append(c.flush())
-    return b"".join(out)
+    c = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    piece = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
+    n = inflated // len(block)
+    crc = 0
+    for _ in range(n):
+        crc = zlib.crc32(block, crc)
+    end = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS).flush()  # an empty final block
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    trailer = (crc & 0xFFFFFFFF).to_bytes(4, "little") + ((n * len(block)) & 0xFFFFFFFF).to_bytes(4, "little")
+    return header + piece * n + end + trailer
 
 
 def gzip_json(obj) -> bytes:
