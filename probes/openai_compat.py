@@ -12,6 +12,7 @@ The server's limits are read before anything is measured, and every prompt is si
   slot; a longer request is HTTP 400 "exceeds the available context size".
 - vLLM: `max_model_len` in every /v1/models entry; its Prometheus /metrics gives the KV-cache
   blocks it reserved.
+- TGI: GET /info `max_input_tokens` (older: max_input_length) and `max_total_tokens`.
 Prompt tokens per word are measured by the two warm-up requests (usage.prompt_tokens), so a
 prompt's size in tokens is known before it is sent. When the server runs on this machine (a
 loopback URL) the GPU memory its process holds is read with NVML (hardware.server_gpu_memory).
@@ -132,6 +133,14 @@ def server_limits(client: Client, entry: dict) -> dict:
             if per:
                 out["n_ctx_per_slot"] = per
                 out["slots"] = out.get("slots") or len(per)
+    else:
+        info = _optional_json(client, "/info")  # TGI: input and total token limits per request
+        if isinstance(info, dict) and ("max_total_tokens" in info or "max_input_tokens" in info):
+            w = f"{client.base}: GET /info"
+            out["max_total_tokens"] = number(info.get("max_total_tokens"), "max_total_tokens", w, lo=1, hi=1e9,
+                                             integer=True, optional=True)
+            out["max_input_tokens"] = number(info.get("max_input_tokens", info.get("max_input_length")),
+                                             "max_input_tokens", w, lo=1, hi=1e9, integer=True, optional=True)
     candidates = []
     if out.get("n_ctx_per_slot"):
         per = out["n_ctx_per_slot"]
@@ -144,6 +153,11 @@ def server_limits(client: Client, entry: dict) -> dict:
                                                f"{n} slot{'s' if n != 1 else ''}, GET /props)"))
     if out.get("max_model_len"):
         candidates.append((out["max_model_len"], f"the server's max_model_len {out['max_model_len']:,}"))
+    if out.get("max_total_tokens"):
+        candidates.append((out["max_total_tokens"], f"the server's max_total_tokens {out['max_total_tokens']:,}"))
+    if out.get("max_input_tokens"):
+        candidates.append((out["max_input_tokens"] + MAX_TOKENS,
+                           f"the server's max_input_tokens {out['max_input_tokens']:,}"))
     if candidates:
         out["limit"], out["why"] = min(candidates, key=lambda c: c[0])
     return {k: v for k, v in out.items() if v is not None}

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import httpx
 import pynvml
 import pytest
+from hostile import HostileServer, openai_routes
 
 from advisor.probes import hardware
 from advisor.probes import openai_compat as oa
@@ -80,6 +81,15 @@ def test_vllm_max_model_len_bounds_the_prompts(openai_server):
     assert r.max_model_len == 1024 and r.extra["server_limits"] == {"max_model_len": 1024, "limit": 1024,
                                                                      "why": "the server's max_model_len 1,024"}
     assert max(t.context_tokens for t in r.ttft) <= 1024 - 32
+
+
+def test_tgi_info_limits_bound_the_prompts():
+    info = {"model_id": "m", "max_input_tokens": 1000, "max_total_tokens": 1100, "max_concurrent_requests": 128}
+    with HostileServer(openai_routes({"/info": info})) as s:
+        r = _probe(s)
+    lim = r.extra["server_limits"]
+    assert (lim["max_input_tokens"], lim["max_total_tokens"], lim["limit"]) == (1000, 1100, 1032)
+    assert "max_input_tokens 1,000" in lim["why"] and max(t.context_tokens for t in r.ttft) <= 1000
 
 
 def test_without_nvml_the_result_says_the_server_memory_was_not_measured(llama_server, monkeypatch):
