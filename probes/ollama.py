@@ -270,7 +270,7 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
         if cancel is not None and cancel.is_set():
             raise ProbeError("probe cancelled")
         if progress is not None:
-            progress(ProbeProgress(step="ollama", fraction=min(done / steps, 1.0), message=message))
+            progress(ProbeProgress(step="ollama", fraction=min(done / steps, 1.0), message=one_line(message, 300)))
 
     show = client.json("POST", "/api/show", json={"model": name}, timeout=META_TIMEOUT)
     if not isinstance(show, dict):

@@ -302,7 +302,7 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
         if cancel is not None and cancel.is_set():
             raise ProbeError("probe cancelled")
         if progress is not None:
-            progress(ProbeProgress(step="openai", fraction=min(done / steps, 1.0), message=message))
+            progress(ProbeProgress(step="openai", fraction=min(done / steps, 1.0), message=one_line(message, 300)))
 
     if limits.get("limit") and limits["limit"] < MAX_TOKENS + WARMUP_WORDS[1] + 64:
         raise ProbeError(f"{client.base}: {limits['why']} is too small to measure a prompt "
