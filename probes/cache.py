@@ -3,6 +3,12 @@
 One JSON file per key under $ADVISOR_CACHE_DIR/probes, else $XDG_CACHE_HOME/advisor/probes,
 else ~/.cache/advisor/probes. A second run with the same key is answered from here
 (cached=True); `--fresh` measures again and overwrites. A damaged file is ignored.
+
+Safe across threads and processes: every writer writes its own temporary file (pid, thread and
+a random part in the name) and renames it over the entry, so a reader sees a whole entry, old or
+new, never a torn one, and no writer's rename takes another's file. A reader opens non-blocking,
+accepts only a regular file of at most MAX_ENTRY bytes, and reads no more than that: a FIFO,
+/dev/zero or a huge file placed as an entry is skipped, never waited on or read whole.
 """
 
 from __future__ import annotations
@@ -10,6 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import stat
+import threading
+import time
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -43,26 +53,109 @@ def load(key: dict) -> ProbeResult | None:
     return entry[1]
 
 
+MAX_ENTRY = 4 * 2**20  # a transformers result with its curve is tens of KB
+TMP_SUFFIX = ".tmp"
+STALE_TMP_S = 3600  # a temporary file this old was left by a writer that died
+
+
 def store(key: dict, result: ProbeResult) -> Path | None:
     """Write atomically; a cache that can't be written is not an error (the result still stands)."""
     path = _path(key)
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
         data = {"key": key, "result": result.model_copy(update={"cached": False}).model_dump(mode="json")}
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        blob = json.dumps(data, indent=1, allow_nan=False).encode("utf-8")
+        if len(blob) > MAX_ENTRY:
+            return None
+        tmp = path.parent / (f".{path.stem}.{os.getpid()}.{threading.get_ident()}."
+                             f"{secrets.token_hex(6)}{TMP_SUFFIX}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        for attempt in range(5):  # Windows: a reader holding the entry open blocks the rename a moment
+            try:
+                os.replace(tmp, path)
+                break
+            except PermissionError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        tmp = None
+        _sweep(path.parent)
         return path
+    except (OSError, ValueError):
+        return None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _sweep(folder: Path) -> None:
+    """Remove temporary files that writers which died left behind (never a live writer's)."""
+    now = time.time()
+    try:
+        for p in folder.glob(f".*{TMP_SUFFIX}"):
+            try:
+                if now - p.lstat().st_mtime > STALE_TMP_S:
+                    p.unlink()
+            except OSError:
+                continue
+    except OSError:
+        pass
+
+
+def read_bounded(path: Path | str, limit: int = MAX_ENTRY) -> bytes | None:
+    """A regular file's bytes, at most `limit`; None for anything else (FIFO, device, directory, too big).
+
+    Opened with O_NONBLOCK, so a FIFO with no writer does not block the open, and checked with
+    fstat on the open descriptor (no race between the check and the read).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
     except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # it grew while being read
+                return None
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _read(path: Path) -> tuple[dict, ProbeResult] | None:
+    raw = read_bounded(path)
+    if raw is None:
+        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw)
         result = ProbeResult.model_validate(data["result"])
-        return data["key"], result.model_copy(update={"cached": True})
-    except (OSError, ValueError, KeyError, TypeError, ValidationError):
+        key = data["key"]
+        if not isinstance(key, dict):
+            return None
+        return key, result.model_copy(update={"cached": True})
+    except (ValueError, KeyError, TypeError, RecursionError, ValidationError):
         return None
 
 
@@ -92,13 +185,15 @@ def cached_results(gpu: str | None = None, model: str | None = None) -> list[Pro
         return []
     out = []
     for path in d.glob("*.json"):
+        if path.name.startswith("."):
+            continue
         entry = _read(path)
         if entry is None:
             continue
         key, result = entry
-        if gpu is not None and key.get("gpu", "").strip().lower() != gpu.strip().lower():
+        if gpu is not None and str(key.get("gpu", "")).strip().lower() != gpu.strip().lower():
             continue
-        if model and not _same_model(key.get("model", ""), model):
+        if model and not _same_model(str(key.get("model", "")), model):
             continue
         out.append(result)
     out.sort(key=lambda r: r.measured_at, reverse=True)

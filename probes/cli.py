@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 
 from advisor.errors import AdvisorError, ProbeError
-
-BACKENDS = ("transformers", "ollama", "openai")
+from advisor.probes.runner import BACKENDS, KINDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,8 +16,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="catalog id (e.g. qwen2.5-1.5b), local HF directory, GGUF file, Ollama tag or served "
                              "model id (transformers default: qwen2.5-1.5b; servers: the first they list)")
     parser.add_argument("--backend", default="transformers", metavar="|".join(BACKENDS),
-                        help="what to measure (default transformers)")
-    parser.add_argument("--url", help="server URL for --backend ollama (default http://localhost:11434) or openai")
+                        help="what to measure (default transformers): "
+                             + "; ".join(f"{k.name}: {k.about}" for k in KINDS.values()))
+    servers = [k.name for k in KINDS.values() if k.needs_url != "no"]
+    parser.add_argument("--url", help=f"server URL, http:// or https:// (--backend {'|'.join(servers)}; "
+                                      "ollama's default is OLLAMA_HOST, else http://127.0.0.1:11434)")
+    parser.add_argument("--timeout", metavar="SECONDS",
+                        help="the most one request to a server may take, start to last byte "
+                             "(default 300; the probe then stops with exit 4)")
     parser.add_argument("--json", action="store_true", help="print the ProbeResult as JSON")
     parser.add_argument("--fresh", action="store_true", help="measure again instead of answering from the cache")
     parser.add_argument("--attention", default="sdpa", metavar="sdpa|eager",
@@ -39,12 +46,11 @@ def parse_contexts(text: str | None) -> list[int] | None:
         mult = 1
         if part[-1].lower() == "k":
             part, mult = part[:-1], 1024
-        try:
-            n = int(part) * mult
-        except ValueError:
-            raise AdvisorError(f"--contexts: {text!r} is not allowed; expected comma-separated token counts like 512,2048,8192") from None
+        if not re.fullmatch(r"[+-]?[0-9]{1,12}", part):
+            raise AdvisorError(f"--contexts: {text[:40]!r} is not allowed; expected comma-separated token counts like 512,2048,8192")
+        n = int(part) * mult
         if n <= 0 or n > 2_000_000:
-            raise AdvisorError(f"--contexts: {n} is not allowed; expected 1 .. 2,000,000 tokens")
+            raise AdvisorError(f"--contexts: {part[:12]!r} is not allowed; expected 1 .. 2,000,000 tokens")
         out.append(n)
     if not out:
         raise AdvisorError("--contexts: expected at least one token count, like 512,2048")
@@ -60,7 +66,9 @@ class _Progress:
         self.width = 0
 
     def __call__(self, p) -> None:
-        line = f"[{p.fraction * 100:3.0f}%] {p.step}: {p.message}"
+        from advisor.probes.http import one_line
+
+        line = f"[{p.fraction * 100:3.0f}%] {p.step}: {one_line(p.message, 200)}"
         if self.tty:
             pad = max(self.width - len(line), 0)
             self.stream.write("\r" + line + " " * pad)
@@ -75,21 +83,41 @@ class _Progress:
             self.stream.flush()
 
 
+def parse_timeout(text: str | None) -> float | None:
+    if text is None:
+        return None
+    shown = str(text)[:40]
+    try:
+        t = float(text)
+    except ValueError:
+        raise AdvisorError(f"--timeout: {shown!r} is not allowed; expected seconds, like 60") from None
+    if not (math.isfinite(t) and 0.1 <= t <= 86_400):
+        raise AdvisorError(f"--timeout: {shown!r} is not allowed; expected 0.1 .. 86,400 seconds")
+    return t
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.backend not in BACKENDS:
-        raise AdvisorError(f"--backend: {args.backend!r} is not allowed; expected one of {', '.join(BACKENDS)}")
+    if args.backend not in KINDS:
+        raise AdvisorError(f"--backend: {str(args.backend)[:40]!r} is not allowed; expected one of {', '.join(BACKENDS)}")
     if getattr(args, "hardware", False):
         return _hardware(args)
     contexts = parse_contexts(args.contexts)
-    if args.url and args.backend == "transformers":
-        raise AdvisorError("--url: only with --backend ollama or openai")
+    kind = KINDS[args.backend]
+    servers = [k.name for k in KINDS.values() if k.needs_url != "no"]
+    if args.url is not None and kind.needs_url == "no":
+        raise AdvisorError(f"--url: only with --backend {' or '.join(servers)}")
+    if args.url is not None and not args.url.strip():
+        raise AdvisorError("--url: empty; expected a server address like http://localhost:8000")
+    timeout = parse_timeout(getattr(args, "timeout", None))
+    if timeout is not None and kind.needs_url == "no":
+        raise AdvisorError(f"--timeout: only with --backend {' or '.join(servers)}")
     from advisor.probes.runner import run_probe
 
     progress = _Progress()
     try:
         result = run_probe(model=args.model, backend=args.backend, url=args.url, fresh=args.fresh,
                            attention=args.attention, dtype=args.dtype, contexts=contexts, progress=progress,
-                           device="cpu" if getattr(args, "cpu", False) else None)
+                           device="cpu" if getattr(args, "cpu", False) else None, timeout=timeout)
     except KeyboardInterrupt:
         progress.close()
         raise ProbeError("probe interrupted; its memory was freed") from None
@@ -134,7 +162,9 @@ def render_text(r) -> str:
         head += f" ({r.attention}, {r.dtype})"
     elif r.dtype:
         head += f" ({r.dtype})"
-    lines = [head + (" [cached]" if r.cached else ""), ""]
+    from advisor.probes.http import one_line
+
+    lines = [one_line(head, 300) + (" [cached]" if r.cached else ""), ""]
     if r.base_vram_mb is not None:
         lines.append(f"  base memory after load   {_mb(r.base_vram_mb)} MiB")
     if r.curve:
@@ -168,8 +198,16 @@ def render_text(r) -> str:
     itl = (r.extra or {}).get("inter_token_ms_median")
     if itl:
         lines.append(f"  inter-token latency      {itl:,.1f} ms (median)")
+    limits = (r.extra or {}).get("server_limits") or {}
     if r.max_model_len:
-        lines.append(f"  max context              {r.max_model_len:,} tokens")
+        why = f" ({limits['why']})" if limits.get("why") else ""
+        lines.append(f"  max context              {r.max_model_len:,} tokens a request{why}")
+    vram = (r.extra or {}).get("server_vram")
+    if isinstance(vram, dict):
+        if vram.get("mib") is not None:
+            lines.append(f"  server GPU memory        {vram['mib']:,.0f} MiB ({vram.get('method', 'NVML')})")
+        else:
+            lines.append(f"  server GPU memory        not measured: {vram.get('why', '?')}")
     g = (r.extra or {}).get("gguf")
     if g:
         lines.append(f"  architecture {g['architecture']}: {g['layers']} layers, {g['heads']} heads, "

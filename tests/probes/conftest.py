@@ -36,3 +36,12 @@ def write_tiny(path, arch: str = "qwen2", vocab: int = 512, heads: int = 4, kv_h
 @pytest.fixture
 def tiny(tmp_path):
     return write_tiny(tmp_path / "tiny-qwen2")
+
+
+@pytest.fixture
+def llama_server():
+    """A llama-server started with `-c 8192 -np 4`: 2,048 tokens a slot."""
+    s = serve(FakeOpenAI(flavour="llamacpp", n_ctx=8192, parallel=4))
+    s.model = "qwen2.5-1.5b-instruct-q4_k_m.gguf"
+    yield s
+    stop(s)

@@ -1,4 +1,10 @@
-"""Loopback servers that speak the real Ollama and OpenAI (vLLM) wire formats.
+"""Loopback servers that speak the real Ollama, OpenAI (vLLM) and llama-server wire formats.
+
+FakeOpenAI(flavour="llamacpp") answers like llama.cpp's llama-server (tools/server/README.md):
+/v1/models with `meta` and no max_model_len, /props (default_generation_settings.n_ctx is one
+slot's context, total_slots is -np), /slots (one entry per slot with its n_ctx), /health, and HTTP
+400 "request (N tokens) exceeds the available context size (M tokens)" for a prompt that does not
+fit its slot: `-c 8192 -np 4` is n_ctx=8192, parallel=4, 2,048 tokens a slot.
 
 Both imitate llama.cpp's prompt cache the way the real servers behave: a prompt that shares
 a prefix with the previous one only evaluates the new tokens, so a repeated prompt reports a
@@ -127,9 +133,32 @@ class OllamaHandler(_Base):
 
 
 class OpenAIHandler(_Base):
+    def _slot(self, i: int) -> dict:
+        s = self.server
+        return {"id": i, "id_task": -1, "n_ctx": s.n_ctx // s.parallel, "speculative": False, "is_processing": False,
+                "params": {"n_predict": -1, "seed": 4294967295, "temperature": 0.8, "top_k": 40, "top_p": 0.95,
+                           "samplers": ["top_k", "top_p", "temperature"], "stream": True},
+                "prompt": "", "next_token": {"has_next_token": True, "has_new_line": False, "n_remain": -1,
+                                             "n_decoded": 0, "stopping_word": ""}}
+
     def do_GET(self):
         s = self.server
         s.log.append(("GET", self.path, {}))
+        if s.flavour == "llamacpp":
+            if self.path == "/v1/models":
+                return self._send(200, {"object": "list", "data": [
+                    {"id": s.model, "object": "model", "created": 1735142223, "owned_by": "llamacpp",
+                     "meta": {"vocab_type": 2, "n_vocab": 151936, "n_ctx_train": 32768, "n_embd": 1536,
+                              "n_params": 1543714304, "size": 1117320736}}]})
+            if self.path == "/props":
+                return self._send(200, {"default_generation_settings": self._slot(0), "total_slots": s.parallel,
+                                        "model_path": "/models/" + s.model, "chat_template": "{{ messages }}",
+                                        "modalities": {"vision": False}, "build_info": "b6000-abcdef0"})
+            if self.path == "/slots":
+                return self._send(200, [self._slot(i) for i in range(s.parallel)])
+            if self.path == "/health":
+                return self._send(200, {"status": "ok"})
+            return self._send(404, {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}})
         if self.path == "/v1/models":
             if s.mode == "malformed_models":
                 return self._send(200, b"{\"object\": \"list\", \"data\": [", "application/json")
@@ -162,6 +191,17 @@ class OpenAIHandler(_Base):
         prompt = body["messages"][-1]["content"] if chat else body["prompt"]
         s.prompts.append(prompt)
         tokens = prompt.split()
+        if s.flavour == "llamacpp":
+            n_prompt = int(len(tokens) * s.tokens_per_word) + s.extra_tokens + (12 if chat else 0)
+            slot_ctx = s.n_ctx // s.parallel
+            if n_prompt >= slot_ctx:
+                s.rejected.append(n_prompt)
+                return self._send(400, {"error": {
+                    "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": n_prompt, "n_ctx": slot_ctx,
+                    "message": f"request ({n_prompt} tokens) exceeds the available context size ({slot_ctx} tokens), "
+                               "try increasing it"}})
+        else:
+            n_prompt = len(tokens)
         reused = _common_prefix(s.last_tokens, tokens)
         s.last_tokens = tokens
         evaluated = max(len(tokens) - reused, 1)
@@ -189,10 +229,10 @@ class OpenAIHandler(_Base):
                          "choices": [{"index": 0, "text": " tok", "logprobs": None, "finish_reason": None}]}
             self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             self.wfile.flush()
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if (body.get("stream_options") or {}).get("include_usage") and s.usage:
             usage = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": s.model, "choices": [],
-                     "usage": {"prompt_tokens": len(tokens), "completion_tokens": n_out,
-                               "total_tokens": len(tokens) + n_out}}
+                     "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out,
+                               "total_tokens": n_prompt + n_out}}
             self.wfile.write(b"data: " + json.dumps(usage).encode() + b"\n\n")
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
@@ -228,8 +268,14 @@ class FakeOllama(_Server):
 
 
 class FakeOpenAI(_Server):
-    def __init__(self):
+    def __init__(self, flavour: str = "vllm", n_ctx: int = 8192, parallel: int = 4):
         super().__init__(("127.0.0.1", 0), OpenAIHandler)
+        self.flavour = flavour  # "vllm" | "llamacpp"
+        self.n_ctx, self.parallel = n_ctx, parallel  # llama-server -c and -np
+        self.tokens_per_word = 1.0  # llama-server: how its tokenizer counts the probe's words
+        self.extra_tokens = 5       # BOS and the nonce's pieces
+        self.usage = True           # answer stream_options.include_usage
+        self.rejected: list[int] = []
         self.mode = ""
         self.log: list = []
         self.prompts: list[str] = []
