@@ -185,6 +185,13 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     context_gb = need_gb - base_gb  # KV (and transient activations) for the ask
     fp16_need = fp16 / max(tp, 1) + overhead + context_gb
     q8_need = physics.weights_gb(k, model, "q8_0") / max(tp, 1) + overhead + context_gb
+    served = (probe.extra or {}).get("server_vram") if probe is not None and not b.prefill_activations else None
+    if isinstance(served, dict) and isinstance(served.get("mib"), (int, float)) and served["mib"] > 0:
+        # the running server's own GPU memory (NVML, per process): what this engine really holds
+        need_gb = served["mib"] / 1024
+        origins["vram_gb"] = Provenance(origin="probe", source=(
+            f"probe: NVML memory of the server process on {probe.gpu or 'this GPU'} "
+            f"({served.get('method', 'per process')})"))
     return Estimate(
         model=model, backend=backend, quant=quant, tp=tp, weights_gb=weights, overhead_gb=overhead,
         per_token_gb=per_token + activation / max(n, 1), usable_gb=usable, total_gb=vram, budget_tokens=budget,

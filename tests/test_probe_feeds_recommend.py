@@ -86,3 +86,22 @@ def test_an_sdpa_probe_is_preferred_to_an_eager_one_for_the_sdpa_plan(k):
         assert rec.settings["attn_implementation"].value == "sdpa"
         assert rec.predicted.ttft_ms == 400.0
         assert "sdpa" in rec.predicted.origins["vram_gb"].source
+
+
+def test_a_running_servers_own_gpu_memory_is_the_plans_vram(k):
+    # advisor probe --backend openai against a server on this machine reads the memory its
+    # process holds (NVML): vLLM claims most of the GPU at start, whatever the KV needs.
+    ask = {**ANSWERS, "model": {"name": "llama3.1-8b"}, "hardware": {"gpu": "H100 80GB"},
+           "constraints": {"backend": "vllm", "quantization": "fp16"}}
+    a = answers_from_dict(ask)
+    table = recommend(a, knowledge=k).recommendation
+    served = ProbeResult(backend="openai", model="llama3.1-8b", gpu="NVIDIA H100 80GB HBM3",
+                         extra={"server_vram": {"mib": 72_000, "method": "pid listening on the port"}})
+    rec = recommend(a, probes=[served], knowledge=k).recommendation
+    assert rec.predicted.vram_gb == round(72_000 / 1024, 2) != table.predicted.vram_gb
+    assert rec.predicted.origins["vram_gb"].origin == "probe"
+    assert "NVML memory of the server process" in rec.predicted.origins["vram_gb"].source
+    # a transformers plan is not a server's: the figure does not transfer
+    hf = recommend(answers_from_dict({**ask, "constraints": {"backend": "transformers"}}), probes=[served],
+                   knowledge=k).recommendation
+    assert hf.predicted.origins["vram_gb"].origin != "probe"
