@@ -205,6 +205,14 @@ class Hardware(_Strict):
     def vram_gb(self) -> float:
         return self.devices[0].total_gb
 
+    @property
+    def compute_capability(self) -> float | None:
+        """NVML's reading of the card, else the catalog row's; None when neither says."""
+        try:
+            return float(self.devices[0].compute_capability)
+        except (TypeError, ValueError):
+            return self.spec.compute_capability
+
 
 # ---------------------------------------------------------------- probes
 class CurvePoint(_Strict):

@@ -147,7 +147,7 @@ def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> CandidateFa
         q_risk_ok=int(answers.risk in q.risk_tiers),
         q_backend_ok=int(e.quant in b.row.quantizations),
         q_min_cc=q.min_compute_capability if q.min_compute_capability is not None else -1.0,
-        gpu_cc=_compute_capability(hw),
+        gpu_cc=hw.compute_capability if hw.compute_capability is not None else -1.0,
         os_ok=int(hw.os in b.row.os),
         in_compat=int(compat is not None and e.quant in compat.passes),
         compat_fail=int(compat is not None and e.quant in compat.fails),
@@ -163,7 +163,8 @@ def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> CandidateFa
         requests_per_day=answers.requests_per_day, deadline_hours=answers.deadline_hours,
         need_gb=e.weights_gb + e.overhead_gb, weights_gb=e.weights_gb, usable_gb=e.usable_gb,
         fp16_gb=e.fp16_gb, fp16_need_gb=e.fp16_need_gb, q8_need_gb=e.q8_need_gb, usable_all_gb=e.usable_gb * hw.count, tp=e.tp, gpus=hw.count,
-        budget=e.budget_tokens, budget_one=e.budget_one, vram_frac=e.vram_frac, ttft_n_ms=e.ttft_at_n_ms, p95_s=e.p95_s,
+        budget=e.budget_tokens, budget_one=e.budget_one, attn_n2_mb=e.attention_n2_gb * 1024,
+        stored_bound=e.stored_bound, vram_frac=e.vram_frac, ttft_n_ms=e.ttft_at_n_ms, p95_s=e.p95_s,
         ttft_lo_ms=e.ttft_at_n_ms * (1 - e.ttft_band), p95_lo_s=e.p95_s * (1 - max(e.ttft_band, e.decode_band)),
         decode_hi=e.decode_per_user * (1 + e.decode_band), band_pct=round(100 * e.ttft_band),
         mode=e.load.mode, burst_ttft_ms=e.load.burst_ttft_ms, capacity_rps=e.load.capacity_rps,
@@ -323,19 +324,12 @@ def _figure_facts(k, answers: Answers, hw: Hardware, r: Ranked, probes: list[Pro
         kv_mb = e.model.kv_bytes_per_token() / physics.MIB
         logits_mb = physics.logits_gb_per_token(e.model) * 1024
         facts.append({"kind": "slope", "id": "tr127", "model": e.model.id, "table_slope": row.slope_mb_per_token,
-                      "kv_mb": round(kv_mb, 3), "logits_mb": round(logits_mb, 3), "source": row.source})
+                      "kv_mb": round(kv_mb, 3), "logits_mb": round(logits_mb, 3), "source": row.source,
+                      "n2_bytes": k.value("attention.n2_bytes_per_head.math")})
     for n_, note in enumerate(e.notes):
         facts.append({"kind": "figure", "id": f"n{n_}", "what": "probe figure", "value": 0, "plausible": 0,
                       "reason": note, "source": "probe", "table_value": -1, "table_source": ""})
     return facts
-
-
-def _compute_capability(hw: Hardware) -> float:
-    """NVML's reading of the card, else the catalog row's; -1 when neither says."""
-    try:
-        return float(hw.devices[0].compute_capability)
-    except (TypeError, ValueError):
-        return hw.spec.compute_capability if hw.spec.compute_capability is not None else -1.0
 
 
 def _family(k, backend: str) -> str:

@@ -49,6 +49,8 @@ class Estimate:
     bf16_ok: bool  # the GPU has bf16 tensor cores (compute capability 8.0+)
     load: "Load"  # the load the figures describe (advisor/load.py's model of the scheduler)
     costs: speed.StepCosts
+    attention_n2_gb: float  # GiB per token^2 of score matrices when the kernel builds them (0: linear)
+    stored_bound: int  # a stored measurement's safe budget for this very setup (-1: none)
     ttft_band: float  # relative uncertainty of the prefill figures (calibration residuals, else assumed)
     decode_band: float
     bits: float
@@ -112,13 +114,23 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
         per_token = probe.kv_bytes_per_token / physics.GIB
         mem_src = f"probe: Ollama /api/ps size_vram at two num_ctx on {probe.gpu or 'this GPU'}"
 
+    # Attention that builds the n x n score matrix (eager, SDPA's math fallback) adds a quadratic
+    # term for the prompt being prefilled; flash / memory-efficient kernels do not.
+    quad, quad_src = (0.0, "")
+    if b.prefill_activations and not (probe is not None and probe.fit is not None):
+        quad, quad_src = _attention_quadratic(k, model, hw)
+        if quad:
+            mem_src += f" + attention {quad_src}"
     free_for_context = usable - base_gb
     margin = k.value("context_safety_margin")
     # Ollama/llama.cpp and servers reserve KV for every sequence; activations are transient, one prompt at a time.
-    denom = per_token * n + activation
-    budget = _budget(margin, free_for_context, per_token, n, activation)
+    budget = _budget(margin, free_for_context, per_token, n, activation, quad)
+    bound = _stored_bound(k, model, hw, b, usable, margin) if quad_src or b.prefill_activations else None
+    if bound is not None and not (probe is not None and probe.fit is not None) and bound[0] < budget:
+        budget = bound[0]
+        mem_src += f"; bounded by {bound[1]}"
     seq = ctx + answers.output_tokens  # the KV cache holds the prompt and the output
-    need_gb = base_gb + per_token * seq * n + activation * ctx
+    need_gb = base_gb + per_token * seq * n + activation * ctx + quad * ctx * ctx
     origins["vram_gb"] = Provenance(
         origin="probe" if mem_src.startswith("probe") else "roofline",
         source=f"weights {weights:.2f} GB ({_weights_src(k, model, quant)}) "
@@ -166,7 +178,7 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
         if dec_origin == "probe" else speed.band(k, b, "decode")
 
     # Load as the user described it: N sequences in flight, an arrival rate, or an offline batch.
-    ld = _load(k, answers, b, costs, ctx, n, hw, tp, budget_one=_budget(margin, free_for_context, per_token, 1, activation),
+    ld = _load(k, answers, b, costs, ctx, n, hw, tp, budget_one=_budget(margin, free_for_context, per_token, 1, activation, quad),
                seq=seq, per_token=per_token, activation=activation, free=free_for_context)
     amdahl = 1.0
     if b.batching == "slots":
@@ -179,7 +191,7 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     replicas_possible = max(hw.count // max(tp, 1), 0)
     if ld.seqs != n:  # an offline batch holds its batch's KV, not the user's concurrency
         need_gb = base_gb + per_token * seq * ld.seqs + activation * ctx
-        budget = _budget(margin, free_for_context, per_token, ld.seqs, activation)
+        budget = _budget(margin, free_for_context, per_token, ld.seqs, activation, quad)
 
     fp16 = physics.weights_gb(k, model, "fp16")
     context_gb = need_gb - base_gb  # KV (and transient activations) for the ask
@@ -195,7 +207,8 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     return Estimate(
         model=model, backend=backend, quant=quant, tp=tp, weights_gb=weights, overhead_gb=overhead,
         per_token_gb=per_token + activation / max(n, 1), usable_gb=usable, total_gb=vram, budget_tokens=budget,
-        budget_one=_budget(margin, free_for_context, per_token, 1, activation),
+        budget_one=_budget(margin, free_for_context, per_token, 1, activation, quad),
+        attention_n2_gb=quad, stored_bound=bound[0] if bound else -1,
         vram_gb=need_gb, vram_frac=need_gb / vram, ttft_ms=ttft, ttft_at_n_ms=ld.ttft_p95_ms,
         decode_single=single, decode_per_user=ld.per_user, total_tok_s=ld.total, p95_s=ld.e2e_p95_s,
         amdahl_eff=amdahl, replicas_needed=ld.replicas, replicas_possible=replicas_possible,
@@ -263,10 +276,51 @@ def _probe_ttft(probe: ProbeResult, model: ModelSpec, ctx: int) -> tuple[float, 
     return ms, f"median TTFT at {t.context_tokens:,} tokens, scaled by FLOPs to {ctx:,} tokens"
 
 
-def _budget(margin: float, free_gb: float, per_token_gb: float, n: int, activation_gb: float) -> int:
-    """Safe context tokens per sequence with n sequences' KV reserved (activations: one prompt at a time)."""
-    denom = per_token_gb * n + activation_gb
-    return max(int(margin * free_gb / denom), 0) if free_gb > 0 and denom > 0 else 0
+def _budget(margin: float, free_gb: float, per_token_gb: float, n: int, activation_gb: float,
+            quad_gb: float = 0.0) -> int:
+    """Safe context tokens per sequence with n sequences' KV reserved (activations and a quadratic
+    attention term for one prompt at a time): the root of margin x free = b L + q L^2."""
+    lin = per_token_gb * n + activation_gb
+    room = margin * free_gb
+    if room <= 0 or (lin <= 0 and quad_gb <= 0):
+        return 0
+    if quad_gb <= 0:
+        return max(int(room / lin), 0)
+    return max(int((-lin + math.sqrt(lin * lin + 4 * quad_gb * room)) / (2 * quad_gb)), 0)
+
+
+def _attention_quadratic(k, model: ModelSpec, hw: Hardware) -> tuple[float, str]:
+    """GiB per token^2 of the n x n score matrices when the setup's attention builds them, and why.
+
+    SDPA with a flash or memory-efficient kernel keeps peak memory linear (H100, DESIGN); TR127's
+    Windows curves are quadratic (SDPA's math fallback on Windows builds), and a GPU whose kernels
+    can't be known is budgeted for the costly case; a probe on the machine settles it."""
+    cc = hw.compute_capability
+    if hw.os == "windows":
+        key, why = "attention.n2_bytes_per_head.math", "(Windows builds fall back to SDPA's math kernel, TR127)"
+    elif cc is None:
+        key, why = "attention.n2_bytes_per_head.math", "(the GPU's kernels are unknown: the costly case; a probe settles it)"
+    elif cc < k.value("attention.linear_min_compute_capability"):
+        key, why = "attention.n2_bytes_per_head.math", f"(compute capability {cc:g} has no memory-efficient SDPA kernel)"
+    else:
+        return 0.0, ""
+    c = k.value(key)
+    return c * model.attention_heads / physics.GIB, f"{c:g} B x {model.attention_heads} heads x n^2 {why} ({k.source(key)})"
+
+
+def _stored_bound(k, model: ModelSpec, hw: Hardware, b: Backend, usable_gb: float, margin: float) -> tuple[int, str] | None:
+    """A stored measurement of this very setup (model, GPU, OS, engine family) bounds the budget:
+    TR127's safe context (usable - base) / slope x margin (TR127 §14.3), measured on its laptop."""
+    row = k.context.get(model.id)
+    if row is None or hw.os != "windows" or k.gpu(row.gpu).name != hw.spec.name:
+        return None
+    from advisor.backends import backend as backend_of
+
+    if backend_of(k, row.backend).family != b.family:
+        return None
+    safe = int((usable_gb * 1024 - row.base_mb) / row.slope_mb_per_token * margin)
+    return max(safe, 0), (f"TR127's measured safe budget on this setup: ({usable_gb:.1f} GB - {row.base_mb:g} MB) / "
+                          f"{row.slope_mb_per_token:g} MB/token x {margin:g} ({row.source}, §14.3)")
 
 
 @dataclass(frozen=True)

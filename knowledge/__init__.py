@@ -193,7 +193,9 @@ VALUE_BOUNDS: list[tuple[str, Bound]] = [
     ("compile_prefill_speedup_*", REDUCTION),
     ("*.prefill_floor_ms", Bound(0, 10_000)),
     ("*.decode_ms_per_seq", Bound(0, 1000)),
-    ("band.*", Bound(0.01, 0.95)),  # a band of 100 % would let any target pass
+    ("band.*", Bound(0.01, 0.95)),
+    ("attention.n2_bytes_per_head.*", Bound(0.1, 100)),
+    ("attention.linear_min_compute_capability", Bound(1, 100)),  # a band of 100 % would let any target pass
     ("weight.*", Bound(-100, 100)),  # ranking points; negative is a bonus
     ("load.max_utilisation", Bound(0.05, 0.99)),
     ("batch.max_seqs", COUNT),

@@ -65,6 +65,17 @@ def plan_rules(k) -> list[Rule]:
                         f"{f.budget:,}; truncate or reject longer requests (H.2)"),
              asserts=lambda f: {"kind": "concern", "topic": "vram",
                                 "because": f"context {f.context:,} near the budget {f.budget:,}"}),
+        Rule("context.attention-quadratic", k.row("attention.n2_bytes_per_head.math").source, "warn",
+             lambda m: plan(m) & (m.prefill_activations == 1) & (m.attn_n2_mb > 0),
+             lambda f: (f"the budget assumes attention builds the n x n score matrix on this setup "
+                        f"({f.attn_n2_mb * 2**20:,.0f} B per token^2: {f.attn_n2_mb * f.context ** 2 / 1024:.1f} GB at "
+                        f"{f.context:,} tokens); run `advisor probe` here to measure which kernel runs"),
+             sets=("max_context_tokens",)),
+        Rule("context.stored-bound", "TR127 §14.3 (safe context = (VRAM - base) / slope x 0.8)", "note",
+             lambda m: plan(m) & (m.stored_bound >= 0) & (m.budget <= m.stored_bound),
+             lambda f: (f"budget {f.budget:,} tokens: bounded by the safe context measured on this very setup "
+                        f"({f.model} on {f.os}, TR127)"),
+             sets=("max_context_tokens",)),
         Rule("context.windows-spill", "TR127 §6.3; DESIGN (Windows system-memory fallback)", "note",
              lambda m: plan(m) & (m.os == "windows"),
              lambda f: ("Windows: past the budget the driver spills to system memory silently (latency cliff, "

@@ -75,6 +75,8 @@ class CandidateFact(BaseModel):
     gpus: int
     budget: int  # safe context tokens per sequence
     budget_one: int  # safe context of one sequence alone (a paged pool's longest request)
+    attn_n2_mb: float  # MB per token^2 of attention score matrices the budget assumes (0: a linear kernel)
+    stored_bound: int  # a stored measurement's safe budget for this very setup (-1: none)
     vram_frac: float
     ttft_n_ms: float  # p95 TTFT under the described load (steady state)
     p95_s: float  # p95 end to end

@@ -17,12 +17,12 @@ def plan_rules(k) -> list[Rule]:
              & ((m.value > m.table_value * (1 + dis.value)) | (m.value < m.table_value * (1 - dis.value))),
              lambda f: (f"{f.what}: measured {f.value:,.4g} ({f.source}) is more than {dis.value:.0%} off "
                         f"the table's {f.table_value:,.4g} ({f.table_source}); using the measurement")),
-        Rule("plausibility.tr127-slope", "DESIGN (full-forward logits, not KV, dominate TR127's slope)", "note",
+        Rule("plausibility.tr127-slope", "DESIGN (TR127's slope is a least-squares line through a quadratic curve)", "note",
              lambda m: (m.kind == "slope") & (m.table_slope > m.kv_mb * 2),
-             lambda f: (f"TR127 measured {f.table_slope:g} MB/token for {f.model} ({f.source}) with a plain forward, "
-                        f"which keeps {f.logits_mb:g} MB of logits per prompt token; the KV cache is {f.kv_mb:g} "
-                        f"MB/token and generate()/servers keep only the last token's logits, so the budget uses "
-                        f"KV + activations instead")),
+             lambda f: (f"TR127's {f.table_slope:g} MB/token for {f.model} ({f.source}) is neither KV ({f.kv_mb:g} MB/token) "
+                        f"nor logits ({f.logits_mb:g} MB/token): it is a least-squares line through every point, the "
+                        f"spilled one included; before the spill the curve is quadratic (about {f.n2_bytes:g} B x heads x "
+                        f"n^2: attention that builds the score matrix), which is what the budget uses on that setup")),
     ]
 
 
