@@ -97,9 +97,11 @@ def headline(p: Plan) -> str:
 
 def predicted_lines(p: Plan) -> list[str]:
     pr = p.predicted
+    ld = pr.load
+    ttft_label = "TTFT (one prompt)" if ld is not None and ld.mode == "batch" else "TTFT p95"
     rows = [
         ("VRAM per GPU", f"{fig(pr.vram_gb, 2)} GB", "vram_gb"),
-        ("TTFT", f"{fig(pr.ttft_ms, 0)} ms", "ttft_ms"),
+        (ttft_label, f"{fig(pr.ttft_ms, 0)} ms", "ttft_ms"),
         ("decode per user", f"{fig(pr.decode_tok_s_per_user, 1)} tok/s", "decode_tok_s_per_user"),
         ("decode total", f"{fig(pr.total_tok_s, 1)} tok/s", "total_tok_s"),
     ]
@@ -109,7 +111,40 @@ def predicted_lines(p: Plan) -> list[str]:
     for label, value, key in rows:
         origin = pr.origins.get(key)
         tag = f"[{origin.origin}]" if origin else ""
-        out.append(f"  {label:<16}{value:>14}  {tag}")
+        band = pr.bands.get(key)
+        band_text = f"±{band:.0%}" if band else ""
+        out.append(f"  {label:<18}{value:>14} {band_text:>5}  {tag}")
+    return out + load_lines(p)
+
+
+def load_lines(p: Plan) -> list[str]:
+    """The load the figures describe, named so a burst is never read as the steady state."""
+    ld = p.predicted.load
+    if ld is None:
+        return []
+    if ld.mode == "batch":
+        lines = [f"Load: offline batch of {ld.sequences} sequences; one replica completes "
+                 f"{fig(ld.capacity_rps, 2)} requests/s ({fig(ld.rate_rps, 2)}/s needed per the deadline)"]
+    else:
+        what = (f"{ld.sequences} users in flight ({fig(ld.rate_rps, 2)} requests/s)" if ld.mode == "concurrent"
+                else f"{fig(ld.rate_rps, 2)} requests/s arriving")
+        lines = [f"Load: steady state with {what}; TTFT p95 {fig(ld.ttft_p95_ms, 0)} ms, latency p95 "
+                 f"{fig(ld.e2e_p95_s, 2)} s" + ("" if ld.steady else " (the queue never drains: over capacity)")]
+        if ld.sequences > 1:
+            lines.append(f"Burst: all {ld.sequences} prompts in the same instant: the last waits "
+                         f"{fig(ld.burst_last_ttft_ms, 0)} ms for its first token")
+        cap = f"One replica: saturates at {fig(ld.capacity_rps, 2)} requests/s"
+        if ld.max_rate_rps is not None:
+            cap += (f"; holds {fig(ld.max_rate_rps, 2)} requests/s within the SLO" if ld.max_rate_rps > 0
+                    else "; no arrival rate meets the SLO")
+        lines.append(cap)
+        if ld.simulated:
+            lines.append(f"Simulated at this rate: TTFT p50/p95 {fig(ld.simulated['ttft_p50_ms'], 0)}/"
+                         f"{fig(ld.simulated['ttft_p95_ms'], 0)} ms, latency p50/p95 "
+                         f"{fig(ld.simulated['e2e_p50_s'], 2)}/{fig(ld.simulated['e2e_p95_s'], 2)} s")
+    out = []
+    for line in lines:
+        out += _wrap(line, indent="    ", first="  ")
     return out
 
 
