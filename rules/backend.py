@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from advisor.rules.base import Rule
+from advisor.rules.base import Rule, cand, plan
 
 
 def candidates_rules(k) -> list[Rule]:
     cross = k.row("vllm_crossover_n")
     adv = k.row("vllm_advantage_n8")
     redirect = k.row("hf_fp16_context_redirect")
-    cand = lambda m: m.kind == "cand"  # noqa: E731
     return [
         Rule("backend.lacks-quantization", "knowledge/backends.toml, Appendix P.1", "reject",
              lambda m: cand(m) & (m.q_backend_ok == 0),
@@ -47,7 +46,6 @@ def candidates_rules(k) -> list[Rule]:
 
 def plan_rules(k) -> list[Rule]:
     cross = k.row("vllm_crossover_n")
-    plan = lambda m: m.kind == "plan"  # noqa: E731
     return [
         Rule("backend.continuous-batching", cross.source, "note",
              lambda m: plan(m) & (m.continuous == 1) & (m.n >= cross.value),

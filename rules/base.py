@@ -63,3 +63,13 @@ class Trace:
 
     def for_fact(self, fact_id: str) -> list[Conclusion]:
         return [c for c in self.conclusions if c.fact_id == fact_id]
+
+
+def cand(m):
+    """The condition "this fact is a candidate" (durable-rules condition over `m`)."""
+    return m.kind == "cand"
+
+
+def plan(m):
+    """The condition "this fact is the chosen plan"."""
+    return m.kind == "plan"

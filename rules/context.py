@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from advisor.rules.base import Rule
+from advisor.rules.base import Rule, cand, plan
 
 
 def candidates_rules(k) -> list[Rule]:
     margin = k.row("context_safety_margin")
     warn = k.row("vram_alert_warning")
     stop = k.row("vram_alert_hard_stop")
-    cand = lambda m: m.kind == "cand"  # noqa: E731
     return [
         Rule("context.weights-do-not-fit", "Appendix P.1 (weights = params x bytes per parameter)", "reject",
              lambda m: cand(m) & (m.need_gb >= m.usable_gb),
@@ -57,7 +56,6 @@ def candidates_rules(k) -> list[Rule]:
 def plan_rules(k) -> list[Rule]:
     near = k.row("context_near_budget")
     warn = k.row("vram_alert_warning")
-    plan = lambda m: m.kind == "plan"  # noqa: E731
     return [
         Rule("context.near-budget", near.source, "warn",
              lambda m: plan(m) & (m.context >= m.budget * near.value),

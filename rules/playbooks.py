@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from advisor.rules.base import Rule
+from advisor.rules.base import Rule, plan
 
 
 def plan_rules(k) -> list[Rule]:
     cross = k.row("vllm_crossover_n")
     pb = k.playbooks
-    plan = lambda m: m.kind == "plan"  # noqa: E731
     return [
         Rule("playbook.h1-move-to-vllm", pb["H.1"].source, "playbook",
              lambda m: plan(m) & (m.n >= cross.value) & (m.pages_kv == 1),

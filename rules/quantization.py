@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advisor.rules.base import Rule
+from advisor.rules.base import Rule, cand, plan
 
 REFERENCE = ("fp16", "bf16")  # the unquantized precisions
 
@@ -28,7 +28,6 @@ def candidates_rules(k) -> list[Rule]:
     q3 = k.quant["q3_k_s"]
     fit = k.row("fp16_fit_fraction")
     room = k.row("vram_alert_warning")
-    cand = lambda m: m.kind == "cand"  # noqa: E731
     return [
         Rule("quantization.never-q2k", q2.source, "reject",
              lambda m: cand(m) & (m.quant == "q2_k"),
@@ -76,7 +75,6 @@ def candidates_rules(k) -> list[Rule]:
 
 def plan_rules(k) -> list[Rule]:
     fit = k.row("fp16_fit_fraction")
-    plan = lambda m: m.kind == "plan"  # noqa: E731
     return [
         Rule("quantization.high-risk-fp16", fit.source, "note",
              lambda m: plan(m) & (m.risk == "high") & _reference(m) & _fp16_fits(m, fit),

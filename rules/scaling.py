@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advisor.rules.base import Rule
+from advisor.rules.base import Rule, cand, plan
 
 TP_SOURCE = "DESIGN (tensor parallel when weights don't fit one GPU)"
 BATCH_SOURCE = "answers: requests_per_day / deadline_hours"
@@ -10,7 +10,6 @@ BATCH_SOURCE = "answers: requests_per_day / deadline_hours"
 
 def candidates_rules(k) -> list[Rule]:
     oll = k.row("ollama_max_agents")
-    cand = lambda m: m.kind == "cand"  # noqa: E731
     return [
         Rule("scaling.ollama-agents", oll.source, "penalty",
              lambda m: cand(m) & (m.batching == "slots") & (m.n > oll.value),
@@ -31,7 +30,6 @@ def candidates_rules(k) -> list[Rule]:
 
 def plan_rules(k) -> list[Rule]:
     vmax = k.row("vllm_max_agents")
-    plan = lambda m: m.kind == "plan"  # noqa: E731
     return [
         Rule("scaling.single-gpu", TP_SOURCE, "note",
              lambda m: plan(m) & (m.tp == 1),

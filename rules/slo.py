@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advisor.rules.base import Rule
+from advisor.rules.base import Rule, plan
 
 
 def candidates_rules(k) -> list[Rule]:
@@ -37,7 +37,6 @@ def candidates_rules(k) -> list[Rule]:
 
 def plan_rules(k) -> list[Rule]:
     ex, good, poor, bad = (k.row(f"ttft_{b}_ms") for b in ("excellent", "good", "poor", "unacceptable"))
-    plan = lambda m: m.kind == "plan"  # noqa: E731
     band = lambda name: (lambda f: f"predicted p95 TTFT {f.ttft_n_ms:,.0f} ms at N={f.n} is {name}")  # noqa: E731
     live = lambda m: plan(m) & (m.mode != "batch")  # noqa: E731
     return [
