@@ -17,7 +17,9 @@ class InputError(AdvisorError):
 
     def __init__(self, field: str, value: object, allowed: str, suggestion: str | None = None):
         self.field, self.value, self.allowed, self.suggestion = field, value, allowed, suggestion
-        msg = f"{field}: {value!r} is not allowed; expected {allowed}"
+        from advisor.fields import show
+
+        msg = f"{field}: {show(value)} is not allowed; expected {allowed}"
         if suggestion:
             msg += f" (did you mean {suggestion!r}?)"
         super().__init__(msg)
@@ -38,6 +40,8 @@ class ProbeError(AdvisorError):
 def closest(value: str, choices: Iterable[str]) -> str | None:
     """The nearest allowed name, for 'did you mean' hints."""
     choices = list(choices)
+    if len(str(value)) > 100:  # a pasted page is no typo of a name
+        return None
     lowered = {c.lower(): c for c in choices}
     hit = difflib.get_close_matches(str(value).lower(), list(lowered), n=1, cutoff=0.5)
     return lowered[hit[0]] if hit else None

@@ -15,7 +15,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from advisor.domain import Answers, Hardware, ProbeResult, Recommendation
+from advisor.domain import Answers, GpuDevice, Hardware, ProbeResult, Recommendation
 from advisor.tui import sources
 from advisor.tui.base import STEPS
 
@@ -55,7 +55,7 @@ class AdvisorApp(App):
         self.render_snippet = render_snippet or sources.snippet_text
         self._knowledge = knowledge
         self.start = start
-        self.hardware: Hardware | None = None  # set when planning for the detected GPUs
+        self.detected: list[GpuDevice] | None = None  # what NVML reported (None: not asked yet)
         self.probe_results: list[ProbeResult] = []
         self.recommendation: Recommendation | None = None
         self.version = 0  # bumped whenever answers, hardware or probes change
@@ -75,24 +75,49 @@ class AdvisorApp(App):
             self.answers = answers
             self.version += 1
 
-    def set_hardware(self, hardware: Hardware | None) -> None:
-        if hardware != self.hardware:
-            self.hardware = hardware
-            self.version += 1
+    def detect_devices(self, knowledge=None) -> tuple[list[GpuDevice], str]:
+        """The GPUs NVML sees, asked once (in a worker: NVML can be slow): (devices, error line)."""
+        if self.detected is not None:
+            return self.detected, self._detect_error
+        try:
+            devices = list(self.detect_gpus(knowledge or self.knowledge))
+            error = "" if devices else "NVML reports no GPU"
+        except Exception as e:  # ProbeError, or a broken NVML install: one line
+            devices, error = [], (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+        self.detected, self._detect_error = devices, error
+        return devices, error
 
     def add_probe(self, result: ProbeResult) -> None:
         self.probe_results = [p for p in self.probe_results
                               if (p.backend, p.model) != (result.backend, result.model)] + [result]
         self.version += 1
 
-    def compute_recommendation(self) -> Recommendation:
-        """recommend() for the current state (raises AdvisorError with one line)."""
-        from advisor.engine import recommend
+    def planned_hardware(self) -> Hardware | None:
+        """The GPUs the answers resolve to, by the resolver the CLI uses; None when that needs
+        NVML not yet asked, or the answers name no usable GPU."""
+        from advisor.hardware import resolve_hardware
 
-        rec = recommend(self.answers, hardware=self.hardware, probes=self.probe_results or None,
-                        knowledge=self.knowledge)
+        auto = self.answers.hardware.gpu.strip().lower() == "auto"
+        if auto and self.detected is None:
+            return None
+        try:
+            return resolve_hardware(self.answers, self.knowledge, detected=self.detected if auto else None)
+        except Exception:
+            return None
+
+    def compute_recommendation(self) -> Recommendation:
+        """recommend() for the current state, with the inputs the CLI gathers for the same answers
+        (advisor.inputs: the same hardware resolver, this machine's cached probes); raises
+        AdvisorError with one line. Runs in a worker (it may ask NVML)."""
+        from advisor.inputs import gather
+
+        version = self.version
+        auto = self.answers.hardware.gpu.strip().lower() == "auto"
+        detected = self.detect_devices()[0] if auto else None
+        inputs = gather(self.answers, self.knowledge, probes=self.probe_results, detected=detected)
+        rec = inputs.recommend()
         self.recommendation = rec
-        self.recommended_version = self.version
+        self.recommended_version = version
         return rec
 
     # ------------------------------------------------------------ navigation

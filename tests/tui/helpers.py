@@ -50,6 +50,12 @@ def one_4090(knowledge):
                       other_processes_gb=1.5, driver="550.54", cuda="12.4", catalog_name="RTX 4090")]
 
 
+def two_4090(knowledge):
+    """Two of the same GPU, as NVML lists them on a two-card box."""
+    one = one_4090(knowledge)[0]
+    return [one, one.model_copy(update={"index": 1})]
+
+
 def no_tags():
     return []
 
@@ -160,3 +166,31 @@ async def settle(pilot, rounds: int = 3) -> None:
         except WorkerCancelled:  # an exclusive worker replaced by a newer one
             pass
         await pilot.pause(0.05)
+
+
+# ------------------------------------------------------------------ answers
+def every_field_changed():
+    """Answers in which every field the model defines (advisor.fields, not a hand list) differs
+    from its default; names that must exist are catalog names."""
+    from advisor.answers import answers_from_dict
+    from advisor.fields import answer_fields
+
+    data: dict = {}
+    names = {"gpu": "RTX 4090", "model": "llama3.2-1b"}
+    for f in answer_fields():
+        if f.widget in names:
+            value = names[f.widget]
+        elif f.kind == "choice":
+            value = next(c for c in reversed(f.choices) if c != f.default)
+        elif f.kind in ("int", "float"):
+            base = f.default if f.default is not None else (f.ge or 0) + 7
+            value = base + 1 if f.kind == "int" else base + 1.5
+        else:
+            raise AssertionError(f"no changed value for {f.path} ({f.kind})")
+        assert value != f.default, f.path
+        cur = data
+        parts = f.path.split(".")
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {})
+        cur[parts[-1]] = value
+    return answers_from_dict(data)

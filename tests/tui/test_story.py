@@ -42,7 +42,7 @@ def test_story(make_app, run, tmp_path):
         # page 3: numbers validated as you type; Next refuses a bad value
         await clear_and_type(pilot, "0")
         text = screen_text(app)
-        assert "WARN expected a whole number 1-4096" in text
+        assert "WARN a whole number from 1 to 4,096" in text
         await pilot.press("ctrl+n")
         assert "page 3 of 4" in screen_text(app)
         await clear_and_type(pilot, "8")

@@ -144,18 +144,11 @@ class ProbeScreen(AdvisorScreen):
     def ceiling(self) -> tuple[float | None, float]:
         """(VRAM ceiling MB, other tenants MB) of the GPU we plan for; None when no GPU is chosen
         yet (gpu = auto, not detected): the plot then draws no ceiling rather than a made-up one."""
-        app = self.advisor
-        if app.hardware is not None:
-            d = app.hardware.devices[0]
-            return d.total_gb * 1024, (d.other_processes_gb or 0.0) * 1024
-        hw = app.answers.hardware
-        total = hw.vram_gb
-        if total is None:
-            try:
-                total = app.knowledge.gpu(hw.gpu).vram_gb if hw.gpu.lower() != "auto" else None
-            except Exception:
-                total = None
-        return (total * 1024 if total else None), hw.background_vram_gb * 1024
+        hw = self.advisor.planned_hardware()
+        if hw is None:
+            return None, 0.0
+        d = hw.devices[0]
+        return d.total_gb * 1024, (d.other_processes_gb or 0.0) * 1024
 
     def redraw_plot(self) -> None:
         ceiling, other = self.ceiling()
