@@ -141,6 +141,8 @@ def load_answers(path: str | os.PathLike) -> Answers:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise AdvisorError(f"answers file {name}: not valid TOML ({shorten(str(e), 120)})") from None
+    except ValueError as e:  # tomllib: an integer of more than 4,300 digits
+        raise AdvisorError(f"answers file {name}: a value TOML cannot hold ({shorten(str(e), 80)})") from None
     try:
         return answers_from_dict(data)
     except AdvisorError as e:
