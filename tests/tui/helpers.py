@@ -1,22 +1,32 @@
 """Helpers for the TUI tests: read the screen as text, stand-ins for GPUs and probes."""
 from __future__ import annotations
 
-import io
+import html
+import re
 
-from rich.console import Console
+
+_SVG_TEXT = re.compile(r'<text [^>]*?x="([0-9.]+)" y="[0-9.]+" textLength="([0-9.]+)" '
+                       r'clip-path="url\(#[^)]*?-line-(\d+)\)">(.*?)</text>', re.S)
 
 
 def screen_text(app) -> str:
-    """The current screen as plain text, exactly as an 80x24 terminal shows it (no colour)."""
+    """The current screen as plain text, as a terminal of the app's size shows it (no colour).
+
+    Read from Textual's public App.export_screenshot() (the SVG a user can save with
+    ctrl+s / `textual run --screenshot`): each <text> there names its row (its clip path) and its
+    column (x over the width of one cell)."""
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=False,
-                      color_system=None, record=True, legacy_windows=False, safe_box=False)
-    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens,
-                                                  simplify=True)
-    console.print(update)
-    lines = console.export_text(styles=False).split("\n")[:height]
-    lines += [""] * (height - len(lines))
-    return "\n".join(line.rstrip() for line in lines)
+    rows = [[" "] * width for _ in range(height)]
+    for x, length, row, text in _SVG_TEXT.findall(app.export_screenshot()):
+        text = html.unescape(text).replace("\xa0", " ")
+        col = round(float(x) / (float(length) / len(text)))
+        line = int(row)
+        if line >= height:
+            continue
+        for i, ch in enumerate(text):
+            if 0 <= col + i < width:
+                rows[line][col + i] = ch
+    return "\n".join("".join(r).rstrip() for r in rows)
 
 
 async def wait_for_text(pilot, wants, timeout: float = 5.0) -> str:
