@@ -59,8 +59,7 @@ REC = Recommendation(
 
 
 def with_rec(app):
-    app.recommendation = REC
-    app.recommended_version = app.version
+    app.update_state(recommendation=REC)
 
 
 def common(app, name, text):

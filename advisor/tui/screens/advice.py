@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import textwrap
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -82,27 +81,31 @@ class AdviceScreen(AdvisorScreen):
             yield Vertical(id="alternatives")
             yield Vertical(id="trace")
 
+    def on_mount(self) -> None:
+        self.watch(self.app, "state", self.state_changed, init=False)
+
+    async def state_changed(self, state) -> None:
+        if self.is_current:
+            await self.present(state)
+
     async def on_screen_resume(self) -> None:
-        app = self.advisor
-        if app.recommendation is None or app.recommended_version != app.version:
-            self.action_recompute()
+        await self.present(self.advisor.state)
+
+    async def present(self, state) -> None:
+        """The plan for the current inputs; asked for (in a worker) when there is none yet."""
+        if state.recommendation is not None:
+            if state.recommendation is not getattr(self, "_shown", None):
+                await self.show(state.recommendation)
+        elif state.error:
+            await self.show_error(state.error)
         else:
-            await self.show(app.recommendation)
+            self.query_one("#headline", Static).update("Computing the recommendation...")
+            self.advisor.request_recommendation()
 
     def action_recompute(self) -> None:
-        self.query_one("#headline", Static).update("Computing the recommendation...")
-        self.compute()
-
-    @work(thread=True, exclusive=True, group="recommend")
-    def compute(self) -> None:
-        app = self.advisor
-        try:
-            rec = app.compute_recommendation()
-        except Exception as e:  # AdvisorError: one line naming the field
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-            app.call_from_thread(self.show_error, msg)
-            return
-        app.call_from_thread(self.show, rec)
+        self.advisor.update_state(recommendation=None, error="")
+        if not self.is_current:
+            self.advisor.request_recommendation()
 
     async def _clear_sections(self) -> None:
         for wid in ("#sources", "#alternatives", "#trace"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Select, Static
@@ -59,14 +58,14 @@ class HardwareScreen(AdvisorScreen):
         self.query_one("#devices", Static).display = False
         self.query_one("#catalog", DataTable).display = False
         self.query_one("#target", RadioSet).display = False
-        self.detect()
+        self.watch(self.app, "state", self.state_changed)
+        self.advisor.request_detection()
 
-    @work(thread=True, exclusive=True, group="detect")
-    def detect(self) -> None:
-        app = self.advisor
-        k = app.knowledge  # the catalog; loaded here, off the first paint
-        devices, error = app.detect_devices(k)
-        app.call_from_thread(self.show_detection, devices, tui_words(error))
+    def state_changed(self, state) -> None:
+        """NVML's answer arrives in the shared state: shown once. (This screen is the only one
+        that writes the hardware answers, so its fields are what the state holds.)"""
+        if state.detected is not None and not self.detected:
+            self.show_detection(list(state.detected), tui_words(state.detect_error))
 
     def show_detection(self, devices: list[GpuDevice], error: str) -> None:
         self.devices, self.detect_error, self.detected = devices, error, True
