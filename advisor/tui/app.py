@@ -47,6 +47,9 @@ class AdvisorApp(App):
         Binding("ctrl+q", "quit", "Quit", priority=True, show=True),
     ]
     state: reactive[TuiState] = reactive(TuiState, always_update=False)
+    # screen classes by terminal size, for the layouts in advisor.tcss (80x24 is "-normal -short")
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-normal"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
     def __init__(self, answers: Answers | None = None, *, answers_path: str | None = None,
                  detect_gpus=None, run_probe=None, list_ollama_tags=None, export=None,
@@ -177,6 +180,16 @@ class AdvisorApp(App):
 
     # ------------------------------------------------------------ navigation
     async def on_mount(self) -> None:
+        # kill / a closed terminal: leave as ctrl+q does, so the terminal is given back as it was
+        import asyncio
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(sig, lambda sig=sig: self.exit(return_code=128 + sig))
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+                pass
         for name, cls in _screens().items():
             self.install_screen(cls(), name)
         await self.push_screen(self.start)
@@ -249,8 +262,32 @@ def run(answers_path: str | None = None) -> int:
         sys.stderr.write(f"advisor: error: {e}\n")
         return e.exit_code
     app = AdvisorApp(answers, answers_path=answers_path, knowledge=knowledge)
-    app.run()
+    try:
+        app.run()
+    except BaseException:
+        restore_terminal()
+        raise
+    if app.return_code not in (0, None):
+        restore_terminal()
     return int(app.return_code or 0)
+
+
+# what a full-screen app turns on, turned off: mouse reporting (all modes), bracketed paste,
+# focus events; the cursor shown; the alternate screen left
+RESTORE = ("\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1015l\x1b[?2004l\x1b[?1004l"
+           "\x1b[?25h\x1b[?1049l")
+
+
+def restore_terminal(stream=None) -> None:
+    """After a fatal error the terminal must be usable again, whatever state the app left it in
+    (sending these twice is harmless)."""
+    stream = stream or sys.__stdout__
+    try:
+        if stream is not None and stream.isatty():
+            stream.write(RESTORE)
+            stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 __all__ = ["AdvisorApp", "run"]

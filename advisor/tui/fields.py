@@ -39,14 +39,15 @@ def put(data: dict, path: str, value: Any) -> None:
 
 def problem(spec: AnswerField, text: str) -> str:
     """'' when text is an allowed value of the field, else one line naming the field by its label
-    on screen: 'TTFT target ms: 1e16 is not allowed; expected a number from 1 to 3,600,000 (ms)'."""
+    on screen, short enough for one line at 80 columns (the value typed is cut at 16 characters):
+    'TTFT target ms: 1e16 is not a number from 1 to 3,600,000'."""
     from advisor.answers import check_text
 
     try:
         check_text(spec.path, text)
     except InputError as e:
-        typed = shorten(" ".join(text.split())) or "empty"
-        return f"{spec.title}: {typed} is not allowed; expected {spec.allowed(unit=False)}"
+        typed = shorten(" ".join(text.split()), 16) or "empty"
+        return f"{spec.title}: {typed} is not {spec.allowed(unit=False)}"
     except AdvisorError as e:
         return str(e)
     return ""

@@ -170,6 +170,15 @@ class HardwareScreen(AdvisorScreen):
     def first_invalid(self) -> FieldInput | None:
         return next((inp for inp in self.query(FieldInput) if inp.problem()), None)
 
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a field moves on, as Next does."""
+        event.stop()
+        self.action_next()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a catalog GPU plans for it and moves on."""
+        self.action_next()
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "next":
             self.action_next()

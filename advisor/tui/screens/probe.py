@@ -159,7 +159,7 @@ class ProbeScreen(AdvisorScreen):
             margin = 0.8
         safe = safe_budget_mb(ceiling, other, base, margin) if ceiling is not None else None
         contexts = list(AXIS_CONTEXTS) + [p.context_tokens for p in self.points]
-        width = max(min(self.size.width - 2, 78), 40) if self.size.width else 76
+        width = max(min(self.size.width - 2, 118), 40) if self.size.width else 76
         text = render_plot(self.points, ceiling, safe, contexts=contexts,
                            fit=self.result.fit if self.result else None, width=width, height=PLOT_HEIGHT)
         if ceiling is None:

@@ -19,7 +19,7 @@ from advisor.tui.fields import FieldInput, field_select, get, put, wid
 # Appendix P.1: the risk tiers, with the examples the decision tree gives for each
 RISK_EXAMPLES = {
     "high": "medical, legal, financial or safety-critical",
-    "moderate": "customer-facing chat, QA pipelines, document processing",
+    "moderate": "customer-facing chat, QA pipelines, documents",
     "low": "internal tools, development, prototyping",
 }
 PAGES = ("page-workload", "page-risk", "page-load", "page-model")
@@ -44,7 +44,10 @@ def model_source(name: str, knowledge) -> str:
     if not name:
         return "auto"
     p = Path(name).expanduser()
-    if p.suffix.lower() == ".gguf" or p.is_dir():
+    try:
+        if p.suffix.lower() == ".gguf" or p.is_dir():
+            return "path"
+    except (OSError, ValueError):  # a path the OS refuses is still a path the user typed
         return "path"
     try:
         spec = knowledge.model(name)
@@ -61,14 +64,20 @@ def model_source(name: str, knowledge) -> str:
 
 class _LocalModel(Validator):
     def validate(self, value: str) -> ValidationResult:
+        from advisor.fields import shorten_path
+
         p = Path(value.strip()).expanduser()
+        shown = repr(shorten_path(p, 40))
         if not value.strip():
             return self.failure("type a path")
-        if p.suffix.lower() == ".gguf":
-            return self.success() if p.is_file() else self.failure(f"no GGUF file at {str(p)!r}")
-        if p.is_dir():
-            return self.success() if (p / "config.json").exists() else self.failure("folder has no config.json")
-        return self.failure(f"{str(p)!r} is neither a folder nor a .gguf file")
+        try:
+            if p.suffix.lower() == ".gguf":
+                return self.success() if p.is_file() else self.failure(f"no GGUF file at {shown}")
+            if p.is_dir():
+                return self.success() if (p / "config.json").exists() else self.failure("folder has no config.json")
+        except (OSError, ValueError) as e:  # too long, no permission, a NUL: the OS's reason
+            return self.failure(f"cannot use {shown} ({getattr(e, 'strerror', None) or 'not a usable path'})")
+        return self.failure(f"{shown} is neither a folder nor a .gguf file")
 
 
 class QuestionnaireScreen(AdvisorScreen):
@@ -236,6 +245,16 @@ class QuestionnaireScreen(AdvisorScreen):
         elif event.radio_set.id == "model-source":
             self.query_one("#q-error", Static).update("")  # a complaint about the other source is stale
             self.show_model_source(rid.removeprefix("m-"))
+
+    def on_choice_set_chosen(self, event: ChoiceSet.Chosen) -> None:
+        """Enter on a workload or a risk tier chooses it and moves on (space only chooses)."""
+        if event.choice_set.id in ("workload", "risk"):
+            self.call_after_refresh(self.action_next)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a field moves on, as Next does (and stays, naming the field, if it is refused)."""
+        event.stop()
+        self.action_next()
 
     def on_choice_set_highlighted(self, event: ChoiceSet.Highlighted) -> None:
         """Arrowing through the workloads shows each one's profile before it is chosen."""
