@@ -103,7 +103,7 @@ class ConstraintAnswers(BaseModel):
     model_config = _ANSWERS_CONFIG
 
     backend: Annotated[Literal[("",) + BACKENDS],
-                       Ask("tied to backend", "a backend you are tied to (empty: any)",
+                       Ask("backend", "a backend you are tied to (empty: any)",
                            widget="choice", page="model")] = ""
     quantization: Annotated[Literal[("",) + QUANTIZATIONS],
                             Ask("quantization", "a quantization you are tied to (empty: any)",
