@@ -175,6 +175,10 @@ def check_names(answers: Answers, knowledge) -> None:
     if gpu.strip().lower() != "auto":
         knowledge.gpu(gpu)
     check_model_name(answers.model.name, knowledge)
+    known = tuple(knowledge.backends)  # the bundled backends and the user's own rows
+    if answers.constraints.backend and answers.constraints.backend not in known:
+        raise InputError("constraints.backend", answers.constraints.backend, "one of " + ", ".join(known),
+                         closest(answers.constraints.backend, known))
 
 
 def check_model_name(name: str, knowledge) -> None:

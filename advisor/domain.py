@@ -6,11 +6,11 @@ speak these. Nothing here imports torch, transformers or Textual.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from advisor.fields import Ask
 
 WORKLOADS = ("rag", "summarization", "chat", "balanced", "codegen", "classification")
 RISKS = ("high", "moderate", "low")
@@ -54,10 +54,23 @@ class _Strict(BaseModel):
 
 
 # ---------------------------------------------------------------- answers
+
 # Each answer field is defined once, here: its type and bounds (pydantic) and how it is asked
 # (Ask: label, unit, help, CLI flag, TUI widget and page). advisor.fields turns these into the CLI
 # flags of `recommend` and `export`, the TOML keys, the TUI's inputs and every validation message.
 # Strict: a TOML `true` is not the number 1, 8.0 is not a whole number; no inf or nan anywhere.
+@dataclass(frozen=True)
+class Ask:
+    """How an answer field is asked: its words and its place, beside its type on the model."""
+
+    label: str
+    help: str
+    unit: str = ""
+    flag: str = ""      # the CLI flag without "--" (default: the field name, _ as -)
+    widget: str = ""    # number | choice | text | gpu | model (default: from the type)
+    page: str = ""      # where the TUI asks it: hardware | workload | risk | load | model
+
+
 _ANSWERS_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
@@ -102,9 +115,10 @@ class SLOAnswers(BaseModel):
 class ConstraintAnswers(BaseModel):
     model_config = _ANSWERS_CONFIG
 
-    backend: Annotated[Literal[("",) + BACKENDS],
+    # any backend the knowledge has (the bundled ones and the user's own rows): checked by name
+    backend: Annotated[str, Field(max_length=64),
                        Ask("backend", "a backend you are tied to (empty: any)",
-                           widget="choice", page="model")] = ""
+                           widget="backend", page="model")] = ""
     quantization: Annotated[Literal[("",) + QUANTIZATIONS],
                             Ask("quantization", "a quantization you are tied to (empty: any)",
                                 widget="choice", page="model")] = ""

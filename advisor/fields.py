@@ -5,8 +5,7 @@ asked is an `Ask` beside them in the same Annotated type. From the two, `answer_
 each field's CLI flag, TOML key, TUI label and widget, and the words for what it allows; the CLI's
 flags, the TOML writer, the TUI's inputs and every validation message are generated from it.
 
-This module itself imports nothing heavy (`Ask` must be importable by advisor.domain); the
-field list is built from advisor.domain on first use, so `advisor --help` loads no pydantic.
+This module itself imports nothing heavy; the field list is built from advisor.domain on first use, so `advisor --help` loads no pydantic.
 """
 
 from __future__ import annotations
@@ -15,47 +14,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-# how long an echoed value may be in a one-line error ("…" marks the cut)
-ECHO = 60
-
-
-@dataclass(frozen=True)
-class Ask:
-    """How an answer field is asked: its words and its place, beside its type on the model."""
-
-    label: str
-    help: str
-    unit: str = ""
-    flag: str = ""      # the CLI flag without "--" (default: the field name, _ as -)
-    widget: str = ""    # number | choice | text | gpu | model (default: from the type)
-    page: str = ""      # where the TUI asks it: hardware | workload | risk | load | model
-
-
-def shorten(text: str, width: int = ECHO) -> str:
-    """One value as an error line may echo it: at most `width` characters, cut with '…'."""
-    text = str(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def shorten_path(path: object, width: int = 160) -> str:
-    """A path for an error line: whole when it fits, else its start and its end (the file name)
-    around a '…'."""
-    text = str(path)
-    if len(text) <= width:
-        return text
-    tail = min(len(text) // 2, width * 2 // 3)
-    return text[: width - tail - 1] + "…" + text[-tail:]
-
-
-def show(value: Any) -> str:
-    """A value as the user wrote it (TOML spelling for booleans), short enough for one line."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return shorten(repr(value))
-    if isinstance(value, str):
-        return repr(shorten(value))
-    return shorten(repr(value))
+from advisor.errors import shorten, shorten_path, show  # noqa: F401  (one-line helpers, re-exported)
 
 
 def _num(v: float) -> str:
@@ -65,7 +24,7 @@ def _num(v: float) -> str:
 @dataclass(frozen=True)
 class AnswerField:
     path: str                      # dotted: "slo.ttft_ms" (the TOML table and key)
-    ask: Ask
+    ask: Any  # advisor.domain.Ask
     kind: str                      # int | float | choice | text
     default: Any
     optional: bool = False         # None allowed (an empty flag / input means "not given")
@@ -125,6 +84,8 @@ class AnswerField:
             return out
         if self.widget == "gpu":
             return 'a catalog GPU name or "auto"'
+        if self.widget == "backend":
+            return 'a backend name (advisor knowledge backends), or "" for any'
         out = "text"
         if self.max_length is not None:
             out += f" of at most {self.max_length:,} characters"
@@ -165,6 +126,8 @@ def _describe(path: str, info) -> AnswerField:
     from typing import Literal, Union, get_args, get_origin
 
     import annotated_types as at
+
+    from advisor.domain import Ask
 
     ask = next((m for m in info.metadata if isinstance(m, Ask)), None)
     if ask is None:

@@ -49,7 +49,7 @@ def nested(path: str, value) -> dict:
     ({"slo": {"ttft_ms": 1e16}}, "slo.ttft_ms", "from 1 to 3,600,000 (ms)"),
     ({"slo": {"ttft_ms": 0.00001}}, "slo.ttft_ms", "from 1 to 3,600,000 (ms)"),
     ({"slo": {"ttft_ms": True}}, "slo.ttft_ms", "true is not allowed"),
-    ({"constraints": {"backend": "sglang"}}, "constraints.backend", "one of ollama,"),
+    ({"constraints": {"quantization": "q1"}}, "constraints.quantization", "one of fp16,"),
     ({"wrkload": "rag"}, "wrkload", "did you mean 'workload'"),
 ])
 def test_bad_answers_name_the_field_and_what_is_allowed(data, field, hint):

@@ -87,10 +87,11 @@ class FieldInput(Input):
         return problem(self.spec, self.value)
 
 
-def field_select(path: str, value: Any, prefix: str = "q-", any_label: str = "any") -> Select:
+def field_select(path: str, value: Any, prefix: str = "q-", any_label: str = "any",
+                 choices: tuple[str, ...] | None = None) -> Select:
     """A dropdown for a choice field; '' (when the field allows it) reads as any_label."""
     spec = field(path)
-    options = [(c or any_label, c) for c in spec.choices]
+    options = [(c or any_label, c) for c in (spec.choices if choices is None else choices)]
     return Select(options, value=value, id=wid(path, prefix), allow_blank=False, compact=True)
 
 

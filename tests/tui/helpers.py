@@ -186,7 +186,7 @@ def every_field_changed():
     from advisor.fields import answer_fields
 
     data: dict = {}
-    names = {"gpu": "RTX 4090", "model": "llama3.2-1b"}
+    names = {"gpu": "RTX 4090", "model": "llama3.2-1b", "backend": "vllm"}
     for f in answer_fields():
         if f.widget in names:
             value = names[f.widget]

@@ -17,7 +17,8 @@ from advisor.tui.dialogs import save_answers_dialog, save_flow, snippet_targets,
 def default_target(backend: str) -> str:
     if backend in EXPORT_TARGETS:
         return backend
-    return "transformers" if backend.startswith("transformers") else "vllm"
+    # a variant of a backend family ("transformers-compiled") exports as its family; else vLLM's
+    return next((t for t in EXPORT_TARGETS if backend.startswith(t)), EXPORT_TARGETS[0])
 
 
 class ExportScreen(AdvisorScreen):

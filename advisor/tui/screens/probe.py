@@ -21,6 +21,9 @@ from advisor.tui.plot import LEGEND, render_plot, safe_budget_mb
 from advisor.tui.sources import tui_words
 
 BACKENDS = ("transformers", "ollama", "openai")
+# what the probe measures through a server (with a URL), and which of those Ollama serves at its own address
+SERVERS = BACKENDS[1:]
+OLLAMA = BACKENDS[1]
 STEPS_BY_BACKEND = {"transformers": ("load", "curve", "ttft", "decode"), "ollama": ("ollama",),
                     "openai": ("openai",)}
 # rough share of the whole probe each step takes; only to pace its bar until the step ends
@@ -106,7 +109,7 @@ class ProbeScreen(AdvisorScreen):
             name = app.answers.model.name or (rec.model if rec else "") or "qwen2.5-1.5b"
             model.value = self._filled = name
             # an Ollama tag is measured through the Ollama server, anything else with transformers
-            backend = "ollama" if model_source(name, app.knowledge) == "ollama" else "transformers"
+            backend = OLLAMA if model_source(name, app.knowledge) == "tag" else BACKENDS[0]
             if backend != self.backend():
                 self.query_one("#probe-backend", Select).value = backend
                 await self.show_backend(backend)
@@ -132,9 +135,9 @@ class ProbeScreen(AdvisorScreen):
 
     async def show_backend(self, b: str) -> None:
         """The URL row for a server backend (Ollama's own address filled in) and the backend's steps."""
-        self.query_one("#url-row").display = b in ("ollama", "openai")
+        self.query_one("#url-row").display = b in SERVERS
         url = self.query_one("#probe-url", Input)
-        if b == "ollama" and not url.value:
+        if b == OLLAMA and not url.value:
             from advisor.tui.sources import ollama_url
 
             url.value = ollama_url()

@@ -28,10 +28,10 @@ WORKLOADS = field("workload").choices
 RISKS = field("risk").choices
 # the number fields of the load page and the constraint dropdowns of the model page, from the model
 NUMBERS = on_page("load")
-CONSTRAINTS = [f for f in on_page("model") if f.kind == "choice"]
+CONSTRAINTS = [f for f in on_page("model") if f.widget in ("choice", "backend")]
 LABEL_WIDTH = 17
 MODEL_SOURCES = (("auto", "let the advisor pick"), ("catalog", "from the catalog"),
-                 ("path", "a local HF folder or GGUF file"), ("ollama", "an Ollama tag"))
+                 ("path", "a local HF folder or GGUF file"), ("tag", "an Ollama tag"))
 
 
 def model_source(name: str, knowledge) -> str:
@@ -56,10 +56,10 @@ def model_source(name: str, knowledge) -> str:
     if spec is not None and name.lower() == spec.id.lower():
         return "catalog"
     if ":" in name or (spec is not None and spec.ollama_tag and name.lower() == spec.ollama_tag.lower()):
-        return "ollama"
+        return "tag"
     if spec is not None:
         return "catalog"
-    return "path" if "/" in name or name.startswith((".", "~")) else "ollama"
+    return "path" if "/" in name or name.startswith((".", "~")) else "tag"
 
 
 class _LocalModel(Validator):
@@ -129,11 +129,15 @@ class QuestionnaireScreen(AdvisorScreen):
                 with Horizontal(classes="row", id="constraints"):
                     for f in CONSTRAINTS:
                         yield Label(f.title, classes="field")
-                        yield field_select(f.path, f.default)
+                        yield field_select(f.path, f.default, choices=self._choices(f))
         yield Static("", id="q-error", markup=False)
         with Horizontal(classes="buttons"):
             yield Button("< Back", id="back")
             yield Button("Next >", id="next", variant="primary")
+
+    def _choices(self, f) -> tuple[str, ...]:
+        """A dropdown's values: the field's own, or for the backend the knowledge's backends."""
+        return ("",) + tuple(self.advisor.knowledge.backends) if f.widget == "backend" else f.choices
 
     # ------------------------------------------------------------ fill from the answers
     def on_mount(self) -> None:
@@ -163,7 +167,7 @@ class QuestionnaireScreen(AdvisorScreen):
             self.query_one("#model-path", Input).value = name
         elif source == "catalog":
             self._catalog_value = self.advisor.knowledge.model(name).id
-        elif source == "ollama":
+        elif source == "tag":
             self.query_one("#ollama-typed", Input).value = name
             if name in self.tags:
                 self.query_one("#ollama-tag", Select).value = name
@@ -196,8 +200,8 @@ class QuestionnaireScreen(AdvisorScreen):
         typed = self.query_one("#ollama-typed", Input).value.strip()
         if typed in tags:
             sel.value = typed
-        if self.current_source() == "ollama":
-            self.show_model_source("ollama")
+        if self.current_source() == "tag":
+            self.show_model_source("tag")
 
     # ------------------------------------------------------------ live feedback
     def show_profile(self, workload: str, typical_too: bool = True) -> None:
@@ -225,15 +229,15 @@ class QuestionnaireScreen(AdvisorScreen):
         self.query_one("#catalog-model").display = source == "catalog"
         self.query_one("#model-path").display = source == "path"
         has_tags = bool(self.tags)
-        self.query_one("#ollama-tag").display = source == "ollama" and has_tags
-        self.query_one("#ollama-typed").display = source == "ollama" and not has_tags
+        self.query_one("#ollama-tag").display = source == "tag" and has_tags
+        self.query_one("#ollama-typed").display = source == "tag" and not has_tags
         from advisor.tui.sources import ollama_url
 
         hints = {
             "auto": "The advisor considers every catalog model that fits and passes the quality gates.",
             "catalog": "A model from the catalog (advisor knowledge models lists them with sources).",
             "path": "A Hugging Face model folder (config.json is read, no weights) or a GGUF file.",
-            "ollama": (f"Tags served by Ollama at {ollama_url()}." if has_tags else
+            "tag": (f"Tags served by Ollama at {ollama_url()}." if has_tags else
                        f"No Ollama server answered at {ollama_url()}; type the tag."),
         }
         self.query_one("#model-hint", Static).update(hints[source])
@@ -325,7 +329,7 @@ class QuestionnaireScreen(AdvisorScreen):
                 return False
             if src == "path":
                 inputs = [self.query_one("#model-path", Input)]
-            if src == "ollama":
+            if src == "tag":
                 if self.tags:
                     if self.query_one("#ollama-tag", Select).is_blank():
                         self.query_one("#q-error", Static).update("WARN pick an Ollama tag")
@@ -357,7 +361,7 @@ class QuestionnaireScreen(AdvisorScreen):
             return "" if v is Select.NULL else str(v)
         if src == "path":
             return self.query_one("#model-path", Input).value.strip()
-        if src == "ollama":
+        if src == "tag":
             if self.tags:
                 v = self.query_one("#ollama-tag", Select).value
                 return "" if v is Select.NULL else str(v)
