@@ -6,140 +6,159 @@ CLI prints it and exits non-zero. Nothing here ever raises anything else.
 
 from __future__ import annotations
 
-import math
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from advisor.domain import OSES, QUANTIZATIONS, RISKS, WORKLOADS, Answers
-from advisor.errors import AdvisorError, InputError, choice_error, closest
+from advisor.domain import Answers
+from advisor.errors import AdvisorError, InputError, closest
+from advisor.fields import AnswerField, answer_fields, shorten, shorten_path
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-from advisor.fields import FIELDS  # noqa: E402  (kept light for the CLI's --help)
-
-_CHOICES = {
-    "workload": WORKLOADS,
-    "risk": RISKS,
-    "hardware.os": OSES,
-}
+# An answers file is a few hundred bytes; anything this big is not one (and is not read whole).
+MAX_ANSWERS_BYTES = 1 << 20
 
 
-def _describe_allowed(field: str, err: dict) -> str:
-    kind = err.get("type", "")
-    ctx = err.get("ctx") or {}
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        words = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
-        bound = next(iter(ctx.values()), "")
-        what = "an integer" if kind and _field_type(field) is int else "a number"
-        return f"{what} {words[kind]} {bound}"
-    if kind.startswith("int"):
-        return "a whole number"
-    if kind.startswith("float") or kind == "finite_number":
-        return "a number"
-    if kind.startswith("string"):
-        return "text"
-    if kind.startswith("model") or kind == "dict_type":
-        return "a table"
-    return err.get("msg", "a valid value")
+def _field_at(path: str) -> AnswerField | None:
+    return next((f for f in answer_fields() if f.path == path), None)
 
 
-def _field_type(field: str) -> type | None:
-    for _, path, typ, _ in FIELDS:
-        if path == field:
-            return typ
-    return None
-
-
-def _get(data: dict, path: str) -> Any:
-    cur: Any = data
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
-def _known_fields(model: type[BaseModel] = Answers, prefix: str = "") -> list[str]:
-    out = []
-    for name, info in model.model_fields.items():
-        ann = info.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out += _known_fields(ann, f"{prefix}{name}.")
+def _tables() -> dict[str, list[str]]:
+    """Allowed keys per table ('' = the top level), from the model's fields."""
+    out: dict[str, list[str]] = {"": []}
+    for f in answer_fields():
+        if f.table:
+            if f.table not in out[""]:
+                out[""].append(f.table)
+            out.setdefault(f.table, []).append(f.key)
         else:
-            out.append(prefix + name)
+            out[""].append(f.key)
     return out
 
 
-def _reject_non_finite(data: Any, path: str = "") -> None:
-    if isinstance(data, dict):
-        for key, val in data.items():
-            _reject_non_finite(val, f"{path}{key}.")
-    elif isinstance(data, float) and not math.isfinite(data):
-        raise InputError(path.rstrip("."), data, "a finite number")
+def _one_line(err: dict) -> AdvisorError:
+    """A pydantic error as the one line the user reads: the field, the value, what is allowed."""
+    field = ".".join(str(p) for p in err["loc"])
+    value = err.get("input")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = field.rsplit(".", 1)[0] if "." in field else ""
+        names = _tables().get(parent, [])
+        hint = closest(field.rsplit(".", 1)[-1], names)
+        return AdvisorError(f"{shorten(field)}: unknown field; allowed: " + ", ".join(names)
+                            + (f" (did you mean {hint!r}?)" if hint else ""))
+    spec = _field_at(field)
+    if spec is not None and spec.kind == "choice":
+        hint = closest(str(value), [c for c in spec.choices if c]) if isinstance(value, str) else None
+        return InputError(field, value, spec.allowed(), hint)
+    if spec is not None:
+        return InputError(field, value, spec.allowed())
+    if field in _tables():  # a table written as a value: `hardware = 5`
+        return InputError(field, value, "a table of " + ", ".join(_tables()[field]))
+    return InputError(field or "answers", value, err.get("msg", "a valid value"))
 
 
 def answers_from_dict(data: dict) -> Answers:
-    """Validate a parsed answers document; one InputError line on the first problem."""
+    """Validate a parsed answers document; one AdvisorError line on the first problem."""
     if not isinstance(data, dict):
         raise InputError("answers", data, "a TOML table of answers")
-    _reject_non_finite(data)
     try:
         return Answers.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        value = err.get("input")
-        if err["type"] == "extra_forbidden":
-            parent = field.rsplit(".", 1)[0] + "." if "." in field else ""
-            siblings = [f for f in _known_fields() if f.startswith(parent) and "." not in f[len(parent):]]
-            if "." not in field:
-                siblings = [f.split(".")[0] for f in _known_fields()]
-                siblings = list(dict.fromkeys(siblings))
-            names = [f.split(".")[-1] for f in siblings]
-            hint = closest(field.split(".")[-1], names)
-            raise AdvisorError(
-                f"{field}: unknown field; allowed: " + ", ".join(names)
-                + (f" (did you mean {hint!r}?)" if hint else "")
-            ) from None
-        if field in _CHOICES or err["type"] == "literal_error":
-            raise choice_error(field, value, _CHOICES.get(field, ())) from None
-        raise InputError(field, value, _describe_allowed(field, err)) from None
+        raise _one_line(e.errors()[0]) from None
+
+
+def check_value(path: str, value: Any) -> Any:
+    """One field's value validated by the model alone (its type, bounds, finiteness): the value,
+    or the one-line InputError. The TUI checks each input with this as it is typed."""
+    data: dict[str, Any] = {}
+    cur = data
+    parts = path.split(".")
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+    cur[parts[-1]] = value
+    a = answers_from_dict(data)
+    out: Any = a
+    for part in parts:
+        out = getattr(out, part)
+    return out
+
+
+def check_text(path: str, text: str) -> Any:
+    """A typed-in value for one field (a flag, a TUI input): parsed and validated, or InputError."""
+    spec = _field_at(path)
+    if spec is None:
+        raise KeyError(path)
+    return check_value(path, spec.parse(text))
+
+
+def read_answers_text(path: str | os.PathLike) -> str:
+    """The text of an answers file: a regular file, at most MAX_ANSWERS_BYTES (a FIFO, a device
+    such as /dev/zero or a huge file is one line, never a hang or a memory blow-up)."""
+    p = Path(path)
+    name = repr(shorten_path(p))
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise AdvisorError(f"answers file {name}: not found") from None
+    except OSError as e:
+        raise AdvisorError(f"answers file {name}: cannot read ({e.strerror or e.__class__.__name__})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AdvisorError(f"answers file {name}: is a directory, expected a .toml file")
+    if not stat.S_ISREG(st.st_mode):
+        raise AdvisorError(f"answers file {name}: not a regular file (a pipe or device?); expected a .toml file")
+    if st.st_size > MAX_ANSWERS_BYTES:
+        raise AdvisorError(f"answers file {name}: {st.st_size:,} bytes; an answers file is at most "
+                           f"{MAX_ANSWERS_BYTES:,}")
+    try:
+        # O_NONBLOCK: should the path have become a FIFO since the stat, open does not wait
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(MAX_ANSWERS_BYTES + 1)
+    except OSError as e:
+        raise AdvisorError(f"answers file {name}: cannot read ({e.strerror or e.__class__.__name__})") from None
+    if len(data) > MAX_ANSWERS_BYTES:
+        raise AdvisorError(f"answers file {name}: larger than {MAX_ANSWERS_BYTES:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AdvisorError(f"answers file {name}: not UTF-8 text") from None
 
 
 def load_answers(path: str | os.PathLike) -> Answers:
     """Read an answers TOML file; a missing or malformed file is one line."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AdvisorError(f"answers file {str(p)!r}: not found") from None
-    except IsADirectoryError:
-        raise AdvisorError(f"answers file {str(p)!r}: is a directory, expected a .toml file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise AdvisorError(f"answers file {str(p)!r}: cannot read ({e.__class__.__name__})") from None
+    text = read_answers_text(path)
+    name = repr(shorten_path(path))
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise AdvisorError(f"answers file {str(p)!r}: not valid TOML ({e})") from None
+        raise AdvisorError(f"answers file {name}: not valid TOML ({shorten(str(e), 120)})") from None
+    except ValueError as e:  # tomllib: an integer of more than 4,300 digits
+        raise AdvisorError(f"answers file {name}: a value TOML cannot hold ({shorten(str(e), 80)})") from None
     try:
         return answers_from_dict(data)
-    except InputError as e:
-        raise AdvisorError(f"answers file {str(p)!r}: {e}") from None
+    except AdvisorError as e:
+        raise AdvisorError(f"answers file {name}: {e}") from None
 
 
 def merge_flags(answers: Answers | None, flags: dict[str, Any]) -> Answers:
-    """Apply flag values (dotted field -> value, None = not given) over the file's answers."""
+    """Apply flag values (dotted field -> text, None = not given) over the file's answers.
+    Each text is parsed as its field's type; the model then validates the whole."""
     data = answers.model_dump() if answers is not None else {}
     for path, value in flags.items():
         if value is None:
             continue
+        spec = _field_at(path)
+        if spec is not None and isinstance(value, str):
+            value = spec.parse(value)
         cur = data
         parts = path.split(".")
         for part in parts[:-1]:
@@ -149,28 +168,54 @@ def merge_flags(answers: Answers | None, flags: dict[str, Any]) -> Answers:
 
 
 def check_names(answers: Answers, knowledge) -> None:
-    """Names that must exist: the GPU in the catalog, the model somewhere, constraint words."""
+    """Names that must exist: the GPU in the catalog, the model somewhere (catalog, a local HF
+    folder or GGUF file). Checked before anything is planned, so the TUI can ask where the name
+    is typed and the CLI says it in one line."""
     gpu = answers.hardware.gpu
     if gpu.strip().lower() != "auto":
         knowledge.gpu(gpu)
-    name = answers.model.name.strip()
-    if name and not _is_local_model(name):
-        try:
-            knowledge.model(name)
-        except InputError:
-            if ":" not in name:  # an ollama tag we don't know ("llama3.2:1b") may still be served
-                raise
+    check_model_name(answers.model.name, knowledge)
     known = tuple(knowledge.backends)  # the bundled backends and the user's own rows
     if answers.constraints.backend and answers.constraints.backend not in known:
-        raise choice_error("constraints.backend", answers.constraints.backend, known)
-    q = answers.constraints.quantization
-    if q and q not in QUANTIZATIONS:
-        raise choice_error("constraints.quantization", q, QUANTIZATIONS)
+        raise InputError("constraints.backend", answers.constraints.backend, "one of " + ", ".join(known),
+                         closest(answers.constraints.backend, known))
 
 
-def _is_local_model(name: str) -> bool:
+def check_model_name(name: str, knowledge) -> None:
+    name = name.strip()
+    if not name or local_model_kind(name):
+        return
+    try:
+        knowledge.model(name)
+    except InputError as e:
+        if ":" in name:  # an Ollama tag: served by name only if the catalog knows its architecture
+            raise AdvisorError(
+                f"model.name: {shorten(name)!r} is not in the catalog; point at its GGUF file, or add it "
+                f"to your knowledge directory (models table) following playbook H.4"
+                + (f" (did you mean {e.suggestion!r}?)" if e.suggestion else "")
+            ) from None
+        if "/" in name or name.startswith((".", "~")):
+            raise AdvisorError(f"model.name: {shorten(name)!r} is neither a catalog model, a folder with "
+                               "config.json nor a .gguf file") from None
+        raise
+
+
+def local_model_kind(name: str) -> str:
+    """'gguf', 'folder' or '' for a model name that is a path; a path the OS refuses (too long,
+    no permission) is one line naming the field, not an OSError."""
     p = Path(name).expanduser()
-    return p.suffix.lower() == ".gguf" or (p.is_dir() and (p / "config.json").exists())
+    try:
+        if p.suffix.lower() == ".gguf":
+            if p.exists() and not p.is_file():
+                raise AdvisorError(f"model.name: {shorten_path(p)!r} is not a file")
+            return "gguf"
+        if p.is_dir():
+            return "folder" if (p / "config.json").is_file() else ""
+    except OSError as e:
+        raise AdvisorError(f"model.name: cannot use {shorten_path(p)!r} ({e.strerror or e.__class__.__name__})") from None
+    except ValueError:  # an embedded NUL
+        raise AdvisorError(f"model.name: {shorten_path(p)!r} is not a usable path") from None
+    return ""
 
 
 # ------------------------------------------------------------------ TOML out
@@ -219,18 +264,40 @@ def _key(k: str) -> str:
 
 
 def answers_to_toml(answers: Answers) -> str:
-    return "# advisor answers — reload with: advisor --answers FILE\n" + to_toml(answers.model_dump())
+    """The answers as a TOML file, every field the model defines (an empty optional one as a
+    comment), each with its help: `advisor --answers FILE` and `recommend --answers FILE` read it."""
+    lines = ["# advisor answers: reload with  advisor --answers FILE  or  advisor recommend --answers FILE"]
+    table = ""
+    for f in answer_fields():
+        if f.table != table:
+            table = f.table
+            lines += ["", f"[{table}]"]
+        value: Any = answers
+        for part in f.path.split("."):
+            value = getattr(value, part)
+        comment = f"  # {f.ask.help}" + (f" ({f.ask.unit})" if f.ask.unit else "")
+        if value is None:
+            lines.append(f"# {_key(f.key)}: not set; {comment.strip()[2:]}")
+        else:
+            lines.append(f"{_key(f.key)} = {_toml_value(value)}{comment}")
+    return "\n".join(lines) + "\n"
 
 
 def save_answers(answers: Answers, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write answers as TOML; never silently replace a file the user saved."""
+    """Write answers as TOML; never silently replace a file the user saved. A path the OS
+    refuses (too long, no such folder, read-only) is one line, and nothing is half-written."""
     p = Path(path).expanduser()
-    if p.exists() and not overwrite:
-        raise AdvisorError(f"{str(p)!r} already exists; choose another name or pass overwrite")
+    name = repr(shorten_path(p))
     try:
+        if p.exists() and not overwrite:
+            raise AdvisorError(f"{name} already exists; choose another name or pass overwrite")
+        if p.is_dir():
+            raise AdvisorError(f"{name} is a folder; add a file name")
         tmp = p.with_name(p.name + ".tmp")
         tmp.write_text(answers_to_toml(answers), encoding="utf-8")
         tmp.replace(p)
     except OSError as e:
-        raise AdvisorError(f"cannot save answers to {str(p)!r} ({e.strerror or e})") from None
+        raise AdvisorError(f"cannot save answers to {name} ({e.strerror or e.__class__.__name__})") from None
+    except ValueError:  # an embedded NUL
+        raise AdvisorError(f"cannot save answers to {name} (not a usable path)") from None
     return p

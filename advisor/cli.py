@@ -11,80 +11,56 @@ import argparse
 import sys
 
 from advisor import __version__
-from advisor.fields import FIELDS
 
-FORMATS = ("json", "toml", "text")
+FORMATS = ("json", "toml", "text", "answers")
 EPILOG = """commands:
   advisor                         the guided TUI (questionnaire, probes, advice)
   advisor recommend ...           the recommendation for answers (file and/or flags)
   advisor probe ...               measure this GPU and model (cached per machine)
   advisor export ...              a deployment snippet for the recommendation
   advisor knowledge [TABLE]       the stored tables with their sources
+
+`advisor COMMAND --help` lists a command's flags.
 """
+COMMAND_HELP = {
+    "recommend": "recommend a deployment for the answers",
+    "export": "a deployment config snippet for the recommendation",
+    "probe": "measure this machine (NVML, transformers, Ollama, OpenAI servers)",
+    "knowledge": "show the stored tables, row by row, with sources",
+}
+ANSWERS_EPILOG = """Every answer is also a key of the answers file (TOML; flags override the file's values):
+top-level keys, then the [hardware], [model], [slo] and [constraints] tables, as
+`advisor recommend ... --format answers` writes them. That output, saved to a file, is what
+--answers reads back: the same answers, flags and defaults included."""
 
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the problem (no usage dump)."""
 
     def error(self, message: str):  # noqa: D401
-        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        from advisor.fields import shorten
+
+        sys.stderr.write(f"{self.prog}: error: {shorten(message, 200)} (see {self.prog} --help)\n")
         raise SystemExit(2)
 
 
-def _add_answer_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--answers", metavar="FILE", help="answers TOML file (flags override its values)")
-    g = p.add_argument_group("answers (each also a key in the answers file)")
-    for flag, path, _typ, help_ in FIELDS:
-        # Values stay strings here: the answers model validates them with one clear line.
-        g.add_argument(f"--{flag}", dest="f_" + path.replace(".", "__"), metavar=flag.split("-")[0].upper(),
-                       help=help_)
+def _recommend_arguments(r: argparse.ArgumentParser) -> None:
+    from advisor.inputs import add_input_flags
+
+    add_input_flags(r)
+    r.add_argument("--format", choices=FORMATS, default="text",
+                   help="output format (default: text); 'answers' prints the answers themselves "
+                        "(file + flags + defaults) as TOML, to save and pass back as --answers")
 
 
-def _flag_values(args: argparse.Namespace) -> dict:
-    out = {}
-    for _flag, path, _typ, _help in FIELDS:
-        v = getattr(args, "f_" + path.replace(".", "__"), None)
-        if v is not None:
-            out[path] = v
-    return out
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
-        prog="advisor",
-        description="Tells you how to serve an LLM on this GPU box, and proves it on your hardware.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--version", action="version", version=f"advisor {__version__}")
-    p.add_argument("--answers", metavar="FILE", help="open the TUI with these saved answers")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-
-    r = sub.add_parser("recommend", help="recommend a deployment for the answers")
-    _add_answer_flags(r)
-    r.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
-    r.add_argument("--probes", metavar="FILE", action="append", default=[],
-                   help="probe results (JSON from `advisor probe --json`); repeatable")
-    r.add_argument("--no-cache", action="store_true", help="ignore cached probe results of this machine")
-
-    e = sub.add_parser("export", help="a deployment config snippet for the recommendation")
-    _export_arguments(e)
-
-    pr = sub.add_parser("probe", help="measure this machine (NVML, transformers, Ollama, OpenAI servers)")
-    _probe_arguments(pr)
-
-    k = sub.add_parser("knowledge", help="show the stored tables, row by row, with sources")
+def _knowledge_arguments(k: argparse.ArgumentParser) -> None:
     k.add_argument("table", nargs="?", help="a table name (default: list the tables)")
     k.add_argument("--format", choices=("text", "json"), default="text")
-    return p
 
 
 def _export_arguments(e: argparse.ArgumentParser) -> None:
-    try:
-        from advisor.export.cli import add_arguments
-    except ImportError:
-        _add_answer_flags(e)
-        e.add_argument("--target", required=True)
-        return
+    from advisor.export.cli import add_arguments
+
     add_arguments(e)
 
 
@@ -97,69 +73,60 @@ def _probe_arguments(pr: argparse.ArgumentParser) -> None:
     add_arguments(pr)
 
 
+ARGUMENTS = {"recommend": _recommend_arguments, "export": _export_arguments, "probe": _probe_arguments,
+             "knowledge": _knowledge_arguments}
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The command word of argv (None for the TUI): only its flags are built, so `advisor --help`
+    loads neither pydantic nor the answer fields."""
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--answers":
+            skip = True
+        elif a == "--":
+            return None
+        elif not a.startswith("-"):
+            return a if a in ARGUMENTS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with argv, only the named command's flags are built (all of them without)."""
+    wanted = _command_in(argv) if argv is not None else None
+    p = OneLineParser(
+        prog="advisor",
+        description="Tells you how to serve an LLM on this GPU box, and proves it on your hardware.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"advisor {__version__}")
+    p.add_argument("--answers", metavar="FILE", help="open the TUI with these saved answers")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for name, add in ARGUMENTS.items():
+        epilog = ANSWERS_EPILOG if name in ("recommend", "export") else None
+        sp = sub.add_parser(name, help=COMMAND_HELP[name], description=COMMAND_HELP[name], epilog=epilog)
+        if argv is None or wanted == name:
+            add(sp)
+    return p
+
+
 # ------------------------------------------------------------------ commands
-def read_answers(args: argparse.Namespace):
-    """Answers from --answers FILE and/or flags; validated names against the knowledge."""
-    from advisor.answers import load_answers, merge_flags
-
-    base = load_answers(args.answers) if getattr(args, "answers", None) else None
-    return merge_flags(base, _flag_values(args))
-
-
-def load_probe_files(paths: list[str]):
-    import json
-
-    from pydantic import ValidationError
-
-    from advisor.domain import ProbeResult
-    from advisor.errors import AdvisorError
-
-    out = []
-    for path in paths:
-        try:
-            data = json.loads(open(path, encoding="utf-8").read())
-        except FileNotFoundError:
-            raise AdvisorError(f"--probes: {path!r} not found") from None
-        except (OSError, ValueError) as e:
-            raise AdvisorError(f"--probes: {path!r} is not readable JSON ({e.__class__.__name__})") from None
-        items = data if isinstance(data, list) else [data]
-        for item in items:
-            try:
-                out.append(ProbeResult.model_validate(item))
-            except ValidationError as e:
-                err = e.errors()[0]
-                raise AdvisorError(f"--probes: {path!r}: field {'.'.join(map(str, err['loc']))!r}: {err['msg']}") from None
-    return out
-
-
-def cached_probes(answers, hardware) -> list:
-    """Probe results this machine already measured for the GPU and model in question."""
-    if hardware.source != "nvml":
-        return []  # planning for another GPU: this machine's measurements don't apply
-    try:
-        from advisor.probes.cache import cached_results
-    except ImportError:
-        return []
-    try:
-        return list(cached_results(gpu=hardware.devices[0].name, model=answers.model.name or None))
-    except Exception:
-        return []
-
-
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from advisor.engine import recommend
-    from advisor.hardware import resolve_hardware
-    from advisor.knowledge import load_knowledge
+    from advisor.inputs import answers_from_args, from_args
+
+    if args.format == "answers":
+        from advisor.answers import answers_to_toml, check_names
+        from advisor.knowledge import load_knowledge
+
+        answers = answers_from_args(args)
+        check_names(answers, load_knowledge())
+        sys.stdout.write(answers_to_toml(answers))
+        return 0
     from advisor.render import render
 
-    k = load_knowledge()
-    answers = read_answers(args)
-    hardware = resolve_hardware(answers, k)
-    probes = load_probe_files(args.probes)
-    if not args.no_cache:
-        probes += cached_probes(answers, hardware)
-    rec = recommend(answers, hardware=hardware, probes=probes, knowledge=k)
-    sys.stdout.write(render(rec, args.format))
+    sys.stdout.write(render(from_args(args).recommend(), args.format))
     return 0
 
 
@@ -184,11 +151,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    if args.answers:
-        from advisor.answers import load_answers
-
-        load_answers(args.answers)  # a bad file is one line here, before the screen opens
-    from advisor.tui.app import run
+    from advisor.tui.app import run  # a bad answers file is one line there, before the screen opens
 
     return run(args.answers)
 
@@ -197,8 +160,8 @@ COMMANDS = {"recommend": cmd_recommend, "knowledge": cmd_knowledge, "export": cm
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         from advisor.errors import AdvisorError
         try:
@@ -212,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:  # never a traceback: one line, and where to report it
-        sys.stderr.write(f"advisor: internal error: {e.__class__.__name__}: {e} (please report this)\n")
+        from advisor.fields import shorten
+
+        sys.stderr.write(f"advisor: internal error: {e.__class__.__name__}: {shorten(str(e), 200)} "
+                         "(please report this)\n")
         return 70
     return int(code or 0)
 

@@ -6,9 +6,11 @@ speak these. Nothing here imports torch, transformers or Textual.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
 
 WORKLOADS = ("rag", "summarization", "chat", "balanced", "codegen", "classification")
 RISKS = ("high", "moderate", "low")
@@ -41,9 +43,9 @@ SETTING_KEYS = {
     "temperature": "sampling temperature for the task (Modelfile PARAMETER)",
 }
 
-Workload = Literal["rag", "summarization", "chat", "balanced", "codegen", "classification"]
-Risk = Literal["high", "moderate", "low"]
-OS = Literal["linux", "windows"]
+Workload = Literal[WORKLOADS]
+Risk = Literal[RISKS]
+OS = Literal[OSES]
 Origin = Literal["probe", "knowledge", "roofline", "answers"]
 
 
@@ -52,39 +54,96 @@ class _Strict(BaseModel):
 
 
 # ---------------------------------------------------------------- answers
-class HardwareAnswers(_Strict):
-    gpu: str = "auto"  # catalog name or "auto" (detect with NVML)
-    vram_gb: float | None = Field(default=None, gt=0, le=4096)
-    gpus: int = Field(default=1, ge=1, le=64)
-    background_vram_gb: float = Field(default=0.0, ge=0)
-    os: OS = "linux"
+
+# Each answer field is defined once, here: its type and bounds (pydantic) and how it is asked
+# (Ask: label, unit, help, CLI flag, TUI widget and page). advisor.fields turns these into the CLI
+# flags of `recommend` and `export`, the TOML keys, the TUI's inputs and every validation message.
+# Strict: a TOML `true` is not the number 1, 8.0 is not a whole number; no inf or nan anywhere.
+@dataclass(frozen=True)
+class Ask:
+    """How an answer field is asked: its words and its place, beside its type on the model."""
+
+    label: str
+    help: str
+    unit: str = ""
+    flag: str = ""      # the CLI flag without "--" (default: the field name, _ as -)
+    widget: str = ""    # number | choice | text | gpu | model (default: from the type)
+    page: str = ""      # where the TUI asks it: hardware | workload | risk | load | model
 
 
-class ModelAnswers(_Strict):
-    name: str = ""  # catalog id, HF directory, GGUF file, or ollama tag; "" = advisor picks
+_ANSWERS_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
-class SLOAnswers(_Strict):
-    ttft_ms: float = Field(default=1000, gt=0)
-    p95_latency_s: float = Field(default=5, gt=0)
-    min_decode_tok_s: float = Field(default=0, ge=0)
+class HardwareAnswers(BaseModel):
+    model_config = _ANSWERS_CONFIG
+
+    gpu: Annotated[str, Field(min_length=1, max_length=200),
+                   Ask("GPU", 'catalog GPU name, or "auto" to detect this machine\'s with NVML',
+                       widget="gpu", page="hardware")] = "auto"
+    gpus: Annotated[int | None, Field(ge=1, le=64),
+                    Ask("GPUs", "GPUs to plan for (empty: all detected, or 1 catalog GPU)",
+                        page="hardware")] = None
+    vram_gb: Annotated[float | None, Field(ge=1, le=2048),
+                       Ask("VRAM", "VRAM per GPU (empty: the catalog's or NVML's)", unit="GB",
+                           page="hardware")] = None
+    background_vram_gb: Annotated[float, Field(ge=0, le=2048),
+                                  Ask("other tenants", "VRAM used by the desktop or other tenants",
+                                      unit="GB", page="hardware")] = 0.0
+    os: Annotated[OS, Ask("OS", "the server's OS (the spill-over cliff depends on it)",
+                          widget="choice", page="hardware")] = "linux"
 
 
-class ConstraintAnswers(_Strict):
-    backend: str = ""
-    quantization: str = ""
+class ModelAnswers(BaseModel):
+    model_config = _ANSWERS_CONFIG
+
+    name: Annotated[str, Field(max_length=4096),
+                    Ask("model", "catalog id, HF folder, GGUF file or Ollama tag (empty: advisor picks)",
+                        flag="model", widget="model", page="model")] = ""
 
 
-class Answers(_Strict):
+class SLOAnswers(BaseModel):
+    model_config = _ANSWERS_CONFIG
+
+    ttft_ms: Annotated[float, Field(ge=1, le=3_600_000),
+                       Ask("TTFT target", "time to first token", unit="ms", page="load")] = 1000.0
+    p95_latency_s: Annotated[float, Field(ge=0.01, le=86_400),
+                             Ask("p95 latency", "whole answer, 95th percentile", unit="s", page="load")] = 5.0
+    min_decode_tok_s: Annotated[float, Field(ge=0, le=100_000),
+                                Ask("min decode", "per user, 0 = any", unit="tok/s", page="load")] = 0.0
+
+
+class ConstraintAnswers(BaseModel):
+    model_config = _ANSWERS_CONFIG
+
+    # any backend the knowledge has (the bundled ones and the user's own rows): checked by name
+    backend: Annotated[str, Field(max_length=64),
+                       Ask("backend", "a backend you are tied to (empty: any)",
+                           widget="backend", page="model")] = ""
+    quantization: Annotated[Literal[("",) + QUANTIZATIONS],
+                            Ask("quantization", "a quantization you are tied to (empty: any)",
+                                widget="choice", page="model")] = ""
+
+
+class Answers(BaseModel):
     """What the user told us (questionnaire, TOML file or flags)."""
 
-    workload: Workload = "chat"
-    risk: Risk = "moderate"
-    concurrency: int = Field(default=1, ge=1, le=4096)
-    context_tokens: int = Field(default=4096, ge=1, le=2_000_000)
-    output_tokens: int = Field(default=256, ge=1, le=1_000_000)
-    requests_per_day: int = Field(default=0, ge=0)
-    deadline_hours: float = Field(default=0, ge=0)
+    model_config = _ANSWERS_CONFIG
+
+    workload: Annotated[Workload, Ask("workload", "what the model mostly does (Appendix F)",
+                                      widget="choice", page="workload")] = "chat"
+    risk: Annotated[Risk, Ask("risk tier", "how bad a wrong answer is (Appendix P.1)",
+                              widget="choice", page="risk")] = "moderate"
+    concurrency: Annotated[int, Field(ge=1, le=4096),
+                           Ask("concurrency", "simultaneous requests", page="load")] = 1
+    context_tokens: Annotated[int, Field(ge=1, le=2_000_000),
+                              Ask("context", "typical prompt + history", unit="tokens", page="load")] = 4096
+    output_tokens: Annotated[int, Field(ge=1, le=1_000_000),
+                             Ask("output", "typical answer length", unit="tokens", page="load")] = 256
+    requests_per_day: Annotated[int, Field(ge=0, le=1_000_000_000),
+                                Ask("requests / day", "batch volume, 0 = not a batch job",
+                                    page="load")] = 0
+    deadline_hours: Annotated[float, Field(ge=0, le=8760),
+                              Ask("deadline", "batch window, 0 = none", unit="hours", page="load")] = 0.0
     hardware: HardwareAnswers = HardwareAnswers()
     model: ModelAnswers = ModelAnswers()
     slo: SLOAnswers = SLOAnswers()

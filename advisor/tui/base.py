@@ -21,13 +21,19 @@ STEPS = (
 LABELS = dict(STEPS)
 
 
-def step_line(current: str) -> str:
-    """'advisor  1 Hardware  [2 Questions]  3 Probe ...': the current step in brackets."""
+def step_line(current: str, width: int = 80) -> str:
+    """'advisor  1 Hardware  [2 Questions]  3 Probe ...': the current step in brackets. Narrower
+    than that, only the current step keeps its name: 'advisor  1  [2 Questions]  3   4 ...'."""
     parts = []
     for i, (name, label) in enumerate(STEPS, 1):
         text = f"{i} {label}"
         parts.append(f"[{text}]" if name == current else f" {text} ")
-    return "advisor " + " ".join(parts)
+    line = "advisor " + " ".join(parts)
+    if len(line) <= width:
+        return line
+    short = "advisor " + " ".join(f"[{i} {label}]" if name == current else f" {i} "
+                                  for i, (name, label) in enumerate(STEPS, 1))
+    return short if len(short) <= width else f"advisor {dict(STEPS).get(current, '')}"[:width]
 
 
 class StepBar(Static):
@@ -35,6 +41,10 @@ class StepBar(Static):
 
     def __init__(self, current: str):
         super().__init__(step_line(current), id="stepbar", markup=False)
+        self.current = current
+
+    def on_resize(self) -> None:
+        self.update(step_line(self.current, self.size.width or 80))
 
 
 class AdvisorScreen(Screen):
@@ -73,7 +83,24 @@ class Choice(RadioButton):
 
 
 class ChoiceSet(RadioSet):
-    """A RadioSet that says where its cursor is: a ">" marker and a Highlighted message."""
+    """A RadioSet that says where its cursor is: a ">" marker and a Highlighted message; Enter
+    chooses the button under the cursor and says so (Chosen: a page can move on), space only
+    chooses."""
+
+    BINDINGS = [Binding("enter", "choose", "Choose", show=False)]
+
+    class Chosen(Message):
+        def __init__(self, choice_set: "ChoiceSet") -> None:
+            super().__init__()
+            self.choice_set = choice_set
+
+        @property
+        def control(self) -> "ChoiceSet":
+            return self.choice_set
+
+    def action_choose(self) -> None:
+        self.action_toggle_button()
+        self.post_message(self.Chosen(self))
 
     class Highlighted(Message):
         def __init__(self, choice_set: "ChoiceSet", button: RadioButton) -> None:

@@ -19,15 +19,22 @@ from textual.widgets import Button, Input, Label, Static
 
 class _WritablePath(Validator):
     def validate(self, value: str) -> ValidationResult:
+        from advisor.fields import shorten_path
+
         v = value.strip()
         if not v:
             return self.failure("type a file name")
         p = Path(v).expanduser()
-        if p.is_dir() and not getattr(self, "dir_ok", False):
-            return self.failure("that is a directory; add a file name")
-        parent = p.parent if not p.is_dir() else p
-        if not parent.exists():
-            return self.failure(f"folder {str(parent)!r} does not exist")
+        try:
+            if p.is_dir() and not getattr(self, "dir_ok", False):
+                return self.failure("that is a directory; add a file name")
+            parent = p.parent if not p.is_dir() else p
+            if not parent.exists():
+                return self.failure(f"folder {shorten_path(parent, 50)!r} does not exist")
+            if len(p.name.encode()) > 255:  # the OS refuses it at save time (ENAMETOOLONG)
+                return self.failure(f"file name of {len(p.name.encode())} bytes; at most 255")
+        except (OSError, ValueError) as e:  # a path the OS refuses: its reason, in one line
+            return self.failure(f"cannot use that path ({getattr(e, 'strerror', None) or 'not a usable path'})")
         return self.success()
 
 
@@ -124,7 +131,12 @@ def save_flow(app, title: str, default: str, targets: Callable[[str], list[Path]
     def got_path(path: str | None) -> None:
         if not path:
             return
-        existing = [p for p in targets(path) if p.exists()]
+        try:
+            existing = [p for p in targets(path) if p.exists()]
+        except (OSError, ValueError) as e:  # one line, never a traceback
+            app.notify(f"FAIL cannot use that path ({getattr(e, 'strerror', None) or e})", severity="error",
+                       timeout=8)
+            return
         if not existing:
             do_write(path)
             return

@@ -1,22 +1,32 @@
 """Helpers for the TUI tests: read the screen as text, stand-ins for GPUs and probes."""
 from __future__ import annotations
 
-import io
+import html
+import re
 
-from rich.console import Console
+
+_SVG_TEXT = re.compile(r'<text [^>]*?x="([0-9.]+)" y="[0-9.]+" textLength="([0-9.]+)" '
+                       r'clip-path="url\(#[^)]*?-line-(\d+)\)">(.*?)</text>', re.S)
 
 
 def screen_text(app) -> str:
-    """The current screen as plain text, exactly as an 80x24 terminal shows it (no colour)."""
+    """The current screen as plain text, as a terminal of the app's size shows it (no colour).
+
+    Read from Textual's public App.export_screenshot() (the SVG a user can save with
+    ctrl+s / `textual run --screenshot`): each <text> there names its row (its clip path) and its
+    column (x over the width of one cell)."""
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=False,
-                      color_system=None, record=True, legacy_windows=False, safe_box=False)
-    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens,
-                                                  simplify=True)
-    console.print(update)
-    lines = console.export_text(styles=False).split("\n")[:height]
-    lines += [""] * (height - len(lines))
-    return "\n".join(line.rstrip() for line in lines)
+    rows = [[" "] * width for _ in range(height)]
+    for x, length, row, text in _SVG_TEXT.findall(app.export_screenshot()):
+        text = html.unescape(text).replace("\xa0", " ")
+        col = round(float(x) / (float(length) / len(text)))
+        line = int(row)
+        if line >= height:
+            continue
+        for i, ch in enumerate(text):
+            if 0 <= col + i < width:
+                rows[line][col + i] = ch
+    return "\n".join("".join(r).rstrip() for r in rows)
 
 
 async def wait_for_text(pilot, wants, timeout: float = 5.0) -> str:
@@ -48,6 +58,12 @@ def no_gpu(knowledge):
 def one_4090(knowledge):
     return [GpuDevice(index=0, name="NVIDIA GeForce RTX 4090", total_gb=24.0, free_gb=21.5, used_gb=2.5,
                       other_processes_gb=1.5, driver="550.54", cuda="12.4", catalog_name="RTX 4090")]
+
+
+def two_4090(knowledge):
+    """Two of the same GPU, as NVML lists them on a two-card box."""
+    one = one_4090(knowledge)[0]
+    return [one, one.model_copy(update={"index": 1})]
 
 
 def no_tags():
@@ -160,3 +176,31 @@ async def settle(pilot, rounds: int = 3) -> None:
         except WorkerCancelled:  # an exclusive worker replaced by a newer one
             pass
         await pilot.pause(0.05)
+
+
+# ------------------------------------------------------------------ answers
+def every_field_changed():
+    """Answers in which every field the model defines (advisor.fields, not a hand list) differs
+    from its default; names that must exist are catalog names."""
+    from advisor.answers import answers_from_dict
+    from advisor.fields import answer_fields
+
+    data: dict = {}
+    names = {"gpu": "RTX 4090", "model": "llama3.2-1b", "backend": "vllm"}
+    for f in answer_fields():
+        if f.widget in names:
+            value = names[f.widget]
+        elif f.kind == "choice":
+            value = next(c for c in reversed(f.choices) if c != f.default)
+        elif f.kind in ("int", "float"):
+            base = f.default if f.default is not None else (f.ge or 0) + 7
+            value = base + 1 if f.kind == "int" else base + 1.5
+        else:
+            raise AssertionError(f"no changed value for {f.path} ({f.kind})")
+        assert value != f.default, f.path
+        cur = data
+        parts = f.path.split(".")
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {})
+        cur[parts[-1]] = value
+    return answers_from_dict(data)

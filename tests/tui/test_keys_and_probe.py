@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from helpers import StandInProbe, one_4090, screen_text, settle
+from textual.widgets import Input
 
 from advisor.domain import CurveFit, CurvePoint
 from advisor.tui.base import STEPS
@@ -39,7 +40,7 @@ def test_ctrl_q_quits_from_anywhere(where, make_app, run):
             app.goto("questions")
             await settle(pilot)
             await pilot.press("ctrl+n", "ctrl+n")  # page 3, an Input has focus
-            assert app.focused.__class__.__name__ == "Input"
+            assert isinstance(app.focused, Input)
         elif where == "probe-input":
             app.goto("probe")
             await settle(pilot)

@@ -59,8 +59,7 @@ REC = Recommendation(
 
 
 def with_rec(app):
-    app.recommendation = REC
-    app.recommended_version = app.version
+    app.update_state(recommendation=REC)
 
 
 def common(app, name, text):
@@ -85,7 +84,8 @@ MUST_SHOW = {
                         "^n Next"],
     "hardware-detected": ["OK detected 1 GPU(s); catalog: RTX 4090",
                           " 0  NVIDIA GeForce RTX 4090  24.0 GB  2.5 GB  21.5 GB  1.5 GB",
-                          "(*) this machine's GPUs", "other tenants GB 1.5"],
+                          "(*) this machine's GPUs",
+                          "Plan for: this machine, NVIDIA GeForce RTX 4090 (24.0 GB, 1.5 GB other tenants)"],
     "questions-workload": ["Questions, page 1 of 4: Workload", "(*) chat", "( ) rag",
                            "F.3 chat: Conversational turns with history; decode sets perceived speed.",
                            "^n Next", "esc Back"],

@@ -33,16 +33,19 @@ def test_story(make_app, run, tmp_path):
         assert app.screen.NAME == "questions"
         assert app.answers.hardware.gpu == "RTX 4090"
         assert "F.3 chat: Conversational turns" in screen_text(app)
-        await pilot.press("up", "up", "enter")
+        await pilot.press("up", "up")  # the cursor shows each workload's profile before it is chosen
         assert "F.1 rag: Retrieved documents in, short answer out" in screen_text(app)
-        await pilot.press("ctrl+n")
-        # page 2: risk tier with examples; keep moderate
-        assert "(*) moderate  e.g. customer-facing chat" in screen_text(app)
-        await pilot.press("ctrl+n")
+        await pilot.press("enter")  # Enter chooses rag and moves on
+        await pilot.pause(0.05)
+        # page 2: risk tier with examples; Enter keeps moderate and moves on
+        text = screen_text(app)
+        assert "page 2 of 4" in text and "(*) moderate  e.g. customer-facing chat" in text
+        await pilot.press("enter")
+        await pilot.pause(0.05)
         # page 3: numbers validated as you type; Next refuses a bad value
         await clear_and_type(pilot, "0")
         text = screen_text(app)
-        assert "WARN expected a whole number 1-4096" in text
+        assert "WARN a whole number from 1 to 4,096" in text
         await pilot.press("ctrl+n")
         assert "page 3 of 4" in screen_text(app)
         await clear_and_type(pilot, "8")

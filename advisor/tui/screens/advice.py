@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import textwrap
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -40,8 +39,8 @@ def predicted_rows(p: Plan) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def _wrap(text: str, first: str, rest: str) -> str:
-    return "\n".join(textwrap.wrap(text, WRAP, initial_indent=first, subsequent_indent=rest,
+def _wrap(text: str, first: str, rest: str, width: int = WRAP) -> str:
+    return "\n".join(textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
                                    break_on_hyphens=False)) or first
 
 
@@ -49,15 +48,18 @@ ORIGIN_WORDS = {"probe": "measured here", "knowledge": "stored table", "roofline
                 "answers": "your answer"}
 
 
-def predicted_text(p: Plan) -> str:
+def predicted_text(p: Plan, width: int = WRAP) -> str:
+    """The figures' table; the origin's words in brackets where the screen has room for them."""
     lines = [f"{'predicted':<16}{'value':>13}  {'origin':<10}"]
     for label, value, origin, _source in predicted_rows(p):
-        lines.append(f"{label:<16}{value:>13}  {origin:<10}({ORIGIN_WORDS.get(origin, '')})")
+        line = f"{label:<16}{value:>13}  {origin:<10}"
+        words = f"({ORIGIN_WORDS.get(origin, '')})"
+        lines.append(line + words if len(line) + len(words) <= width else line.rstrip())
     return "\n".join(lines)
 
 
-def sources_text(p: Plan) -> str:
-    return "\n".join(_wrap(f"{label}: [{origin}] {source or 'no source recorded'}", "* ", "  ")
+def sources_text(p: Plan, width: int = WRAP) -> str:
+    return "\n".join(_wrap(f"{label}: [{origin}] {source or 'no source recorded'}", "* ", "  ", width)
                      for label, _v, origin, source in predicted_rows(p))
 
 
@@ -82,27 +84,45 @@ class AdviceScreen(AdvisorScreen):
             yield Vertical(id="alternatives")
             yield Vertical(id="trace")
 
+    @property
+    def wrap(self) -> int:
+        """Columns the text is wrapped at: the screen's width (less the scrollbar), 40 to 116."""
+        width = self.size.width or 80
+        return max(40, min(width - 6, 116))
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "state", self.state_changed, init=False)
+        self._wrapped_at = self.wrap
+
+    async def on_resize(self) -> None:
+        """A wider or narrower terminal rewraps the plan shown (not only cuts or soft-wraps it)."""
+        if self.wrap != getattr(self, "_wrapped_at", None) and getattr(self, "_shown", None) is not None:
+            self._wrapped_at = self.wrap
+            rec, self._shown = self._shown, None
+            await self.show(rec)
+
+    async def state_changed(self, state) -> None:
+        if self.is_current:
+            await self.present(state)
+
     async def on_screen_resume(self) -> None:
-        app = self.advisor
-        if app.recommendation is None or app.recommended_version != app.version:
-            self.action_recompute()
+        await self.present(self.advisor.state)
+
+    async def present(self, state) -> None:
+        """The plan for the current inputs; asked for (in a worker) when there is none yet."""
+        if state.recommendation is not None:
+            if state.recommendation is not getattr(self, "_shown", None):
+                await self.show(state.recommendation)
+        elif state.error:
+            await self.show_error(state.error)
         else:
-            await self.show(app.recommendation)
+            self.query_one("#headline", Static).update("Computing the recommendation...")
+            self.advisor.request_recommendation()
 
     def action_recompute(self) -> None:
-        self.query_one("#headline", Static).update("Computing the recommendation...")
-        self.compute()
-
-    @work(thread=True, exclusive=True, group="recommend")
-    def compute(self) -> None:
-        app = self.advisor
-        try:
-            rec = app.compute_recommendation()
-        except Exception as e:  # AdvisorError: one line naming the field
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-            app.call_from_thread(self.show_error, msg)
-            return
-        app.call_from_thread(self.show, rec)
+        self.advisor.update_state(recommendation=None, error="")
+        if not self.is_current:
+            self.advisor.request_recommendation()
 
     async def _clear_sections(self) -> None:
         for wid in ("#sources", "#alternatives", "#trace"):
@@ -117,7 +137,7 @@ class AdviceScreen(AdvisorScreen):
     async def show_error(self, msg: str) -> None:
         async with self._painting:
             self.query_one("#headline", Static).update(
-                _wrap(f"FAIL {msg}", "", "     ") + "\nFix it on the hardware or questions screen (Esc goes back).")
+                _wrap(f"FAIL {msg}", "", "     ", self.wrap) + "\nFix it on the hardware or questions screen (Esc goes back).")
             for wid in ("#hardware-line", "#predicted", "#warnings", "#playbooks"):
                 self._set(wid, "")
             await self._clear_sections()
@@ -141,17 +161,17 @@ class AdviceScreen(AdvisorScreen):
             head.update(f"NO RECOMMENDATION: {rec.no_plan_because or 'nothing can run here for these answers'}.")
             self._set("#predicted", "")
         else:
-            head.update(_wrap(headline(p), "RECOMMENDED ", "            "))
-            self._set("#predicted", predicted_text(p))
+            head.update(_wrap(headline(p), "RECOMMENDED ", "            ", self.wrap))
+            self._set("#predicted", predicted_text(p, self.wrap))
         box = self.query_one("#sources", Vertical)
         if p is not None:
-            await box.mount(Collapsible(Static(sources_text(p), markup=False), collapsed=True,
+            await box.mount(Collapsible(Static(sources_text(p, self.wrap - 2), markup=False), collapsed=True,
                                         title="Where each figure comes from (sources)"))
         self._set("#hardware-line",
                   f"for {hw.get('count', 1)} x {hw.get('gpu', '?')} ({hw.get('vram_gb', 0):g} GB, "
                   f"{hw.get('os', '?')}, {hw.get('source', '?')})"
                   + ("; with probe results" if rec.probes else "; no probe (tables)") if hw else "")
-        warn = "\n".join(_wrap(w, "WARN ", "     ") for w in rec.warnings)
+        warn = "\n".join(_wrap(w, "WARN ", "     ", self.wrap) for w in rec.warnings)
         self._set("#warnings", warn)
         self._set("#playbooks", ("Playbooks (p): " + "; ".join(f"{pb.id} {pb.title}" for pb in rec.playbooks))
                   if rec.playbooks else "")
@@ -161,10 +181,10 @@ class AdviceScreen(AdvisorScreen):
         for i, a in enumerate(rec.alternatives, 1):
             title = f"alt {i}: {a.model} on {a.backend} at {a.quantization}"
             if a.lost_because:
-                room = WRAP - len(title) - 3
+                room = self.wrap - len(title) - 3
                 first = a.lost_because[0]
                 title += ": " + (first if len(first) <= room else first[:max(room - 1, 0)] + "~")
-            why = "\n".join(_wrap(w, "- ", "  ") for w in a.lost_because) or "- ranked lower"
+            why = "\n".join(_wrap(w, "- ", "  ", self.wrap - 2) for w in a.lost_because) or "- ranked lower"
             items.append(Collapsible(Static(why, markup=False), title=title, collapsed=True))
         if items:
             await alts.mount(Static(f"Alternatives and why they lost ({len(items)}; Enter expands):",
@@ -175,8 +195,8 @@ class AdviceScreen(AdvisorScreen):
         if rec.rules_fired:
             lines = []
             for r in rec.rules_fired:
-                lines.append(_wrap(f"{r.rule}: {r.because}", "* ", "  "))
-                lines.append(_wrap(f"source: {r.source}", "    ", "    "))
+                lines.append(_wrap(f"{r.rule}: {r.because}", "* ", "  ", self.wrap - 2))
+                lines.append(_wrap(f"source: {r.source}", "    ", "    ", self.wrap - 2))
             await trace.mount(Collapsible(Static("\n".join(lines), markup=False),
                                           title=f"Trace: {len(rec.rules_fired)} rules fired, each with its source",
                                           collapsed=True, id="trace-box"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual import work
+from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer
@@ -16,7 +17,8 @@ from advisor.tui.dialogs import save_answers_dialog, save_flow, snippet_targets,
 def default_target(backend: str) -> str:
     if backend in EXPORT_TARGETS:
         return backend
-    return "transformers" if backend.startswith("transformers") else "vllm"
+    # a variant of a backend family ("transformers-compiled") exports as its family; else vLLM's
+    return next((t for t in EXPORT_TARGETS if backend.startswith(t)), EXPORT_TARGETS[0])
 
 
 class ExportScreen(AdvisorScreen):
@@ -29,6 +31,7 @@ class ExportScreen(AdvisorScreen):
         self.snippet = None
         self.text = ""
         self.target = ""
+        self._plan = None  # the recommendation the target was chosen for
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -40,20 +43,37 @@ class ExportScreen(AdvisorScreen):
         with ScrollableContainer(id="snippet-box"):  # long lines scroll sideways, never wrap
             yield Static("", id="snippet", markup=False)
 
+    def on_mount(self) -> None:
+        self.watch(self.app, "state", self.state_changed, init=False)
+
+    def state_changed(self, state) -> None:
+        if self.is_current:
+            self.present(state)
+
     def on_screen_resume(self) -> None:
-        app = self.advisor
-        if app.recommendation is None or app.recommended_version != app.version:
+        self.present(self.advisor.state)
+
+    def present(self, state) -> None:
+        """The snippet of the current plan; a new plan opens on its own backend's target (not on
+        one picked for an earlier plan)."""
+        rec = state.recommendation
+        if rec is None and not state.error:
             self.query_one("#export-status", Static).update("Computing the recommendation...")
-            self.compute(None)
+            self.query_one("#snippet", Static).update("")
+            self.advisor.request_recommendation()
             return
+        if rec is not self._plan:
+            self._plan, self.target = rec, ""
         self.refresh_snippet()
 
     def refresh_snippet(self, target: str | None = None) -> None:
         rec = self.advisor.recommendation
         if rec is None or rec.recommendation is None:
+            self.snippet, self.text = None, ""
             self.query_one("#snippet", Static).update("")
+            why = self.advisor.state.error or "see the advice screen for why"
             self.query_one("#export-status", Static).update(
-                "WARN no recommendation to export; see the advice screen for why. a: save the answers")
+                f"WARN no recommendation to export ({why}). a: save the answers")
             return
         sel = self.query_one("#target-pick", Select)
         if target is None:
@@ -63,29 +83,23 @@ class ExportScreen(AdvisorScreen):
                 sel.value = target
         self.query_one("#export-for", Static).update(
             f"for {rec.recommendation.model} on {rec.recommendation.backend} at {rec.recommendation.quantization}")
-        self.compute(target)
+        self.compute(rec, target)
 
-    def compute(self, target: str | None) -> None:
-        self._seq = getattr(self, "_seq", 0) + 1
-        self._compute(target, self._seq)
-
-    @work(thread=True, group="export")
-    def _compute(self, target: str | None, seq: int) -> None:
-        """Runs the exporter off the event loop; only the latest request's answer is shown."""
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def compute(self, rec, target: str) -> None:
+        """The exporter, off the event loop; a newer request cancels this one, whose answer is
+        then dropped."""
         app = self.advisor
+        worker = get_current_worker()
         try:
-            if app.recommendation is None or app.recommended_version != app.version:
-                app.compute_recommendation()
-                app.call_from_thread(self.refresh_snippet)
-                return
-            snippet = app.export(app.recommendation, target)
+            snippet = app.export(rec, target)
             text = app.render_snippet(snippet)
-        except Exception as e:  # AdvisorError from the exporter or the engine: one line
+        except Exception as e:  # AdvisorError from the exporter: one line
             msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-            if seq == self._seq:
+            if not worker.is_cancelled:
                 app.call_from_thread(self.show_error, msg)
             return
-        if seq == self._seq:
+        if not worker.is_cancelled:
             app.call_from_thread(self.show, target, snippet, text)
 
     def show(self, target: str, snippet, text: str) -> None:
@@ -108,8 +122,9 @@ class ExportScreen(AdvisorScreen):
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "target-pick" and event.value is not Select.NULL and str(event.value) != self.target:
             self.target = str(event.value)
-            if self.advisor.recommendation is not None:
-                self.compute(self.target)
+            rec = self.advisor.recommendation
+            if rec is not None and rec.recommendation is not None:
+                self.compute(rec, self.target)
 
     def action_copy(self) -> None:
         if not self.text:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.validation import Integer, Number
 from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Select, Static
 
-from advisor.domain import Answers, GpuDevice, Hardware, HardwareAnswers
+from advisor.domain import GpuDevice
+from advisor.errors import AdvisorError
+from advisor.fields import field, on_page
 from advisor.tui.base import NEXT, AdvisorScreen, Choice, ChoiceSet
+from advisor.tui.fields import FieldInput, field_select, get, put, wid
 from advisor.tui.sources import tui_words
 
-
-# what each number field allows, said in words when its value is refused
-ALLOWED = {"gpus": "GPUs: a whole number 1-64", "background": "other tenants GB: 0 or more"}
+# the hardware answers this screen asks besides the GPU itself (from the model's fields)
+NUMBERS = [f for f in on_page("hardware") if f.widget == "number"]
 
 
 def _gb(v: float | None) -> str:
@@ -41,14 +41,15 @@ class HardwareScreen(AdvisorScreen):
                 yield Choice("a GPU from the catalog (plan for another machine)", id="use-catalog")
             yield DataTable(id="catalog", cursor_type="row")
             yield Static("", id="picked", markup=False)
-            with Horizontal(classes="row"):
-                yield Label("GPUs", classes="field")
-                yield Input("1", id="gpus", compact=True, validators=[Integer(1, 64)], classes="num")
-                yield Label("other tenants GB", classes="field")
-                yield Input("0", id="background", compact=True, validators=[Number(0, 4096)], classes="num")
-                yield Label("OS", classes="field")
-                yield Select([("linux", "linux"), ("windows", "windows")], value="linux", id="os",
-                             allow_blank=False, compact=True)
+            hw = self.advisor.answers
+            for pair in (NUMBERS[:2], NUMBERS[2:]):
+                with Horizontal(classes="row"):
+                    for f in pair:
+                        yield Label(f.title, classes="field")
+                        yield FieldInput(f, get(hw, f.path), prefix="hw-")
+                    if f is NUMBERS[-1]:
+                        yield Label(field("hardware.os").title, classes="field")
+                        yield field_select("hardware.os", hw.hardware.os, prefix="hw-")
             yield Static("", id="hw-error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Next: questions >", id="next", variant="primary")
@@ -57,22 +58,14 @@ class HardwareScreen(AdvisorScreen):
         self.query_one("#devices", Static).display = False
         self.query_one("#catalog", DataTable).display = False
         self.query_one("#target", RadioSet).display = False
-        hw = self.advisor.answers.hardware
-        self.query_one("#gpus", Input).value = str(hw.gpus)
-        self.query_one("#background", Input).value = f"{hw.background_vram_gb:g}"
-        self.query_one("#os", Select).value = hw.os
-        self.detect()
+        self.watch(self.app, "state", self.state_changed)
+        self.advisor.request_detection()
 
-    @work(thread=True, exclusive=True, group="detect")
-    def detect(self) -> None:
-        app = self.advisor
-        k = app.knowledge  # the catalog; loaded here, off the first paint
-        try:
-            devices = list(app.detect_gpus(k))
-            error = "" if devices else "NVML reports no GPU"
-        except Exception as e:  # ProbeError, or a broken NVML install: one line
-            devices, error = [], tui_words(str(e).splitlines()[0]) if str(e) else e.__class__.__name__
-        app.call_from_thread(self.show_detection, devices, error)
+    def state_changed(self, state) -> None:
+        """NVML's answer arrives in the shared state: shown once. (This screen is the only one
+        that writes the hardware answers, so its fields are what the state holds.)"""
+        if state.detected is not None and not self.detected:
+            self.show_detection(list(state.detected), tui_words(state.detect_error))
 
     def show_detection(self, devices: list[GpuDevice], error: str) -> None:
         self.devices, self.detect_error, self.detected = devices, error, True
@@ -91,9 +84,6 @@ class HardwareScreen(AdvisorScreen):
             table.update("\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
                                     for r in rows))
             table.display = True
-            others = max((d.other_processes_gb or 0.0) for d in devices)
-            if others and self.advisor.answers.hardware.background_vram_gb == 0:
-                self.query_one("#background", Input).value = f"{others:.1f}"
         else:
             status.update(f"WARN no GPU here ({error}). Plan for a GPU from the catalog:")
         catalog = self.query_one("#catalog", DataTable)
@@ -114,6 +104,7 @@ class HardwareScreen(AdvisorScreen):
         self.query_one("#use-catalog" if use_catalog else "#use-detected", RadioButton).value = True
         catalog.display = use_catalog
         self.show_picked()
+        self.show_placeholders()
         if use_catalog:
             catalog.focus()
         else:
@@ -123,9 +114,23 @@ class HardwareScreen(AdvisorScreen):
         if event.radio_set.id == "target":
             self.query_one("#catalog", DataTable).display = event.pressed.id == "use-catalog"
             self.show_picked()
+            self.show_placeholders()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show_picked()
+        self.show_placeholders()
+
+    def show_placeholders(self) -> None:
+        """What an empty GPUs / VRAM field means for the GPUs chosen now."""
+        gpus = self.query_one("#" + wid("hardware.gpus", "hw-"), Input)
+        vram = self.query_one("#" + wid("hardware.vram_gb", "hw-"), Input)
+        if self._use_catalog():
+            spec = self.advisor.knowledge.gpu(self.picked_gpu()) if self.picked_gpu() else None
+            gpus.placeholder = "1"
+            vram.placeholder = f"{spec.vram_gb:g} catalog" if spec else "catalog"
+        else:
+            gpus.placeholder = "all"
+            vram.placeholder = f"{self.devices[0].total_gb:.1f} NVML"
 
     def picked_gpu(self) -> str:
         table = self.query_one("#catalog", DataTable)
@@ -141,24 +146,38 @@ class HardwareScreen(AdvisorScreen):
         if self._use_catalog():
             name = self.picked_gpu()
             spec = self.advisor.knowledge.gpu(name) if name else None
-            picked.update(f"Plan for: {name} ({spec.vram_gb:g} GB)   (arrows move, ctrl+n next)"
+            vram = self.typed("hardware.vram_gb") or (spec.vram_gb if spec else 0)
+            picked.update(f"Plan for: {name} ({vram:g} GB)   (arrows move, ctrl+n next)"
                           if spec else "Plan for: pick a GPU with the arrows")
         else:
             d = self.devices[0]
-            picked.update(f"Plan for: this machine, {d.name} ({d.total_gb:.1f} GB)")
+            # the plan counts the larger of this and the other tenants answer (as the CLI does)
+            seen = max((x.other_processes_gb or 0.0) for x in self.devices)
+            others = f", {seen:.1f} GB other tenants" if seen else ""
+            picked.update(f"Plan for: this machine, {d.name} ({d.total_gb:.1f} GB{others})")
+
+    def typed(self, path: str):
+        """A field's value as typed here; None when empty or not (yet) allowed."""
+        inp = self.query_one("#" + wid(path, "hw-"), FieldInput)
+        return None if inp.problem() else inp.typed_value()
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        self.show_picked()
         r = event.validation_result
         err = self.query_one("#hw-error", Static)
-        err.update(f"WARN {ALLOWED[event.input.id]}" if r is not None and not r.is_valid else "")
+        err.update(f"WARN {'; '.join(r.failure_descriptions)}" if r is not None and not r.is_valid else "")
 
-    def first_invalid(self) -> Input | None:
-        for wid in ALLOWED:
-            inp = self.query_one(f"#{wid}", Input)
-            r = inp.validate(inp.value)
-            if r is not None and not r.is_valid:
-                return inp
-        return None
+    def first_invalid(self) -> FieldInput | None:
+        return next((inp for inp in self.query(FieldInput) if inp.problem()), None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a field moves on, as Next does."""
+        event.stop()
+        self.action_next()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a catalog GPU plans for it and moves on."""
+        self.action_next()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "next":
@@ -168,7 +187,9 @@ class HardwareScreen(AdvisorScreen):
         return not self.devices or self.query_one("#use-catalog", RadioButton).value
 
     def apply(self) -> bool:
-        """Write the choice into the app's answers (and hardware); False if something is invalid."""
+        """Write the choice into the app's answers; False (and one line on screen) if something
+        is invalid or the answers name GPUs this plan cannot have. Every hardware answer the
+        screen does not show is kept as it was."""
         app = self.advisor
         err = self.query_one("#hw-error", Static)
         if not self.detected:
@@ -176,36 +197,24 @@ class HardwareScreen(AdvisorScreen):
             return False
         bad = self.first_invalid()
         if bad is not None:
-            err.update(f"WARN {ALLOWED[bad.id]}")
+            err.update(f"WARN {bad.problem()}")
             return False
+        data = app.answers.model_dump()
+        for inp in self.query(FieldInput):
+            put(data, inp.spec.path, inp.typed_value())
+        put(data, "hardware.os", str(self.query_one("#" + wid("hardware.os", "hw-"), Select).value))
+        put(data, "hardware.gpu", self.picked_gpu() if self._use_catalog() else "auto")
         try:
-            gpus = int(self.query_one("#gpus", Input).value)
-            background = float(self.query_one("#background", Input).value)
-            os_ = str(self.query_one("#os", Select).value)
-            if self._use_catalog():
-                hw = HardwareAnswers(gpu=self.picked_gpu(), gpus=gpus, background_vram_gb=background, os=os_)
-                hardware = None
-            else:
-                hw = HardwareAnswers(gpu="auto", gpus=gpus, background_vram_gb=background, os=os_)
-                hardware = self._detected_hardware(hw)
-            answers = Answers.model_validate({**app.answers.model_dump(), "hardware": hw.model_dump()})
-        except Exception as e:
-            err.update(f"WARN {str(e).splitlines()[0]}")
+            from advisor.answers import answers_from_dict
+            from advisor.hardware import resolve_hardware
+
+            answers = answers_from_dict(data)
+            resolve_hardware(answers, app.knowledge, detected=self.devices)  # the resolver the advice uses
+        except AdvisorError as e:
+            err.update(f"WARN {e}")
             return False
         app.set_answers(answers)
-        app.set_hardware(hardware)
         return True
-
-    def _detected_hardware(self, hw: HardwareAnswers) -> Hardware:
-        k = self.advisor.knowledge
-        first = self.devices[0]
-        spec = k.match_gpu(first.name)
-        if spec is None:
-            raise ValueError(f"{first.name!r} is not in the GPU catalog; pick a catalog GPU instead")
-        same = [d for d in self.devices if d.name == first.name][: hw.gpus]
-        bg = max(hw.background_vram_gb, first.other_processes_gb or 0.0)
-        return Hardware(source="nvml", devices=same, spec=spec, os=hw.os,
-                        note=f"detected {len(same)} x {first.name}; {bg:.1f} GB used by other processes")
 
     def on_screen_suspend(self) -> None:
         # leaving by the palette (or a dialog opening) still records a valid choice

@@ -35,6 +35,13 @@ class PlaybookScreen(AdvisorScreen):
         with VerticalScroll(id="body"):
             yield Markdown("", id="playbook-md")
 
+    def on_mount(self) -> None:
+        self.watch(self.app, "state", self.state_changed, init=False)
+
+    def state_changed(self, state) -> None:
+        if self.is_current:
+            self.on_screen_resume()
+
     def on_screen_resume(self) -> None:
         app = self.advisor
         k = app.knowledge

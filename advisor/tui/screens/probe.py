@@ -21,6 +21,9 @@ from advisor.tui.plot import LEGEND, render_plot, safe_budget_mb
 from advisor.tui.sources import tui_words
 
 BACKENDS = ("transformers", "ollama", "openai")
+# what the probe measures through a server (with a URL), and which of those Ollama serves at its own address
+SERVERS = BACKENDS[1:]
+OLLAMA = BACKENDS[1]
 STEPS_BY_BACKEND = {"transformers": ("load", "curve", "ttft", "decode"), "ollama": ("ollama",),
                     "openai": ("openai",)}
 # rough share of the whole probe each step takes; only to pace its bar until the step ends
@@ -106,7 +109,7 @@ class ProbeScreen(AdvisorScreen):
             name = app.answers.model.name or (rec.model if rec else "") or "qwen2.5-1.5b"
             model.value = self._filled = name
             # an Ollama tag is measured through the Ollama server, anything else with transformers
-            backend = "ollama" if model_source(name, app.knowledge) == "ollama" else "transformers"
+            backend = OLLAMA if model_source(name, app.knowledge) == "tag" else BACKENDS[0]
             if backend != self.backend():
                 self.query_one("#probe-backend", Select).value = backend
                 await self.show_backend(backend)
@@ -132,9 +135,9 @@ class ProbeScreen(AdvisorScreen):
 
     async def show_backend(self, b: str) -> None:
         """The URL row for a server backend (Ollama's own address filled in) and the backend's steps."""
-        self.query_one("#url-row").display = b in ("ollama", "openai")
+        self.query_one("#url-row").display = b in SERVERS
         url = self.query_one("#probe-url", Input)
-        if b == "ollama" and not url.value:
+        if b == OLLAMA and not url.value:
             from advisor.tui.sources import ollama_url
 
             url.value = ollama_url()
@@ -144,18 +147,11 @@ class ProbeScreen(AdvisorScreen):
     def ceiling(self) -> tuple[float | None, float]:
         """(VRAM ceiling MB, other tenants MB) of the GPU we plan for; None when no GPU is chosen
         yet (gpu = auto, not detected): the plot then draws no ceiling rather than a made-up one."""
-        app = self.advisor
-        if app.hardware is not None:
-            d = app.hardware.devices[0]
-            return d.total_gb * 1024, (d.other_processes_gb or 0.0) * 1024
-        hw = app.answers.hardware
-        total = hw.vram_gb
-        if total is None:
-            try:
-                total = app.knowledge.gpu(hw.gpu).vram_gb if hw.gpu.lower() != "auto" else None
-            except Exception:
-                total = None
-        return (total * 1024 if total else None), hw.background_vram_gb * 1024
+        hw = self.advisor.planned_hardware()
+        if hw is None:
+            return None, 0.0
+        d = hw.devices[0]
+        return d.total_gb * 1024, (d.other_processes_gb or 0.0) * 1024
 
     def redraw_plot(self) -> None:
         ceiling, other = self.ceiling()
@@ -166,7 +162,7 @@ class ProbeScreen(AdvisorScreen):
             margin = 0.8
         safe = safe_budget_mb(ceiling, other, base, margin) if ceiling is not None else None
         contexts = list(AXIS_CONTEXTS) + [p.context_tokens for p in self.points]
-        width = max(min(self.size.width - 2, 78), 40) if self.size.width else 76
+        width = max(min(self.size.width - 2, 118), 40) if self.size.width else 76
         text = render_plot(self.points, ceiling, safe, contexts=contexts,
                            fit=self.result.fit if self.result else None, width=width, height=PLOT_HEIGHT)
         if ceiling is None:

@@ -8,41 +8,30 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.validation import Function, Integer, Number, ValidationResult, Validator
+from textual.validation import Function, ValidationResult, Validator
 from textual.widgets import Button, ContentSwitcher, Input, Label, RadioButton, RadioSet, Select, Static
 
-from advisor.domain import RISKS, WORKLOADS, Answers
+from advisor.errors import AdvisorError
+from advisor.fields import field, on_page
 from advisor.tui.base import NEXT, AdvisorScreen, Choice, ChoiceSet
+from advisor.tui.fields import FieldInput, field_select, get, put, wid
 
 # Appendix P.1: the risk tiers, with the examples the decision tree gives for each
 RISK_EXAMPLES = {
     "high": "medical, legal, financial or safety-critical",
-    "moderate": "customer-facing chat, QA pipelines, document processing",
+    "moderate": "customer-facing chat, QA pipelines, documents",
     "low": "internal tools, development, prototyping",
 }
 PAGES = ("page-workload", "page-risk", "page-load", "page-model")
 PAGE_TITLES = ("Workload", "Risk tier", "Load and service levels", "Model")
-
-# (field path, label, validator, unit/hint)
-NUMBERS = (
-    ("concurrency", "concurrency", Integer(1, 4096), "simultaneous requests"),
-    ("context_tokens", "context tokens", Integer(1, 2_000_000), "typical prompt + history"),
-    ("output_tokens", "output tokens", Integer(1, 1_000_000), "typical answer length"),
-    ("requests_per_day", "requests / day", Integer(0), "0 = not a batch job"),
-    ("deadline_hours", "deadline hours", Number(0), "batch window, 0 = none"),
-    ("slo.ttft_ms", "TTFT target ms", Number(0.001), "time to first token"),
-    ("slo.p95_latency_s", "p95 latency s", Number(0.001), "whole answer, 95th pct"),
-    ("slo.min_decode_tok_s", "min decode tok/s", Number(0), "per user, 0 = any"),
-)
-ALLOWED = {
-    "concurrency": "a whole number 1-4096", "context_tokens": "a whole number 1-2,000,000",
-    "output_tokens": "a whole number 1-1,000,000", "requests_per_day": "a whole number, 0 or more",
-    "deadline_hours": "hours, 0 or more", "slo.ttft_ms": "milliseconds above 0",
-    "slo.p95_latency_s": "seconds above 0", "slo.min_decode_tok_s": "tokens/s, 0 or more",
-}
-FLOATS = {"deadline_hours", "slo.ttft_ms", "slo.p95_latency_s", "slo.min_decode_tok_s"}
+WORKLOADS = field("workload").choices
+RISKS = field("risk").choices
+# the number fields of the load page and the constraint dropdowns of the model page, from the model
+NUMBERS = on_page("load")
+CONSTRAINTS = [f for f in on_page("model") if f.widget in ("choice", "backend")]
+LABEL_WIDTH = 17
 MODEL_SOURCES = (("auto", "let the advisor pick"), ("catalog", "from the catalog"),
-                 ("path", "a local HF folder or GGUF file"), ("ollama", "an Ollama tag"))
+                 ("path", "a local HF folder or GGUF file"), ("tag", "an Ollama tag"))
 
 
 def model_source(name: str, knowledge) -> str:
@@ -55,7 +44,10 @@ def model_source(name: str, knowledge) -> str:
     if not name:
         return "auto"
     p = Path(name).expanduser()
-    if p.suffix.lower() == ".gguf" or p.is_dir():
+    try:
+        if p.suffix.lower() == ".gguf" or p.is_dir():
+            return "path"
+    except (OSError, ValueError):  # a path the OS refuses is still a path the user typed
         return "path"
     try:
         spec = knowledge.model(name)
@@ -64,33 +56,28 @@ def model_source(name: str, knowledge) -> str:
     if spec is not None and name.lower() == spec.id.lower():
         return "catalog"
     if ":" in name or (spec is not None and spec.ollama_tag and name.lower() == spec.ollama_tag.lower()):
-        return "ollama"
+        return "tag"
     if spec is not None:
         return "catalog"
-    return "path" if "/" in name or name.startswith((".", "~")) else "ollama"
-
-
-def _wid(path: str) -> str:
-    return "q-" + path.replace(".", "-").replace("_", "-")
-
-
-def _get(answers: Answers, path: str):
-    obj = answers
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return obj
+    return "path" if "/" in name or name.startswith((".", "~")) else "tag"
 
 
 class _LocalModel(Validator):
     def validate(self, value: str) -> ValidationResult:
+        from advisor.fields import shorten_path
+
         p = Path(value.strip()).expanduser()
+        shown = repr(shorten_path(p, 40))
         if not value.strip():
             return self.failure("type a path")
-        if p.suffix.lower() == ".gguf":
-            return self.success() if p.is_file() else self.failure(f"no GGUF file at {str(p)!r}")
-        if p.is_dir():
-            return self.success() if (p / "config.json").exists() else self.failure("folder has no config.json")
-        return self.failure(f"{str(p)!r} is neither a folder nor a .gguf file")
+        try:
+            if p.suffix.lower() == ".gguf":
+                return self.success() if p.is_file() else self.failure(f"no GGUF file at {shown}")
+            if p.is_dir():
+                return self.success() if (p / "config.json").exists() else self.failure("folder has no config.json")
+        except (OSError, ValueError) as e:  # too long, no permission, a NUL: the OS's reason
+            return self.failure(f"cannot use {shown} ({getattr(e, 'strerror', None) or 'not a usable path'})")
+        return self.failure(f"{shown} is neither a folder nor a .gguf file")
 
 
 class QuestionnaireScreen(AdvisorScreen):
@@ -121,11 +108,11 @@ class QuestionnaireScreen(AdvisorScreen):
                 yield Static("high allows fp16/q8_0 only; moderate and low allow q4_k_m; "
                              "q2_k is never allowed.", id="risk-note", markup=False)
             with VerticalScroll(id="page-load"):
-                for path, label, validator, hint in NUMBERS:
+                for f in NUMBERS:
                     with Horizontal(classes="row"):
-                        yield Label(f"{label:<17}", classes="field")
-                        yield Input(id=_wid(path), compact=True, validators=[validator], classes="num")
-                        yield Static(hint, classes="hint", id=_wid(path) + "-hint", markup=False)
+                        yield Label(f"{f.title:<{LABEL_WIDTH}}", classes="field")
+                        yield FieldInput(f)
+                        yield Static(f.ask.help, classes="hint", id=wid(f.path) + "-hint", markup=False)
                 yield Static("", id="load-typical", markup=False)
             with Vertical(id="page-model"):
                 yield Static("Which model?", markup=False)
@@ -139,10 +126,18 @@ class QuestionnaireScreen(AdvisorScreen):
                 yield Input(id="ollama-typed", compact=True, placeholder="tag, e.g. llama3.2:1b",
                             validators=[Function(lambda v: bool(v.strip()), "type a tag")])
                 yield Static("", id="model-hint", markup=False)
+                with Horizontal(classes="row", id="constraints"):
+                    for f in CONSTRAINTS:
+                        yield Label(f.title, classes="field")
+                        yield field_select(f.path, f.default, choices=self._choices(f))
         yield Static("", id="q-error", markup=False)
         with Horizontal(classes="buttons"):
             yield Button("< Back", id="back")
             yield Button("Next >", id="next", variant="primary")
+
+    def _choices(self, f) -> tuple[str, ...]:
+        """A dropdown's values: the field's own, or for the backend the knowledge's backends."""
+        return ("",) + tuple(self.advisor.knowledge.backends) if f.widget == "backend" else f.choices
 
     # ------------------------------------------------------------ fill from the answers
     def on_mount(self) -> None:
@@ -161,9 +156,10 @@ class QuestionnaireScreen(AdvisorScreen):
         a = self.advisor.answers
         self.query_one(f"#w-{a.workload}", RadioButton).value = True
         self.query_one(f"#r-{a.risk}", RadioButton).value = True
-        for path, *_ in NUMBERS:
-            v = _get(a, path)
-            self.query_one("#" + _wid(path), Input).value = f"{v:g}" if isinstance(v, float) else str(v)
+        for f in NUMBERS:
+            self.query_one("#" + wid(f.path), Input).value = f.format(get(a, f.path))
+        for f in CONSTRAINTS:
+            self.query_one("#" + wid(f.path), Select).value = get(a, f.path)
         self.show_profile(a.workload)
         name = a.model.name.strip()
         source = model_source(name, self.advisor.knowledge)
@@ -171,7 +167,7 @@ class QuestionnaireScreen(AdvisorScreen):
             self.query_one("#model-path", Input).value = name
         elif source == "catalog":
             self._catalog_value = self.advisor.knowledge.model(name).id
-        elif source == "ollama":
+        elif source == "tag":
             self.query_one("#ollama-typed", Input).value = name
             if name in self.tags:
                 self.query_one("#ollama-tag", Select).value = name
@@ -204,8 +200,8 @@ class QuestionnaireScreen(AdvisorScreen):
         typed = self.query_one("#ollama-typed", Input).value.strip()
         if typed in tags:
             sel.value = typed
-        if self.current_source() == "ollama":
-            self.show_model_source("ollama")
+        if self.current_source() == "tag":
+            self.show_model_source("tag")
 
     # ------------------------------------------------------------ live feedback
     def show_profile(self, workload: str, typical_too: bool = True) -> None:
@@ -233,15 +229,15 @@ class QuestionnaireScreen(AdvisorScreen):
         self.query_one("#catalog-model").display = source == "catalog"
         self.query_one("#model-path").display = source == "path"
         has_tags = bool(self.tags)
-        self.query_one("#ollama-tag").display = source == "ollama" and has_tags
-        self.query_one("#ollama-typed").display = source == "ollama" and not has_tags
+        self.query_one("#ollama-tag").display = source == "tag" and has_tags
+        self.query_one("#ollama-typed").display = source == "tag" and not has_tags
         from advisor.tui.sources import ollama_url
 
         hints = {
             "auto": "The advisor considers every catalog model that fits and passes the quality gates.",
             "catalog": "A model from the catalog (advisor knowledge models lists them with sources).",
             "path": "A Hugging Face model folder (config.json is read, no weights) or a GGUF file.",
-            "ollama": (f"Tags served by Ollama at {ollama_url()}." if has_tags else
+            "tag": (f"Tags served by Ollama at {ollama_url()}." if has_tags else
                        f"No Ollama server answered at {ollama_url()}; type the tag."),
         }
         self.query_one("#model-hint", Static).update(hints[source])
@@ -253,6 +249,16 @@ class QuestionnaireScreen(AdvisorScreen):
         elif event.radio_set.id == "model-source":
             self.query_one("#q-error", Static).update("")  # a complaint about the other source is stale
             self.show_model_source(rid.removeprefix("m-"))
+
+    def on_choice_set_chosen(self, event: ChoiceSet.Chosen) -> None:
+        """Enter on a workload or a risk tier chooses it and moves on (space only chooses)."""
+        if event.choice_set.id in ("workload", "risk"):
+            self.call_after_refresh(self.action_next)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a field moves on, as Next does (and stays, naming the field, if it is refused)."""
+        event.stop()
+        self.action_next()
 
     def on_choice_set_highlighted(self, event: ChoiceSet.Highlighted) -> None:
         """Arrowing through the workloads shows each one's profile before it is chosen."""
@@ -272,10 +278,8 @@ class QuestionnaireScreen(AdvisorScreen):
     def _report(self, inp: Input, result) -> None:
         hint = self.query("#" + (inp.id or "") + "-hint")
         bad = result is not None and not result.is_valid
-        if hint:
-            path = next((p for p, *_ in NUMBERS if _wid(p) == inp.id), "")
-            default = next((h for p, _, _, h in NUMBERS if _wid(p) == inp.id), "")
-            hint.first().update(f"WARN expected {ALLOWED[path]}" if bad else default)
+        if hint and isinstance(inp, FieldInput):
+            hint.first().update(f"WARN {inp.spec.allowed(unit=False)}" if bad else inp.spec.ask.help)
         err = self.query_one("#q-error", Static)
         err.update(f"WARN {'; '.join(result.failure_descriptions)}" if bad and not hint else "")
 
@@ -288,7 +292,7 @@ class QuestionnaireScreen(AdvisorScreen):
         self.query_one("#next", Button).label = "Next: probe >" if page == len(PAGES) - 1 else "Next >"
         self.query_one("#back", Button).label = "< Back: hardware" if page == 0 else "< Back"
         self.query_one("#q-error", Static).update("")
-        first = {0: "#workload", 1: "#risk", 2: "#" + _wid(NUMBERS[0][0]), 3: "#model-source"}[page]
+        first = {0: "#workload", 1: "#risk", 2: "#" + wid(NUMBERS[0].path), 3: "#model-source"}[page]
         self.query_one(first).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -316,7 +320,7 @@ class QuestionnaireScreen(AdvisorScreen):
     def page_valid(self, page: int) -> bool:
         inputs: list[Input] = []
         if page == 2:
-            inputs = [self.query_one("#" + _wid(p), Input) for p, *_ in NUMBERS]
+            inputs = list(self.query(FieldInput))
         elif page == 3:
             src = self.current_source()
             if src == "catalog" and self.query_one("#catalog-model", Select).is_blank():
@@ -325,7 +329,7 @@ class QuestionnaireScreen(AdvisorScreen):
                 return False
             if src == "path":
                 inputs = [self.query_one("#model-path", Input)]
-            if src == "ollama":
+            if src == "tag":
                 if self.tags:
                     if self.query_one("#ollama-tag", Select).is_blank():
                         self.query_one("#q-error", Static).update("WARN pick an Ollama tag")
@@ -336,12 +340,17 @@ class QuestionnaireScreen(AdvisorScreen):
             result = inp.validate(inp.value)
             if result is not None and not result.is_valid:
                 self._report(inp, result)
-                field = next(((label, p) for p, label, *_ in NUMBERS if _wid(p) == inp.id), None)
-                if field is not None:  # the number pages: name the field and what it allows
-                    self.query_one("#q-error", Static).update(
-                        f"WARN {field[0]}: {inp.value.strip() or 'empty'} is not allowed; "
-                        f"expected {ALLOWED[field[1]]}")
+                if isinstance(inp, FieldInput):  # the number pages: the model's one line
+                    self.query_one("#q-error", Static).update(f"WARN {inp.problem()}")
                 inp.focus()
+                return False
+        if page == 3:  # a name the advice could not plan for is refused here, where it is typed
+            from advisor.answers import check_model_name
+
+            try:
+                check_model_name(self.model_name(), self.advisor.knowledge)
+            except AdvisorError as e:
+                self.query_one("#q-error", Static).update(f"WARN {e}")
                 return False
         return True
 
@@ -352,7 +361,7 @@ class QuestionnaireScreen(AdvisorScreen):
             return "" if v is Select.NULL else str(v)
         if src == "path":
             return self.query_one("#model-path", Input).value.strip()
-        if src == "ollama":
+        if src == "tag":
             if self.tags:
                 v = self.query_one("#ollama-tag", Select).value
                 return "" if v is Select.NULL else str(v)
@@ -360,28 +369,26 @@ class QuestionnaireScreen(AdvisorScreen):
         return ""
 
     def collect(self, strict: bool) -> bool:
-        """Build Answers from the widgets; keep what is valid when not strict (going back)."""
+        """Build Answers from the widgets; keep what is valid when not strict (going back).
+        Every answer this screen does not show (hardware, ...) is kept as it was."""
+        from advisor.answers import answers_from_dict
+
         a = self.advisor.answers.model_dump()
         a["workload"] = next(w for w in WORKLOADS if self.query_one(f"#w-{w}", RadioButton).value)
         a["risk"] = next(r for r in RISKS if self.query_one(f"#r-{r}", RadioButton).value)
-        for path, *_ in NUMBERS:
-            inp = self.query_one("#" + _wid(path), Input)
-            r = inp.validate(inp.value)
-            if r is not None and not r.is_valid:
+        for inp in self.query(FieldInput):
+            try:
+                put(a, inp.spec.path, inp.typed_value())
+            except AdvisorError:
                 if strict:
                     return False
-                continue
-            value = float(inp.value) if path in FLOATS else int(inp.value)
-            cur = a
-            parts = path.split(".")
-            for part in parts[:-1]:
-                cur = cur[part]
-            cur[parts[-1]] = value
-        a["model"] = {"name": self.model_name()}
+        for f in CONSTRAINTS:
+            put(a, f.path, str(self.query_one("#" + wid(f.path), Select).value))
+        put(a, "model.name", self.model_name())
         try:
-            answers = Answers.model_validate(a)
-        except Exception as e:
-            self.query_one("#q-error", Static).update(f"WARN {str(e).splitlines()[0]}")
+            answers = answers_from_dict(a)
+        except AdvisorError as e:
+            self.query_one("#q-error", Static).update(f"WARN {e}")
             return False
         self.advisor.set_answers(answers)
         return True
