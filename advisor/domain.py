@@ -139,6 +139,9 @@ class Answers(BaseModel):
                               Ask("context", "typical prompt + history", unit="tokens", page="load")] = 4096
     output_tokens: Annotated[int, Field(ge=1, le=1_000_000),
                              Ask("output", "typical answer length", unit="tokens", page="load")] = 256
+    arrival_rate_rps: Annotated[float, Field(ge=0, le=1_000_000),
+                                Ask("arrival rate", "requests per second arriving, 0 = use concurrency",
+                                    unit="req/s", page="load")] = 0.0
     requests_per_day: Annotated[int, Field(ge=0, le=1_000_000_000),
                                 Ask("requests / day", "batch volume, 0 = not a batch job",
                                     page="load")] = 0

@@ -8,6 +8,8 @@ plan (and every figure it leans on) for playbooks, SLO bands and plausibility.
 
 from __future__ import annotations
 
+import math
+
 from advisor.answers import check_names
 from advisor.domain import Answers, Hardware, LoadFigures, Plan, PlaybookRef, Predicted, ProbeResult, Recommendation, RuleFiring
 from advisor.hardware import resolve_hardware
@@ -207,7 +209,14 @@ def _max_ctx(r: Ranked) -> int:
 def _plan(k, answers: Answers, r: Ranked, alt: bool = False, plan_trace: Trace | None = None,
           winner: Ranked | None = None) -> Plan:
     e = r.est
-    replicas = max(1, min(e.replicas_needed, max(e.replicas_possible, 1)))
+    load = _load_figures(answers, e, simulate=not alt)
+    needed = e.replicas_needed
+    if load.mode == "rate" and load.max_rate_rps:  # the simulated SLO capacity sizes the replicas
+        needed = max(needed, math.ceil(answers.arrival_rate_rps / load.max_rate_rps))
+    replicas = max(1, min(needed, max(e.replicas_possible, 1)))
+    if load.mode == "rate" and replicas != max(1, min(e.replicas_needed, max(e.replicas_possible, 1))):
+        # each replica now carries less than the figures assumed: they stay a safe upper bound
+        load.rate_rps = round(answers.arrival_rate_rps / replicas, 3)
     origins = dict(e.origins)
     pred = Predicted(
         vram_gb=round(e.vram_gb, 2), ttft_ms=round(e.ttft_at_n_ms, 1),
@@ -216,7 +225,7 @@ def _plan(k, answers: Answers, r: Ranked, alt: bool = False, plan_trace: Trace |
         bands={"ttft_ms": e.ttft_band, "p95_latency_s": max(e.ttft_band, e.decode_band),
                "decode_tok_s_per_user": e.decode_band, "total_tok_s": e.decode_band,
                "vram_gb": k.value("band.vram")},
-        load=_load_figures(answers, e, simulate=not alt),
+        load=load,
     )
     plan = Plan(
         backend=e.backend, quantization=e.quant, model=e.model.id, max_context_tokens=_max_ctx(r),

@@ -348,15 +348,14 @@ def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n
           budget_one: int, seq: int, per_token: float, activation: float, free: float) -> Load:
     out = answers.output_tokens
     prefill = costs.prefill_ms(ctx)
-    rate_asked = getattr(answers, "arrival_rate_rps", 0.0) or 0.0
+    rate_asked = answers.arrival_rate_rps
     batch_job = answers.requests_per_day > 0 and answers.deadline_hours > 0
+    # What the KV pool holds (margin applied): the most sequences the engine can run at once.
+    cap = max(int(k.value("context_safety_margin") * free / (per_token * seq + activation)), 1) \
+        if free > 0 and per_token > 0 else 1
+    cap = 1 if b.batching == "sequential" else min(cap, int(k.value("batch.max_seqs")))
     if batch_job:
-        # Offline: the throughput-optimal batch within what the KV pool holds (margin applied).
-        cap = max(int(k.value("context_safety_margin") * free / (per_token * seq + activation)), 1) \
-            if free > 0 and per_token > 0 else 1
-        cap = min(cap, int(k.value("batch.max_seqs")))
-        if b.batching == "sequential":
-            cap = 1
+        # Offline: the throughput-optimal batch within what the pool holds.
         choice = queue.best_batch(costs.engine, ctx, out, cap)
         seqs = choice.max_seqs
         eng = costs.engine(seqs)
@@ -376,9 +375,17 @@ def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n
             total_how=(f"{capacity:.2f} requests/s x {out} tokens at batch {seqs}: "
                        f"{answers.requests_per_day:,} requests in {answers.deadline_hours:g} h need "
                        f"{need_rps:.2f}/s"))
-    seqs = max(n, 1)
+    # N users: N sequences in flight. An arrival rate: the engine runs what its pool holds.
+    seqs = cap if rate_asked > 0 else max(n, 1)
     eng = costs.engine(seqs)
     capacity = queue.saturation_rps(eng, ctx, out)
+    replicas = 1
+    if rate_asked > 0:
+        # replicas to keep each under the utilisation line; the load splits evenly across those
+        # the GPUs hold (past that, each replica is over capacity and the gate says so)
+        replicas = max(1, math.ceil(rate_asked / (capacity * k.value("load.max_utilisation")))) \
+            if capacity > 0 else 10**6
+        rate_asked = rate_asked / max(min(replicas, hw.count // max(tp, 1)), 1)
     if b.batching == "sequential":
         step1 = costs.step_ms(1)
         service = prefill + (out - 1) * step1
@@ -435,9 +442,6 @@ def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n
     util = rate / capacity if capacity > 0 else math.inf
     steady = util < 1 and math.isfinite(ttft95)
     burst = seqs * prefill if b.batching != "sequential" else seqs * (prefill + (out - 1) * costs.step_ms(1)) - (out - 1) * costs.step_ms(1)
-    replicas = 1
-    if mode == "rate" and capacity > 0:
-        replicas = max(1, math.ceil(rate / (capacity * k.value("load.max_utilisation"))))
     return Load(
         mode=mode, seqs=seqs, rate_rps=rate, ttft_p95_ms=min(ttft95, 1e12), e2e_p95_s=min(e2e95, 1e9),
         per_user=per_user, total=total, burst_ttft_ms=burst, capacity_rps=capacity, replicas=replicas,

@@ -99,14 +99,15 @@ def predicted_lines(p: Plan) -> list[str]:
     pr = p.predicted
     ld = pr.load
     ttft_label = "TTFT (one prompt)" if ld is not None and ld.mode == "batch" else "TTFT p95"
+    over = ld is not None and not ld.steady  # the queue never drains: no finite p95
     rows = [
         ("VRAM per GPU", f"{fig(pr.vram_gb, 2)} GB", "vram_gb"),
-        (ttft_label, f"{fig(pr.ttft_ms, 0)} ms", "ttft_ms"),
+        (ttft_label, "unbounded" if over else f"{fig(pr.ttft_ms, 0)} ms", "ttft_ms"),
         ("decode per user", f"{fig(pr.decode_tok_s_per_user, 1)} tok/s", "decode_tok_s_per_user"),
         ("decode total", f"{fig(pr.total_tok_s, 1)} tok/s", "total_tok_s"),
     ]
     if pr.p95_latency_s is not None:
-        rows.append(("p95 latency", f"{fig(pr.p95_latency_s, 2)} s", "p95_latency_s"))
+        rows.append(("p95 latency", "unbounded" if over else f"{fig(pr.p95_latency_s, 2)} s", "p95_latency_s"))
     out = []
     for label, value, key in rows:
         origin = pr.origins.get(key)
@@ -129,7 +130,8 @@ def load_lines(p: Plan) -> list[str]:
         what = (f"{ld.sequences} users in flight ({fig(ld.rate_rps, 2)} requests/s)" if ld.mode == "concurrent"
                 else f"{fig(ld.rate_rps, 2)} requests/s arriving")
         lines = [f"Load: steady state with {what}; TTFT p95 {fig(ld.ttft_p95_ms, 0)} ms, latency p95 "
-                 f"{fig(ld.e2e_p95_s, 2)} s" + ("" if ld.steady else " (the queue never drains: over capacity)")]
+                 f"{fig(ld.e2e_p95_s, 2)} s" if ld.steady else
+                 f"Load: {what} is more than one replica completes: the queue never drains"]
         if ld.sequences > 1:
             lines.append(f"Burst: all {ld.sequences} prompts in the same instant: the last waits "
                          f"{fig(ld.burst_last_ttft_ms, 0)} ms for its first token")

@@ -168,14 +168,17 @@ def test_the_plan_says_how_many_requests_per_second_one_replica_holds(k):
 
 
 def test_an_arrival_rate_sizes_the_replicas(k):
-    rate = pytest.importorskip("advisor.domain").Answers.model_fields.get("arrival_rate_rps")
-    if rate is None:
-        pytest.fail("answers have no arrival_rate_rps field")
     one = advise(k, workload="chat", arrival_rate_rps=0.5, hardware={"gpu": "H100 80GB", "gpus": 8},
                  model={"name": "llama3.1-8b"}, constraints={"backend": "vllm"})
-    many = advise(k, workload="chat", arrival_rate_rps=60, hardware={"gpu": "H100 80GB", "gpus": 8},
+    many = advise(k, workload="chat", arrival_rate_rps=15, hardware={"gpu": "H100 80GB", "gpus": 8},
                   model={"name": "llama3.1-8b"}, constraints={"backend": "vllm"})
     assert one.recommendation.predicted.load.mode == "rate"
     assert many.recommendation.replicas > one.recommendation.replicas
-    cap = many.recommendation.predicted.load.capacity_rps
-    assert many.recommendation.replicas >= math.ceil(60 / cap)
+    load = many.recommendation.predicted.load
+    assert many.recommendation.replicas >= math.ceil(15 / load.capacity_rps)
+    assert load.rate_rps == pytest.approx(15 / many.recommendation.replicas, rel=0.01)  # split across replicas
+    # more than eight GPUs hold: said so, not silently under-sized
+    flood = advise(k, workload="chat", arrival_rate_rps=500, hardware={"gpu": "H100 80GB", "gpus": 8},
+                   model={"name": "llama3.1-8b"}, constraints={"backend": "vllm"})
+    assert flood.recommendation.predicted.load.steady is False
+    assert any("replica" in w or "TTFT" in w for w in flood.warnings)
