@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 WORKLOADS = ("rag", "summarization", "chat", "balanced", "codegen", "classification")
@@ -185,18 +185,38 @@ class GpuSpec(_Strict):
 
 
 class ModelSpec(_Strict):
+    """A model's architecture facts, from the catalog, a local config.json or a GGUF's metadata.
+
+    Beyond a dense transformer with grouped-query attention it knows mixture-of-experts MLPs,
+    multi-head latent attention (MLA) and sliding-window layers, so that the figures physics
+    reads (advisor/physics.py) are right for each:
+
+    - memory:   `params` (every parameter, all experts) and `weight_bytes` when the files say;
+    - compute:  `non_embedding_params` (what each prompt token multiplies through: the active
+                experts only);
+    - decode:   `decode_read_params` (bytes read per decoded token: the active experts, the shared
+                expert(s), attention, the dense layers and the LM head);
+    - KV cache: `kv_bytes_for(context)` (one sequence: sliding layers capped at their window, MLA's
+                compressed latent) and `kv_bytes_per_token()` (every layer: an upper bound).
+
+    How physics should use them: a sequence of n tokens (prompt + output) holds kv_bytes_for(n),
+    divided over tensor-parallel ranks by kv_split(tp); the longest context a byte budget allows is
+    context_for_budget(budget, sequences, extra_bytes_per_token); a prefill's attention FLOPs are
+    attention_flops(n); a decode step of a batch reads decode_step_read_params(batch) parameters.
+    """
+
     id: str
     family: str
     hf_architecture: str
     hf_repo: str = ""
     ollama_tag: str = ""
-    params_b: float = Field(gt=0)
+    params_b: float = Field(gt=0)  # every parameter (all experts): what the weights occupy
     layers: int = Field(gt=0)
     hidden_size: int = Field(gt=0)
     attention_heads: int = Field(gt=0)
     kv_heads: int = Field(gt=0)
-    head_dim: int = Field(gt=0)
-    intermediate_size: int = Field(gt=0)
+    head_dim: int = Field(gt=0)  # MLA: the query/key head (qk_nope_head_dim + qk_rope_head_dim)
+    intermediate_size: int = Field(gt=0)  # a dense layer's MLP width
     vocab_size: int = Field(gt=0)
     tied_embeddings: bool
     max_context: int = Field(gt=0)
@@ -206,13 +226,98 @@ class ModelSpec(_Strict):
     source: str = Field(min_length=1)
     # set when the model came from a local directory ("local") or a GGUF file ("gguf"), not the catalog
     origin: str = "catalog"
-    # a GGUF file's own weights: their stored bytes and the quantization they were written at
+    # the files' own weights, where they were read (GGUF tensor table, safetensors headers): their
+    # stored bytes and the quantization they were written at
     weight_bytes: float | None = Field(default=None, gt=0)
     file_quantization: str = ""
+    # the MLP: gated (SwiGLU/GeGLU: gate, up, down) or plain (up, down: GPT-2, Phi-2)
+    gated_mlp: bool = True
+    # Mixture of experts (experts = 0: a dense model). Each MoE layer holds `experts` routed expert
+    # MLPs of moe_intermediate_size (0: intermediate_size, as in Mixtral) and a router; every token
+    # goes through `experts_active` of them plus the always-on shared expert(s), whose widths add up
+    # to shared_intermediate_size. `dense_layers` keep a dense MLP of intermediate_size (DeepSeek's
+    # first_k_dense_replace). Expert MLPs are gated like the dense ones (gated_mlp).
+    experts: int = Field(default=0, ge=0)
+    experts_active: int = Field(default=0, ge=0)
+    moe_intermediate_size: int = Field(default=0, ge=0)
+    shared_intermediate_size: int = Field(default=0, ge=0)
+    dense_layers: int = Field(default=0, ge=0)
+    # Multi-head latent attention (DeepSeek-V2/V3; kv_lora_rank = 0: ordinary attention). The cache
+    # holds one compressed latent of kv_lora_rank plus one shared rope key of qk_rope_head_dim per
+    # token and layer; queries go through a q_lora_rank bottleneck (0: a full-rank q_proj).
+    kv_lora_rank: int = Field(default=0, ge=0)
+    q_lora_rank: int = Field(default=0, ge=0)
+    qk_rope_head_dim: int = Field(default=0, ge=0)
+    qk_nope_head_dim: int = Field(default=0, ge=0)
+    v_head_dim: int = Field(default=0, ge=0)
+    # Sliding-window attention: `sliding_layers` of the layers attend to (and cache) only the last
+    # `sliding_window` tokens; the others attend to the whole context (Gemma 2: every other layer,
+    # Gemma 3: five in six, Mistral v0.1: all 32 at 4,096).
+    sliding_window: int = Field(default=0, ge=0)
+    sliding_layers: int = Field(default=0, ge=0)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelSpec":
+        if self.experts:
+            if not 1 <= self.experts_active <= self.experts:
+                raise ValueError(f"experts_active ({self.experts_active}) must be 1 to experts ({self.experts})")
+            if self.dense_layers >= self.layers:
+                raise ValueError(f"dense_layers ({self.dense_layers}) must be fewer than layers ({self.layers})")
+        elif self.experts_active or self.moe_intermediate_size or self.shared_intermediate_size or self.dense_layers:
+            raise ValueError("experts_active, moe_intermediate_size, shared_intermediate_size and dense_layers "
+                             "describe a mixture of experts; set experts too")
+        if self.kv_lora_rank and not (self.qk_rope_head_dim and self.qk_nope_head_dim and self.v_head_dim):
+            raise ValueError("an MLA model (kv_lora_rank) needs qk_rope_head_dim, qk_nope_head_dim and v_head_dim")
+        if not self.kv_lora_rank and (self.q_lora_rank or self.qk_rope_head_dim or self.qk_nope_head_dim
+                                      or self.v_head_dim):
+            raise ValueError("q_lora_rank, qk_rope_head_dim, qk_nope_head_dim and v_head_dim describe MLA; "
+                             "set kv_lora_rank too")
+        if self.sliding_layers > self.layers:
+            raise ValueError(f"sliding_layers ({self.sliding_layers}) must not exceed layers ({self.layers})")
+        if bool(self.sliding_layers) != bool(self.sliding_window):
+            raise ValueError("sliding_window and sliding_layers go together (both 0 for no sliding window)")
+        return self
+
+    # ------------------------------------------------------------ parameters
     @property
     def params(self) -> float:
+        """Every parameter, all experts included: what the weights occupy in memory."""
         return self.params_b * 1e9
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.experts else 0
+
+    @property
+    def mlp_matrices(self) -> int:
+        return 3 if self.gated_mlp else 2
+
+    @property
+    def expert_width(self) -> int:
+        return self.moe_intermediate_size or self.intermediate_size
+
+    @property
+    def expert_params(self) -> float:
+        """One routed expert's MLP in one layer."""
+        return float(self.mlp_matrices * self.hidden_size * self.expert_width) if self.experts else 0.0
+
+    @property
+    def inactive_params(self) -> float:
+        """The routed experts a token does not go through: held in memory, neither computed nor read."""
+        return self.moe_layers * (self.experts - self.experts_active) * self.expert_params
+
+    @property
+    def active_params(self) -> float:
+        """Parameters one token goes through (a dense model: all of them); `params` is the total."""
+        return max(self.params - self.inactive_params, 0.0)
 
     @property
     def embedding_params(self) -> float:
@@ -221,18 +326,138 @@ class ModelSpec(_Strict):
 
     @property
     def non_embedding_params(self) -> float:
-        """Parameters in the transformer blocks: what every prompt token multiplies through."""
+        """Parameters in the transformer blocks a token goes through (active experts only): what
+        every prompt token multiplies through."""
         heads = 1 if self.tied_embeddings else 2
-        return max(self.params - heads * self.embedding_params, 0.0)
+        return max(self.active_params - heads * self.embedding_params, 0.0)
 
     @property
     def decode_read_params(self) -> float:
-        """Parameters read per decoded token: all but an untied input embedding (a row lookup)."""
-        return self.params - (0.0 if self.tied_embeddings else self.embedding_params)
+        """Parameters read per decoded token: the active ones, but not an untied input embedding
+        (a row lookup). A decode step of a batch reads more experts: decode_step_read_params."""
+        return self.active_params - (0.0 if self.tied_embeddings else self.embedding_params)
 
-    def kv_bytes_per_token(self, kv_dtype_bytes: float = 2.0) -> float:
-        """2 (K and V) x layers x kv_heads x head_dim x bytes."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * kv_dtype_bytes
+    def experts_touched(self, batch: int = 1) -> float:
+        """Routed experts per MoE layer that a decode step of `batch` sequences reads, expected under
+        uniform routing: E x (1 - (1 - k/E)^batch); k at batch 1, all E for large batches."""
+        if not self.experts:
+            return 0.0
+        e, k = self.experts, self.experts_active
+        return e * (1.0 - (1.0 - k / e) ** max(int(batch), 1))
+
+    def decode_step_read_params(self, batch: int = 1) -> float:
+        """Parameters one decode step reads for `batch` sequences: the weights every token shares,
+        once, plus every routed expert some token in the batch was sent to (a dense model: the same
+        as decode_read_params whatever the batch)."""
+        extra = self.moe_layers * self.expert_params * (self.experts_touched(batch) - self.experts_active)
+        return self.decode_read_params + max(extra, 0.0)
+
+    # ------------------------------------------------------------ the architecture's own count
+    @property
+    def attention_params_per_layer(self) -> float:
+        """Projection weights of one attention block (q, k, v, o; MLA's low-rank down/up projections)."""
+        h, n = self.hidden_size, self.attention_heads
+        if self.is_mla:
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = (h * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * n * qk) if self.q_lora_rank \
+                else h * n * qk
+            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank \
+                + self.kv_lora_rank * n * (self.qk_nope_head_dim + self.v_head_dim)
+            return float(q + kv + n * self.v_head_dim * h)
+        return float(h * n * self.head_dim * 2 + h * self.kv_heads * self.head_dim * 2)
+
+    @property
+    def mlp_params_per_layer(self) -> float:
+        """A dense layer's MLP."""
+        return float(self.mlp_matrices * self.hidden_size * self.intermediate_size)
+
+    @property
+    def moe_params_per_layer(self) -> float:
+        """An MoE layer's MLP: every routed expert, the shared expert(s) and the router."""
+        if not self.experts:
+            return 0.0
+        shared = self.mlp_matrices * self.hidden_size * self.shared_intermediate_size
+        return self.experts * self.expert_params + shared + self.hidden_size * self.experts
+
+    def architecture_params(self) -> float:
+        """Parameters implied by the architecture fields (weights of the projections, MLPs, experts,
+        embeddings and norms; biases and small per-head norms left out: well under 0.1 %). A local
+        config.json's model is counted with it; the catalog's published counts are checked against it."""
+        dense = self.layers - self.moe_layers
+        blocks = self.layers * (self.attention_params_per_layer + 2 * self.hidden_size) \
+            + dense * self.mlp_params_per_layer + self.moe_layers * self.moe_params_per_layer
+        return blocks + self.hidden_size + self.embedding_params * (1 if self.tied_embeddings else 2)
+
+    def attention_flops(self, tokens: int) -> float:
+        """FLOPs of QK^T and AV for a causal prefill of `tokens`: 2 FLOPs x heads x (query/key +
+        value head dims) per attended (query, key) pair; a full layer attends n^2/2 pairs, a sliding
+        layer no more than its window per query (the same n^2 term physics.prefill_flops writes
+        inline, 2 x layers x heads x head_dim x n^2, for a model without sliding layers or MLA)."""
+        n = float(max(int(tokens), 0))
+        d_qk = self.head_dim
+        d_v = self.v_head_dim if self.is_mla else self.head_dim
+        per_pair = 2.0 * self.attention_heads * (d_qk + d_v)
+        full_pairs = n * n / 2
+        w = float(self.sliding_window)
+        sliding_pairs = full_pairs if n <= w else w * w / 2 + (n - w) * w
+        return per_pair * (self.full_attention_layers * full_pairs + self.sliding_layers * sliding_pairs)
+
+    # ------------------------------------------------------------ KV cache
+    @property
+    def full_attention_layers(self) -> int:
+        return self.layers - self.sliding_layers
+
+    def kv_bytes_per_layer_token(self, kv_dtype_bytes: float = 2.0) -> float:
+        """One token's cache in one layer: K and V per KV head (2 x kv_heads x head_dim), or MLA's
+        compressed latent and shared rope key (kv_lora_rank + qk_rope_head_dim), x bytes."""
+        if self.is_mla:
+            return (self.kv_lora_rank + self.qk_rope_head_dim) * kv_dtype_bytes
+        return 2 * self.kv_heads * self.head_dim * kv_dtype_bytes
+
+    def kv_bytes_for(self, context: int, kv_dtype_bytes: float = 2.0) -> float:
+        """KV-cache bytes of one sequence of `context` tokens: the full-attention layers hold every
+        token, the sliding layers at most their window. This is what a budget should multiply by
+        the number of sequences (context = prompt + output)."""
+        n = max(int(context), 0)
+        per = self.kv_bytes_per_layer_token(kv_dtype_bytes)
+        return per * (self.full_attention_layers * n + self.sliding_layers * min(n, self.sliding_window))
+
+    def kv_split(self, tensor_parallel: int = 1) -> int:
+        """How many ways tensor parallelism divides the KV cache: by KV head, so no more than kv_heads
+        ways (vLLM replicates KV heads past that), and not at all for MLA, whose single latent every
+        rank holds in full. Per-GPU KV = kv_bytes_for(n) / kv_split(tp)."""
+        tp = max(int(tensor_parallel), 1)
+        return 1 if self.is_mla else max(min(tp, self.kv_heads), 1)
+
+    def context_for_budget(self, budget_bytes: float, sequences: int = 1, extra_bytes_per_token: float = 0.0,
+                           kv_dtype_bytes: float = 2.0) -> int:
+        """The longest context n with sequences x kv_bytes_for(n) + extra_bytes_per_token x n within
+        budget_bytes (extra: e.g. one prompt's activations): the inverse of kv_bytes_for, exact for
+        sliding layers (their KV stops growing at the window)."""
+        if budget_bytes <= 0:
+            return 0
+        s = max(int(sequences), 1)
+        per = self.kv_bytes_per_layer_token(kv_dtype_bytes) * s
+        within = per * self.layers + extra_bytes_per_token  # every layer grows up to the window
+        if not self.sliding_layers or budget_bytes <= within * self.sliding_window:
+            return int(budget_bytes // within) if within > 0 else 2**31
+        beyond = per * self.full_attention_layers + extra_bytes_per_token
+        if beyond <= 0:
+            return 2**31
+        left = budget_bytes - within * self.sliding_window
+        return int(self.sliding_window + left // beyond)
+
+    def kv_bytes_per_token(self, kv_dtype_bytes: float = 2.0, context: int | None = None) -> float:
+        """KV-cache bytes per token.
+
+        context=None: every layer holds every token (layers x per-layer bytes), the figure for a
+        context no longer than the sliding window and an upper bound beyond it; exact for models
+        without sliding layers. context=n: the average over a sequence of n tokens,
+        kv_bytes_for(n) / n, which falls towards the full-attention layers' share as n grows.
+        """
+        if context is None or context <= 0:
+            return self.kv_bytes_per_layer_token(kv_dtype_bytes) * self.layers
+        return self.kv_bytes_for(context, kv_dtype_bytes) / context
 
 
 # ---------------------------------------------------------------- hardware

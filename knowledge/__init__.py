@@ -53,6 +53,19 @@ MODEL_LIMITS: dict[str, tuple[int | float, int | float]] = {
     "rope_theta": (0, 1e15),
     "mmlu": (0, 100),
     "weight_bytes": (1, 1e15),
+    # mixture of experts, MLA, sliding windows: 0 = not used
+    "experts": (0, 65536),
+    "experts_active": (0, 65536),
+    "moe_intermediate_size": (0, 2**24),
+    "shared_intermediate_size": (0, 2**24),
+    "dense_layers": (0, 4096),
+    "kv_lora_rank": (0, 2**20),
+    "q_lora_rank": (0, 2**20),
+    "qk_rope_head_dim": (0, 65536),
+    "qk_nope_head_dim": (0, 65536),
+    "v_head_dim": (0, 65536),
+    "sliding_window": (0, MAX_TOKENS),
+    "sliding_layers": (0, 4096),
 }
 
 
@@ -323,6 +336,18 @@ class ModelRow(ModelSpec):
     rope_theta: float = _lim("rope_theta", default=0.0)
     mmlu: float | None = _lim("mmlu", default=None)
     weight_bytes: float | None = _lim("weight_bytes", default=None)
+    experts: int = _lim("experts", default=0)
+    experts_active: int = _lim("experts_active", default=0)
+    moe_intermediate_size: int = _lim("moe_intermediate_size", default=0)
+    shared_intermediate_size: int = _lim("shared_intermediate_size", default=0)
+    dense_layers: int = _lim("dense_layers", default=0)
+    kv_lora_rank: int = _lim("kv_lora_rank", default=0)
+    q_lora_rank: int = _lim("q_lora_rank", default=0)
+    qk_rope_head_dim: int = _lim("qk_rope_head_dim", default=0)
+    qk_nope_head_dim: int = _lim("qk_nope_head_dim", default=0)
+    v_head_dim: int = _lim("v_head_dim", default=0)
+    sliding_window: int = _lim("sliding_window", default=0)
+    sliding_layers: int = _lim("sliding_layers", default=0)
 
     @field_validator("kv_heads")
     @classmethod
@@ -591,7 +616,7 @@ class Knowledge:
         for g in self.gpus:
             for cand in [g.name, *g.aliases]:
                 c = _norm(cand)
-                if c and c in want and (best is None or len(c) > best[0]):
+                if c and _names_part(c, want) and (best is None or len(c) > best[0]):
                     best = (len(c), g)
         return best[1] if best else None
 
@@ -612,6 +637,27 @@ class Knowledge:
 
 def _norm(s: str) -> str:
     return "".join(ch for ch in s.lower() if ch.isalnum())
+
+
+# A mobile part is not its desktop namesake (an RTX 4070 Laptop has a fraction of the 4070's
+# bandwidth): a name that says so only matches a row that says so too.
+_MOBILE = ("laptop", "mobile", "maxq")
+
+
+def _names_part(cand: str, want: str) -> bool:
+    """`cand` (normalised) names the GPU `want` (normalised): it occurs in it not followed by a
+    digit (so "a10" is not "A100 80GB PCIe" and "l4" is not "L40S"), and a mobile name only matches
+    a mobile row. A Ti/SUPER card still falls back to its base row (NVML gives its real VRAM; the
+    base row's bandwidth and FLOP/s are the slower, safe side)."""
+    if any(m in want and m not in cand for m in _MOBILE):
+        return False
+    i = want.find(cand)
+    while i >= 0:
+        rest = want[i + len(cand):]
+        if not rest or not rest[0].isdigit():
+            return True
+        i = want.find(cand, i + 1)
+    return False
 
 
 def _user_files(user_dir: str, label: str) -> list[Path]:

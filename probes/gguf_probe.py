@@ -1,8 +1,13 @@
 """A local GGUF file's metadata (the gguf package's GGUFReader): no GPU, no weights loaded.
 
-Architecture, layers, heads, KV heads, context length, embedding length, vocabulary,
-quantization (general.file_type, else the most common tensor type) and the weights' bytes
-(the sum of the tensors' stored sizes), and from them the f16 KV bytes per token.
+Architecture, layers, heads, KV heads, key/value lengths, context length, embedding length,
+vocabulary, experts (count, used, shared, widths, leading dense blocks), latent attention
+(kv_lora_rank), sliding window (and its layer pattern), quantization (general.file_type, else
+the most common tensor type) and the weights' bytes (the sum of the tensors' stored sizes),
+and from them the f16 KV bytes per token as llama.cpp allocates it: per layer,
+head_count_kv x (key_length + value_length). For DeepSeek files converted for MLA
+(attention.key_length_mla present) that is the compressed latent; older conversions cache
+the decompressed per-head K and V, which is what llama.cpp then allocates.
 """
 
 from __future__ import annotations
@@ -43,11 +48,26 @@ class GgufInfo:
     feed_forward_length: int | None = None
     tied_embeddings: bool = True  # no separate output.weight: the LM head reuses token_embd
     rope_theta: float | None = None
+    key_length: int | None = None  # per KV head, as cached (attention.key_length)
+    value_length: int | None = None
+    expert_count: int = 0
+    expert_used_count: int | None = None
+    expert_shared_count: int = 0
+    expert_feed_forward_length: int | None = None
+    expert_shared_feed_forward_length: int | None = None
+    leading_dense_block_count: int = 0
+    kv_lora_rank: int = 0
+    sliding_window: int = 0
+    sliding_layers: int = 0
+    unmodelled: str = ""  # metadata of layers no KV formula here holds (state-space, recurrent)
 
     def kv_bytes_per_token(self, kv_dtype_bytes: float = 2.0) -> float | None:
+        """Every layer, every token (the sliding layers uncapped): llama.cpp's K and V rows."""
         if not (self.layers and self.kv_heads and self.head_dim):
             return None
-        return 2.0 * self.layers * self.kv_heads * self.head_dim * kv_dtype_bytes
+        k = self.key_length or self.head_dim
+        v = self.value_length or self.head_dim
+        return float(self.layers * self.kv_heads * (k + v) * kv_dtype_bytes)
 
 
 def _scalar(reader, key: str):
@@ -68,6 +88,26 @@ def _scalar(reader, key: str):
         return field.parts[field.data[0]].tolist()[0]
     except Exception:
         return None
+
+
+def _array_values(reader, key: str) -> list | None:
+    """A metadata array's elements (one level), or None when absent or not an array."""
+    field = reader.get_field(key)
+    if field is None or not field.types or field.types[0].name != "ARRAY" or len(field.types) > 2:
+        return None
+    try:
+        return [v for i in field.data for v in field.parts[i].tolist()]
+    except Exception:
+        return None
+
+
+# llama.cpp's sliding-window layer patterns by architecture (llama-model.cpp set_swa_pattern):
+# layer il slides when il % pattern < pattern - 1. Other architectures: no window assumed (an
+# upper bound on their KV cache).
+SWA_PATTERNS = {"gemma2": 2, "gemma3": 6, "cohere2": 4}
+# Architectures whose layers are not (only) attention: no KV formula here holds.
+RECURRENT_ARCHS = {"mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7", "jamba", "falcon-h1", "plamo2",
+                   "granitehybrid", "nemotron_h", "lfm2", "qwen3next", "kimi-linear"}
 
 
 def _array_len(reader, key: str) -> int | None:
@@ -171,13 +211,48 @@ def read_gguf(path: str) -> GgufInfo:
     else:
         quant = ""
     name = _scalar(reader, "general.name")
+    layers = meta.whole(p + "block_count", "layers")
+    # MLA conversions cache the latent: key_length = kv_lora_rank + rope dims, value_length = kv_lora_rank
+    value_length = meta.whole(p + "attention.value_length", "head_dim", zero_is_absent=True)
+    experts = meta.whole(p + "expert_count", "experts") or 0
+    unmodelled = ""
+    if arch in RECURRENT_ARCHS:
+        unmodelled = f"general.architecture = {arch!r}"
+    else:
+        for field in reader.fields:
+            if field.startswith((p + "ssm.", p + "wkv.", p + "shortconv.")):
+                unmodelled = field
+                break
+    window = meta.whole(p + "attention.sliding_window", "sliding_window", zero_is_absent=True) or 0
+    sliding_layers = 0
+    if window and layers:
+        flags = _array_values(reader, p + "attention.sliding_window_pattern")
+        if flags is not None and len(flags) == layers and all(isinstance(f, bool) for f in flags):
+            sliding_layers = sum(flags)
+        else:
+            pattern = meta.whole(p + "attention.sliding_window_pattern", None, zero_is_absent=True,
+                                 limits=(1, 4096)) if flags is None else None
+            pattern = pattern or SWA_PATTERNS.get(arch)
+            if pattern:
+                sliding_layers = layers - layers // pattern
     return GgufInfo(path=os.path.abspath(path), architecture=arch, name=name if isinstance(name, str) else "",
-                    layers=meta.whole(p + "block_count", "layers"), heads=heads, kv_heads=kv_heads or heads,
+                    layers=layers, heads=heads, kv_heads=kv_heads or heads,
                     head_dim=head_dim, context_length=meta.whole(p + "context_length", "max_context"),
                     embedding_length=emb, vocab_size=vocab, quantization=quant, file_type=file_type,
                     weight_bytes=weight_bytes, tensor_count=len(reader.tensors), parameters=params,
                     feed_forward_length=meta.whole(p + "feed_forward_length", "intermediate_size"),
-                    tied_embeddings=tied, rope_theta=meta.number(p + "rope.freq_base", "rope_theta"))
+                    tied_embeddings=tied, rope_theta=meta.number(p + "rope.freq_base", "rope_theta"),
+                    key_length=key_length, value_length=value_length, expert_count=experts,
+                    expert_used_count=meta.whole(p + "expert_used_count", "experts_active", zero_is_absent=True),
+                    expert_shared_count=meta.whole(p + "expert_shared_count", "experts") or 0,
+                    expert_feed_forward_length=meta.whole(p + "expert_feed_forward_length", "moe_intermediate_size",
+                                                          zero_is_absent=True),
+                    expert_shared_feed_forward_length=meta.whole(p + "expert_shared_feed_forward_length",
+                                                                 "shared_intermediate_size", zero_is_absent=True),
+                    leading_dense_block_count=meta.whole(p + "leading_dense_block_count", "dense_layers") or 0,
+                    kv_lora_rank=meta.whole(p + "attention.kv_lora_rank", "kv_lora_rank") or 0,
+                    sliding_window=window if sliding_layers else 0, sliding_layers=sliding_layers,
+                    unmodelled=unmodelled)
 
 
 def to_model_spec(info: GgufInfo):
@@ -196,6 +271,11 @@ def to_model_spec(info: GgufInfo):
     need = {"block_count": info.layers, "attention.head_count": info.heads, "embedding_length": info.embedding_length,
             "vocab_size": info.vocab_size}
     missing = [k for k, v in need.items() if not v]
+    if info.expert_count and not info.expert_used_count:
+        missing.append("expert_used_count (it has expert_count)")
+    if info.unmodelled:
+        raise AdvisorError(f"model.name: GGUF file {info.path!r}: {info.unmodelled}: its layers are not all attention "
+                           "(state-space, linear or recurrent), which the advisor cannot model")
     if missing or not info.parameters:
         raise AdvisorError(f"model.name: GGUF file {info.path!r} lacks {', '.join(missing) or 'tensors'} in its "
                            "metadata; the advisor cannot plan for it")
@@ -204,21 +284,39 @@ def to_model_spec(info: GgufInfo):
         raise AdvisorError(f"model.name: GGUF file {info.path!r}: its tensors hold {info.parameters:,} parameters in "
                            f"{info.weight_bytes:,} bytes; expected {lo:g} to {hi:,} B parameters")
     emb = int(info.embedding_length)
+    heads = int(info.heads)
+    # the KV rows llama.cpp allocates per KV head: key_length + value_length (MLA conversions: the latent)
+    k_len = info.key_length or info.head_dim or emb // heads
+    v_len = info.value_length or k_len
+    extra: dict = {}
+    if info.expert_count:
+        width = info.expert_feed_forward_length or info.feed_forward_length or 4 * emb
+        shared = info.expert_shared_count
+        if info.expert_shared_feed_forward_length and not shared:
+            shared = 1  # Qwen2-MoE: one shared expert of its own width
+        shared_width = shared * (info.expert_shared_feed_forward_length or width)
+        extra = dict(experts=info.expert_count, experts_active=int(info.expert_used_count),
+                     moe_intermediate_size=width if info.expert_feed_forward_length else 0,
+                     shared_intermediate_size=shared_width, dense_layers=info.leading_dense_block_count)
+    if info.sliding_layers:
+        extra.update(sliding_window=info.sliding_window, sliding_layers=info.sliding_layers)
     try:
         row = ModelRow(
             id=os.path.splitext(os.path.basename(info.path))[0], family=info.architecture or "unknown",
             hf_architecture=f"gguf:{info.architecture or 'unknown'}", params_b=info.parameters / 1e9,
-            layers=int(info.layers), hidden_size=emb, attention_heads=int(info.heads),
-            kv_heads=int(info.kv_heads or info.heads), head_dim=int(info.head_dim or emb // int(info.heads)),
+            layers=int(info.layers), hidden_size=emb, attention_heads=heads,
+            kv_heads=int(info.kv_heads or heads), head_dim=(k_len + v_len + 1) // 2,
             intermediate_size=int(info.feed_forward_length or 4 * emb), vocab_size=int(info.vocab_size),
             tied_embeddings=info.tied_embeddings, max_context=int(info.context_length or 4096),
             rope_theta=float(info.rope_theta or 0.0), mmlu=None,
             source=f"{info.path} (GGUF metadata)", origin="gguf",
-            weight_bytes=float(info.weight_bytes), file_quantization=info.quantization,
+            weight_bytes=float(info.weight_bytes), file_quantization=info.quantization, **extra,
         )
     except ValidationError as e:
         err = e.errors()[0]
-        raise AdvisorError(f"model.name: GGUF file {info.path!r}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        where = ".".join(map(str, err["loc"])) or "metadata"
+        raise AdvisorError(f"model.name: GGUF file {info.path!r}: {where}: "
+                           f"{err['msg'].removeprefix('Value error, ')}") from None
     return ModelSpec(**row.model_dump())
 
 

@@ -31,12 +31,10 @@ def test_catalogs_cover_the_models_and_gpus_users_ask_for(k):
 def test_model_parameter_counts_agree_with_their_architecture(k):
     # The stored params_b must match what the config facts imply (within 3 %), or the
     # weights, FLOPs and bandwidth maths all inherit the error.
-    from advisor.models import from_hf_directory  # noqa: F401  (same arithmetic as a local config)
+    # ModelSpec.architecture_params is the arithmetic a local config.json is counted with (experts,
+    # MLA, plain vs gated MLPs included), so a mixture of experts is held to its total too.
     for m in k.models.values():
-        attn = m.hidden_size * m.attention_heads * m.head_dim * 2 + m.hidden_size * m.kv_heads * m.head_dim * 2
-        mlp = m.hidden_size * m.intermediate_size * (2 if m.family in ("gpt2", "phi") else 3)
-        params = m.layers * (attn + mlp) + m.vocab_size * m.hidden_size * (1 if m.tied_embeddings else 2)
-        assert params / 1e9 == pytest.approx(m.params_b, rel=0.03), m.id
+        assert m.architecture_params() / 1e9 == pytest.approx(m.params_b, rel=0.03), m.id
 
 
 def test_gpu_lookup_accepts_nvml_names_and_suggests_close_matches(k):
@@ -259,3 +257,130 @@ def test_a_user_model_with_capitals_is_recommended_by_its_id(tmp_path, capsys, m
     for name in ("MyModel", "mymodel"):
         assert main(["recommend", "--gpu", "RTX 4090", "--model", name, "--format", "json", "--no-cache"]) == 0
         assert json.loads(capsys.readouterr().out)["recommendation"]["model"] == "MyModel"
+
+
+# ------------------------------------------------------------------ catalogs a serving engineer expects (issue 13)
+SERVING_GPUS = ["RTX 3080", "RTX 3090", "RTX 4070", "RTX 4070 Ti", "RTX 5090", "RTX A6000", "RTX 6000 Ada", "L40S",
+                "A10G", "H100 NVL", "H200 NVL", "A100 80GB PCIe", "A100 40GB PCIe", "H100 PCIe"]
+SERVING_MODELS = ["llama3.1-70b", "qwen2.5-14b", "qwen2.5-32b", "qwen2.5-72b", "mistral-small", "mixtral-8x7b",
+                  "gemma-2-9b"]
+
+
+@pytest.mark.parametrize("name", SERVING_GPUS)
+def test_serving_gpus_have_every_column_from_a_named_source(k, name):
+    g = k.gpu(name)
+    assert g.vram_gb > 0 and g.bandwidth_gb_s > 0 and g.fp16_tflops > 0 and g.fp16_acc32_tflops
+    assert g.compute_capability and g.architecture and g.source
+    if g.compute_capability >= 8.9:  # Ada, Hopper, Blackwell run FP8
+        assert g.fp8_tflops
+    if g.name != "A10G":  # AWS publishes no INT8 figure for its A10G
+        assert g.int8_tops and g.int8_tops >= g.fp16_tflops
+    assert g.fp16_acc32_tflops <= g.fp16_tflops
+
+
+def test_geforce_cards_halve_fp32_accumulate_and_datacenter_cards_do_not(k):
+    for name in ("RTX 3080", "RTX 3090", "RTX 4070", "RTX 4070 Ti", "RTX 5090"):
+        g = k.gpu(name)
+        assert g.fp16_acc32_tflops == pytest.approx(g.fp16_tflops / 2, rel=0.01), name
+    for name in ("RTX A6000", "RTX 6000 Ada", "L40S", "H100 NVL", "H200 NVL", "A100 80GB PCIe"):
+        g = k.gpu(name)
+        assert g.fp16_acc32_tflops == g.fp16_tflops, name
+
+
+@pytest.mark.parametrize("nvml, row", [
+    ("NVIDIA A100 80GB PCIe", "A100 80GB PCIe"), ("NVIDIA A100-SXM4-80GB", "A100 80GB"),
+    ("NVIDIA A100-PCIE-40GB", "A100 40GB PCIe"), ("NVIDIA A100-SXM4-40GB", "A100 40GB"),
+    ("NVIDIA H100 80GB HBM3", "H100 80GB"), ("NVIDIA H100 PCIe", "H100 PCIe"), ("NVIDIA H100 NVL", "H100 NVL"),
+    ("NVIDIA H200", "H200 141GB"), ("NVIDIA H200 NVL", "H200 NVL"), ("NVIDIA L40S", "L40S"), ("NVIDIA L4", "L4"),
+    ("NVIDIA A10G", "A10G"), ("NVIDIA A10", "A10"), ("NVIDIA RTX A6000", "RTX A6000"),
+    ("NVIDIA RTX 6000 Ada Generation", "RTX 6000 Ada"), ("NVIDIA GeForce RTX 4070 Ti", "RTX 4070 Ti"),
+    ("NVIDIA GeForce RTX 4070", "RTX 4070"), ("NVIDIA GeForce RTX 5090", "RTX 5090"),
+    ("NVIDIA GeForce RTX 3080", "RTX 3080"), ("NVIDIA GeForce RTX 3090", "RTX 3090"),
+])
+def test_nvml_names_land_on_their_own_form_factor(k, nvml, row):
+    assert k.match_gpu(nvml).name == row
+
+
+def test_a_pcie_a100_is_planned_with_pcie_bandwidth(k):
+    pcie, sxm = k.match_gpu("NVIDIA A100 80GB PCIe"), k.match_gpu("NVIDIA A100-SXM4-80GB")
+    assert pcie.bandwidth_gb_s < sxm.bandwidth_gb_s
+
+
+@pytest.mark.parametrize("nvml", ["NVIDIA L40", "NVIDIA GeForce RTX 4070 Laptop GPU", "NVIDIA A1000"])
+def test_a_card_only_a_prefix_matches_is_not_planned_as_that_card(k, nvml):
+    # "L4" is a prefix of "L40", the desktop 4070 is not the laptop part: no row rather than a wrong one
+    assert k.match_gpu(nvml) is None
+
+
+@pytest.mark.parametrize("name", SERVING_MODELS)
+def test_serving_models_carry_their_config_facts(k, name):
+    m = k.model(name)
+    assert m.hf_repo and m.ollama_tag and m.dtype == "bfloat16" and m.max_context >= 8192 and m.source
+    assert m.mmlu is not None and 60 < m.mmlu < 90
+
+
+def test_the_catalog_mixtral_is_a_mixture_of_experts(k):
+    m = k.model("mixtral-8x7b")
+    assert m.params_b == pytest.approx(46.7, rel=0.01)
+    assert m.active_params / 1e9 == pytest.approx(12.9, rel=0.01)
+
+
+def test_the_catalog_gemma_caps_half_its_layers_at_the_window(k):
+    m = k.model("gemma-2-9b")
+    assert (m.sliding_window, m.sliding_layers) == (4096, m.layers // 2)
+    assert m.kv_bytes_for(8192) == pytest.approx(0.75 * m.kv_bytes_per_token() * 8192)
+
+
+def test_a_model_row_whose_experts_do_not_add_up_fails_with_file_row_field(tmp_path):
+    _write(tmp_path, "models.toml", """
+[meta]
+table = "models"
+[[rows]]
+id = "bad-moe"
+family = "mixtral"
+hf_architecture = "MixtralForCausalLM"
+params_b = 46.7
+layers = 32
+hidden_size = 4096
+attention_heads = 32
+kv_heads = 8
+head_dim = 128
+intermediate_size = 14336
+vocab_size = 32000
+tied_embeddings = false
+max_context = 32768
+experts = 8
+experts_active = 9
+source = "test"
+""")
+    with pytest.raises(KnowledgeError) as e:
+        load_knowledge(tmp_path)
+    assert "bad-moe" in str(e.value) and "experts_active (9) must be 1 to experts (8)" in str(e.value)
+
+
+def test_the_activation_constant_is_the_h100_fit(k):
+    # runtime.activation_bytes_per_token is bench/fit_activation.py's least-squares fit over the H100
+    # sweeps, rounded up; a row edited by hand away from the measurement fails here
+    import importlib.util
+    import math
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "fit_activation.py"
+    spec = importlib.util.spec_from_file_location("fit_activation", path)
+    fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit)
+    import json
+
+    data = json.loads(fit.SRC.read_text())
+    slopes = []
+    for run in data["runs"]:
+        sweep = run.get("sweep") or {}
+        if run.get("attention") == "sdpa":
+            m = k.model(run["model"])
+            pts = [(p["context_tokens"], (p["peak_mb"] - sweep["base_vram_mb"]) * 2**20
+                    - sweep["kv_bytes_per_token"] * p["context_tokens"]) for p in sweep["curve"] if p["peak_mb"]]
+            _, slope = fit.line([n for n, _ in pts], [y for _, y in pts])
+            slopes.append((slope, 2 * m.intermediate_size))
+    a = sum(s * x for s, x in slopes) / sum(x * x for _, x in slopes)
+    assert k.value("runtime.activation_bytes_per_token") == math.ceil(a * 10) / 10
+    assert "activation-fit.md" in k.source("runtime.activation_bytes_per_token")
