@@ -189,7 +189,7 @@ class Ranked:
     def key(self):
         e = self.est
         return (len(self.rejects), len(self.policy_gates), len(self.gates), self.penalty,
-                -e.model.params_b, -e.bits, e.p95_s)
+                -_effective_size(e.model), -e.bits, e.p95_s)
 
 
 def _rank(cands: list[Estimate], trace: Trace) -> list[Ranked]:
@@ -204,6 +204,12 @@ def _rank(cands: list[Estimate], trace: Trace) -> list[Ranked]:
 # ------------------------------------------------------------------ the plan
 def _max_ctx(r: Ranked) -> int:
     return max(min(r.est.budget_tokens, r.est.model.max_context), 0)
+
+
+def _effective_size(m) -> float:
+    """The size the ranking prefers: a dense model's parameters; a mixture of experts' geometric
+    mean of total and active (a common rule of thumb for MoE quality: Mixtral 8x7B ~ 24B dense)."""
+    return math.sqrt(m.params * m.active_params) if m.experts else m.params
 
 
 def _plan(k, answers: Answers, r: Ranked, alt: bool = False, plan_trace: Trace | None = None,
@@ -279,8 +285,9 @@ def _lost_because(r: Ranked, winner: Ranked | None) -> list[str]:
     if out or winner is None:
         return out
     w, e = winner.est, r.est
-    if e.model.params_b < w.model.params_b:
-        return [f"smaller model ({e.model.params_b:g}B vs {w.model.params_b:g}B) with the same checks passed"]
+    if _effective_size(e.model) < _effective_size(w.model):
+        return [f"smaller model ({_effective_size(e.model) / 1e9:.3g}B vs {_effective_size(w.model) / 1e9:.3g}B"
+                f"{' effective' if e.model.experts or w.model.experts else ''}) with the same checks passed"]
     if e.bits < w.bits:
         return [f"lower precision ({e.quant} vs {w.quant}) with the same checks passed"]
     return [f"slower: p95 {e.p95_s:.1f} s vs {w.p95_s:.1f} s"]

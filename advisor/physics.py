@@ -46,9 +46,10 @@ def weights_gb(k: "Knowledge", model: ModelSpec, quant: str) -> float:
     return weight_bytes(k, model, quant) / GIB
 
 
-def kv_gb_per_token(model: ModelSpec, kv_dtype_bytes: float = 2.0) -> float:
-    """2 x layers x kv_heads x head_dim x bytes, in GiB."""
-    return model.kv_bytes_per_token(kv_dtype_bytes) / GIB
+def kv_gb_per_token(model: ModelSpec, kv_dtype_bytes: float = 2.0, context: int | None = None) -> float:
+    """KV bytes per token in GiB: every layer's K and V (or MLA's latent); with a context, the
+    average over a sequence of that length (sliding-window layers stop growing at the window)."""
+    return model.kv_bytes_per_token(kv_dtype_bytes, context=context) / GIB
 
 
 def activation_gb_per_token(k: "Knowledge", model: ModelSpec, dtype_bytes: float = 2.0) -> float:

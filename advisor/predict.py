@@ -97,8 +97,13 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     weights = weights_total / max(tp, 1)
 
     # Per-token memory: KV cache, plus whole-prompt activations when transformers prefills at once.
-    per_token = physics.kv_gb_per_token(model) / max(tp, 1)
-    mem_src = f"roofline: KV = 2 x {model.layers} layers x {model.kv_heads} kv heads x {model.head_dim} x 2 B"
+    seq = ctx + answers.output_tokens  # the KV cache holds the prompt and the output
+    # KV per token of this sequence length (sliding layers capped), split as TP splits KV heads
+    # (an MLA latent is held whole on every rank)
+    per_token = physics.kv_gb_per_token(model, context=seq) / model.kv_split(tp)
+    mem_src = (f"roofline: KV = {model.layers} layers x {model.kv_bytes_per_layer_token():g} B per token"
+               + (f" ({model.sliding_layers} sliding layers capped at {model.sliding_window:,} tokens)"
+                  if model.sliding_layers else "") + (" (MLA latent)" if model.is_mla else ""))
     activation = 0.0
     if b.prefill_activations:
         activation = physics.activation_gb_per_token(k, model)
@@ -125,11 +130,13 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     margin = k.value("context_safety_margin")
     # Ollama/llama.cpp and servers reserve KV for every sequence; activations are transient, one prompt at a time.
     budget = _budget(margin, free_for_context, per_token, n, activation, quad)
+    if model.sliding_layers and not quad:  # KV stops growing at the window: invert it exactly
+        budget = model.context_for_budget(margin * free_for_context * physics.GIB * model.kv_split(tp),
+                                          sequences=n, extra_bytes_per_token=activation * physics.GIB)
     bound = _stored_bound(k, model, hw, b, usable, margin) if quad_src or b.prefill_activations else None
     if bound is not None and not (probe is not None and probe.fit is not None) and bound[0] < budget:
         budget = bound[0]
         mem_src += f"; bounded by {bound[1]}"
-    seq = ctx + answers.output_tokens  # the KV cache holds the prompt and the output
     need_gb = base_gb + per_token * seq * n + activation * ctx + quad * ctx * ctx
     origins["vram_gb"] = Provenance(
         origin="probe" if mem_src.startswith("probe") else "roofline",

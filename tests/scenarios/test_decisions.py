@@ -81,7 +81,7 @@ def test_a_gaming_gpu_with_many_agents_does_not_get_ollama(k):
 # ------------------------------------------------------------------ precision by headroom
 def test_one_rag_user_on_an_h100_keeps_16_bits(k):
     rec = advise(k, workload="rag", concurrency=1, context_tokens=8192, output_tokens=128,
-                 hardware={"gpu": "H100 80GB"})
+                 hardware={"gpu": "H100 80GB"}, model={"name": "llama3.1-8b"})
     p = rec.recommendation
     assert p.quantization in ("fp16", "bf16")
     assert "quantization.headroom-kept" in fired(rec)
