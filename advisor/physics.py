@@ -72,8 +72,8 @@ def prefill_flops(model: ModelSpec, tokens: int, all_logits: bool = False) -> fl
     """
     n = float(tokens)
     dense = 2.0 * model.non_embedding_params * n
-    # QK^T and AV: 2 matmuls x 2 FLOPs x n^2 x heads x head_dim per layer, halved by the causal mask
-    attention = 2.0 * model.layers * model.attention_heads * model.head_dim * n * n
+    # QK^T and AV over the causal pairs (sliding layers no further than their window; MLA's dims)
+    attention = model.attention_flops(tokens)
     head = 2.0 * model.vocab_size * model.hidden_size * (n if all_logits else 1.0)
     return dense + attention + head
 
@@ -108,7 +108,7 @@ def decode_bytes_per_token(k: "Knowledge", model: ModelSpec, quant: str, context
     """Weights read once per token (all but an untied input embedding, a row lookup), plus the
     KV cache of the context so far."""
     weights = weight_bytes(k, model, quant) * model.decode_read_params / model.params
-    return weights + model.kv_bytes_per_token() * context
+    return weights + model.kv_bytes_for(context)
 
 
 def decode_roofline_tok_s(k: "Knowledge", model: ModelSpec, gpu: GpuSpec, quant: str, context: int) -> float:

@@ -46,7 +46,14 @@ class StepCosts:
             return fixed + per * n
         if self.batching == "sequential":
             return self.decode_fixed_ms + self.decode_per_seq_ms
-        return max(self.decode_fixed_ms + self.decode_per_seq_ms * n, self.compute_ms_per_token * n)
+        return max(self.decode_fixed_ms * self.experts_read(n) + self.decode_per_seq_ms * n,
+                   self.compute_ms_per_token * n)
+
+    def experts_read(self, n: int) -> float:
+        """A mixture of experts reads more experts as the batch's tokens route apart (1 for dense)."""
+        if not self.model.experts:
+            return 1.0
+        return self.model.decode_step_read_params(max(n, 1)) / self.model.decode_step_read_params(1)
 
     @property
     def compute_ms_per_token(self) -> float:
@@ -105,7 +112,7 @@ def step_costs(k, b: Backend, model: ModelSpec, gpu: GpuSpec, quant: str, tp: in
     if bw_eff is None:
         raise KeyError(f"calibration row {b.calibration_key()}.decode_bw_efficiency missing")
     bw = gpu.bandwidth_gb_s * 1e9 * bw_eff
-    kv_seq = model.kv_bytes_per_token() * avg_ctx / tp
+    kv_seq = model.kv_bytes_for(avg_ctx) / model.kv_split(tp)
     weights_read = physics.decode_bytes_per_token(k, model, quant, avg_ctx) / tp - kv_seq
     fixed = weights_read / bw * 1e3
     decode_src = f"{weights_read / 1e9:.2f} GB of weights per step / ({gpu.bandwidth_gb_s:g} GB/s x {bw_src})"
