@@ -430,7 +430,7 @@ def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n
             # throughput X solves X = N / (prefill + decode at the share prefill leaves).
             mode, live = "concurrent", float(seqs)
             lo, hi = 0.0, 1 / prefill
-            for _ in range(60):
+            for _ in range(40):  # to 1e-12 of the prefill-bound rate
                 x = (lo + hi) / 2
                 pu = per_user_at(x, live)
                 r = prefill + (out1 / pu if pu > 0 else math.inf)

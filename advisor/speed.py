@@ -14,6 +14,7 @@ latency under the load the user described.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from advisor import physics
@@ -55,7 +56,7 @@ class StepCosts:
             return 1.0
         return self.model.decode_step_read_params(max(n, 1)) / self.model.decode_step_read_params(1)
 
-    @property
+    @functools.cached_property
     def compute_ms_per_token(self) -> float:
         """One decoded token's matmuls at the prefill efficiency: 2 x params FLOPs (+ the LM head)."""
         return physics.prefill_flops(self.model, 1) * self.ms_per_flop
