@@ -71,7 +71,7 @@ def export(ctx: Ctx) -> Snippet:
         ctx.missing("kv_cache_type", "llama-server keeps its default f16 cache")
 
     n = ctx.replicas
-    ports = [BASE_PORT + i for i in range(n)]
+    ports = ctx.ports(BASE_PORT)
     q = ctx.head("quantization")
     lines = _shell.prologue(header(ctx, "llama.cpp server", CHECKED))
     lines += [f"# {ctx.head('model').why()}"]

@@ -10,12 +10,10 @@ over every visible GPU, so the snippet always passes it and names the GPUs with 
 
 from __future__ import annotations
 
-import os
-
 from advisor.export import _shell
 from advisor.export._common import (
-    Ctx, Snippet, balancing_note, docker_mount_source, fmt_num, fraction, header, hf_model, integer, one_of,
-    pre_quantized_note, require_quant, sh,
+    Ctx, Snippet, balancing_note, docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, one_of,
+    sh,
 )
 from advisor.export._shell import Flag
 
@@ -56,19 +54,16 @@ def launcher_flags(ctx: Ctx) -> list[Flag]:
 
 
 def export(ctx: Ctx) -> Snippet:
-    require_quant(ctx, QUANTS, "for GGUF quantizations export for ollama or llamacpp")
-    ref = hf_model(ctx)
-    pre_quantized_note(ctx, ref)
+    ref = hf_checkpoint(ctx, QUANTS, "for GGUF quantizations export for ollama or llamacpp")
     flags = launcher_flags(ctx)
     n = ctx.replicas
-    ports = [BASE_PORT + i for i in range(n)]
+    ports = ctx.ports(BASE_PORT)
     local = ref.kind == "local-dir"
 
     lines = _shell.prologue(header(ctx, "TGI server", CHECKED))
     lines += [f"# {ctx.head('model').why()}", f"# {ref.val.why()}"]
     if local:
-        path = os.path.abspath(os.path.expanduser(ref.value))
-        lines += [f"MOUNT={sh(docker_mount_source(path))}  # the model folder, read-only at /model",
+        lines += [f"MOUNT={sh(docker_mount_source(ref.location))}  # the model folder, read-only at /model",
                   "MODEL_ID=/model"]
     else:
         lines.append(f"MODEL_ID={sh(ref.value)}")

@@ -8,10 +8,8 @@ forward pass used for the prompt with torch.compile and decodes eagerly, on Linu
 
 from __future__ import annotations
 
-import os
-
 from advisor.export._common import (
-    Ctx, Snippet, Val, header, hf_model, integer, number, one_line, one_of, pre_quantized_note, require_quant,
+    Ctx, Snippet, Val, header, hf_checkpoint, integer, number, one_line, one_of,
 )
 
 CHECKED = "transformers 5.24 / 4.56+ (from_pretrained dtype, attn_implementation, tp_plan), torch.compile"
@@ -25,13 +23,9 @@ def _c(v: Val) -> str:
 
 
 def export(ctx: Ctx) -> Snippet:
-    require_quant(ctx, QUANTS, "fp8 needs vllm or tgi; GGUF quantizations need ollama or llamacpp")
-    ref = hf_model(ctx)
-    pre_quantized_note(ctx, ref)
+    ref = hf_checkpoint(ctx, QUANTS, "fp8 needs vllm or tgi; GGUF quantizations need ollama or llamacpp")
     q = ctx.head("quantization")
-    model_value = ref.value
-    if ref.kind == "local-dir":
-        model_value = os.path.abspath(os.path.expanduser(model_value))
+    model_value = ref.location
 
     dtype = ctx.setting("dtype")
     if dtype is not None:

@@ -9,12 +9,10 @@ so the compose `command` starts with the model.
 
 from __future__ import annotations
 
-import os
-
 from advisor.export import _shell
 from advisor.export._common import (
     Ctx, Snippet, balancing_note, bind_host_comment, compose_str, fmt_num, fraction, header,
-    hf_model, integer, one_line, one_of, pre_quantized_note, require_quant, sh,
+    hf_checkpoint, integer, one_line, one_of, sh,
 )
 from advisor.export._shell import Flag
 
@@ -55,15 +53,14 @@ def dtype_flags(ctx: Ctx) -> list[Flag]:
 
 
 def export(ctx: Ctx) -> Snippet:
-    require_quant(ctx, QUANTS, "for GGUF quantizations export for ollama or llamacpp; for int8/nf4, tgi or transformers")
-    ref = hf_model(ctx)
-    pre_quantized_note(ctx, ref)
+    ref = hf_checkpoint(ctx, QUANTS,
+                        "for GGUF quantizations export for ollama or llamacpp; for int8/nf4, tgi or transformers")
     flags = server_flags(ctx)
     n = ctx.replicas
-    ports = [BASE_PORT + i for i in range(n)]
+    ports = ctx.ports(BASE_PORT)
     model_head = ctx.head("model")
     local = ref.kind == "local-dir"
-    model_path = os.path.abspath(os.path.expanduser(ref.value)) if local else ref.value
+    model_path = ref.location
 
     # ---- serve.sh
     lines = _shell.prologue(header(ctx, "vLLM server", CHECKED))
