@@ -22,6 +22,15 @@ def _c(v: Val) -> str:
     return "  # " + v.why()
 
 
+def _choice_line(ctx: Ctx, key: str, name: str, choices: tuple[str, ...], absent: str, why: str) -> str:
+    """`NAME = 'choice'  # why` for a setting the plan has; else the `absent` line, and the gap said (`why`)."""
+    v = ctx.setting(key)
+    if v is not None:
+        return f"{name} = {one_of(v, choices)!r}{_c(v)}"
+    ctx.missing(key, why)
+    return absent
+
+
 def export(ctx: Ctx) -> Snippet:
     ref = hf_checkpoint(ctx, QUANTS, "fp8 needs vllm or tgi; GGUF quantizations need ollama or llamacpp")
     q = ctx.head("quantization")
@@ -32,18 +41,11 @@ def export(ctx: Ctx) -> Snippet:
         dtype_line = f"DTYPE = {DTYPES[one_of(dtype, tuple(DTYPES))]}{_c(dtype)}"
     else:
         dtype_line = f"DTYPE = {DTYPES.get({'fp16': 'float16', 'bf16': 'bfloat16'}.get(ctx.quant, 'auto'))}{_c(q)}"
-    attn = ctx.setting("attn_implementation")
-    if attn is not None:
-        attn_line = f"ATTN = {one_of(attn, ATTN)!r}{_c(attn)}"
-    else:
-        attn_line = "ATTN = None  # not in this plan: transformers picks (sdpa where the model supports it)"
-        ctx.missing("attn_implementation", "transformers picks its default (sdpa where supported)")
-    comp = ctx.setting("compile")
-    if comp is not None:
-        compile_line = f"COMPILE = {one_of(comp, ('prefill-only', 'off'))!r}{_c(comp)}"
-    else:
-        compile_line = "COMPILE = 'off'  # not in this plan: no torch.compile"
-        ctx.missing("compile", "the snippet does not compile")
+    attn_line = _choice_line(ctx, "attn_implementation", "ATTN", ATTN,
+                             "ATTN = None  # not in this plan: transformers picks (sdpa where the model supports it)",
+                             "transformers picks its default (sdpa where supported)")
+    compile_line = _choice_line(ctx, "compile", "COMPILE", ("prefill-only", "off"),
+                                "COMPILE = 'off'  # not in this plan: no torch.compile", "the snippet does not compile")
     ctxlen = ctx.head("max_context_tokens")
     batch = ctx.pick("max_num_seqs", "concurrency")
     temp = ctx.setting("temperature")
