@@ -116,6 +116,12 @@ def fit_contexts(wanted: list[int], most: int, why: str) -> tuple[list[int], lis
     return sorted(out), warnings
 
 
+def probe_start(contexts, seed: int | None) -> tuple[float, random.Random, list[int]]:
+    """What every probe() starts from: the clock, the prompts' RNG (seeded, or by the time), the sizes sorted once each."""
+    return (time.perf_counter(), random.Random(seed if seed is not None else time.time_ns()),
+            sorted(set(int(c) for c in contexts)))
+
+
 def step_reporter(step: str, steps: int, progress: Callable[[ProbeProgress], None] | None,
                   cancel: threading.Event | None) -> Callable[[str], None]:
     """A probe's `report(message)`: one more of `steps` done, told to `progress`; ProbeError once cancelled."""
@@ -269,9 +275,7 @@ def model_facts(show: dict, where: str = "Ollama /api/show") -> dict:
 def probe(client: Client, name: str, *, contexts: list[int] | None = None,
           progress: Callable[[ProbeProgress], None] | None = None, cancel: threading.Event | None = None,
           gpu: str = "", versions: dict[str, str] | None = None, seed: int | None = None) -> ProbeResult:
-    t_start = time.perf_counter()
-    rng = random.Random(seed if seed is not None else time.time_ns())
-    wanted = sorted(set(int(c) for c in (contexts or DEFAULT_CONTEXTS)))
+    t_start, rng, wanted = probe_start(contexts or DEFAULT_CONTEXTS, seed)
     report = step_reporter("ollama", 3 + len(wanted), progress, cancel)
 
     show = client.json("POST", "/api/show", json={"model": name}, timeout=META_TIMEOUT)

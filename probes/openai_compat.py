@@ -20,7 +20,6 @@ loopback URL) the GPU memory its process holds is read with NVML (hardware.serve
 
 from __future__ import annotations
 
-import random
 import re
 import statistics
 import threading
@@ -31,7 +30,7 @@ from datetime import datetime, timezone
 from advisor.domain import ProbeProgress, ProbeResult, TimingPoint
 from advisor.errors import ProbeError
 from advisor.probes.http import HttpClient, is_loopback, loads_line, number, object_list, one_line, text_field
-from advisor.probes.ollama import fit_contexts, step_reporter, unique_prompt
+from advisor.probes.ollama import fit_contexts, probe_start, step_reporter, unique_prompt
 
 DEFAULT_CONTEXTS = (512, 2048)
 MAX_TOKENS = 32
@@ -283,9 +282,7 @@ def stream_once(client: Client, name: str, prompt: str, endpoint: str) -> dict:
 def probe(client: Client, name: str, *, contexts: list[int] | None = None,
           progress: Callable[[ProbeProgress], None] | None = None, cancel: threading.Event | None = None,
           gpu: str = "", versions: dict[str, str] | None = None, seed: int | None = None) -> ProbeResult:
-    t_start = time.perf_counter()
-    rng = random.Random(seed if seed is not None else time.time_ns())
-    wanted = sorted(set(int(c) for c in (contexts or DEFAULT_CONTEXTS)))
+    t_start, rng, wanted = probe_start(contexts or DEFAULT_CONTEXTS, seed)
     entry = next((m for m in _models(client) if m["id"] == name), {})
     limits = server_limits(client, entry)
     warnings: list[str] = []
