@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from advisor.export import _shell
 from advisor.export._common import (
-    Ctx, Snippet, balancing_note, docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, one_of,
+    Ctx, Snippet, balancing_note, docker_mount_source, header, hf_checkpoint, one_of,
     sh,
 )
 from advisor.export._shell import Flag
@@ -28,17 +28,17 @@ def launcher_flags(ctx: Ctx) -> list[Flag]:
     flags = []
     inp = ctx.setting("max_input_tokens")
     if inp is not None:
-        flags.append(Flag("--max-input-tokens", str(integer(inp)), inp))
+        flags.append(Flag.whole("--max-input-tokens", inp))
     else:
         ctx.missing("max_input_tokens", "TGI picks its own longest prompt, which must stay below --max-total-tokens")
     total = ctx.pick("max_model_len", "max_context_tokens")
-    flags.append(Flag("--max-total-tokens", str(integer(total)), total))
+    flags.append(Flag.whole("--max-total-tokens", total))
     seqs = ctx.pick("max_num_seqs", "concurrency")
-    flags.append(Flag("--max-concurrent-requests", str(integer(seqs)), seqs,
-                      "TGI answers HTTP 429 to requests beyond this many in flight, it does not queue them"))
+    flags.append(Flag.whole("--max-concurrent-requests", seqs,
+                            "TGI answers HTTP 429 to requests beyond this many in flight, it does not queue them"))
     util = ctx.setting("gpu_memory_utilization")
     if util is not None:
-        flags.append(Flag("--cuda-memory-fraction", fmt_num(fraction(util)), util))
+        flags.append(Flag.share("--cuda-memory-fraction", util))
     q = ctx.head("quantization")
     if ctx.quant in QUANTIZE:
         flags.append(Flag("--quantize", QUANTIZE[ctx.quant], q))  # --dtype cannot go with --quantize
@@ -49,7 +49,7 @@ def launcher_flags(ctx: Ctx) -> list[Flag]:
         elif dtype is None:
             flags.append(Flag("--dtype", {"fp16": "float16", "bf16": "bfloat16"}[ctx.quant], q))
     tp = ctx.head("tensor_parallel")
-    flags.append(Flag("--num-shard", str(integer(tp)), tp))
+    flags.append(Flag.whole("--num-shard", tp))
     return flags
 
 

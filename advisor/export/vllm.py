@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from advisor.export import _shell
 from advisor.export._common import (
-    Ctx, Snippet, balancing_note, bind_host_comment, compose_str, fmt_num, fraction, header,
-    hf_checkpoint, integer, one_line, one_of, sh,
+    Ctx, Snippet, balancing_note, bind_host_comment, compose_str, header,
+    hf_checkpoint, one_line, one_of, sh,
 )
 from advisor.export._shell import Flag
 
@@ -25,17 +25,17 @@ IMAGE = "vllm/vllm-openai:latest"
 
 def server_flags(ctx: Ctx) -> list[Flag]:
     """The engine flags shared by the script and the compose file, in the order the issue lists them."""
-    flags = [Flag("--max-model-len", str(integer(v)), v) for v in [ctx.pick("max_model_len", "max_context_tokens")]]
+    flags = [Flag.whole("--max-model-len", v) for v in [ctx.pick("max_model_len", "max_context_tokens")]]
     util = ctx.setting("gpu_memory_utilization")
     if util is not None:
-        flags.append(Flag("--gpu-memory-utilization", fmt_num(fraction(util)), util))
+        flags.append(Flag.share("--gpu-memory-utilization", util))
     else:
         ctx.missing("gpu_memory_utilization", "vLLM claims its default 0.9 of each GPU")
     seqs = ctx.pick("max_num_seqs", "concurrency")
-    flags.append(Flag("--max-num-seqs", str(integer(seqs)), seqs))
+    flags.append(Flag.whole("--max-num-seqs", seqs))
     flags += dtype_flags(ctx)
     tp = ctx.head("tensor_parallel")
-    flags.append(Flag("--tensor-parallel-size", str(integer(tp)), tp))
+    flags.append(Flag.whole("--tensor-parallel-size", tp))
     return flags
 
 
