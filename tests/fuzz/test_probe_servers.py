@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "probes"))
 from hostile import (HostileServer, Reply, forever, gzip_bomb, http_head, ollama_routes,  # noqa: E402
                      openai_routes, sse_reply)
+from probe_fakes import probe_once  # noqa: E402
 
 from advisor.domain import ProbeResult  # noqa: E402
 from advisor.errors import ProbeError  # noqa: E402
@@ -85,15 +86,11 @@ def _outcome(fn, *a, **kw):
 
 
 def _ollama(url):
-    with ollama.Client(url, timeout=PROBE_LIMIT_S) as c:
-        name, versions = ollama.identify(c, None)
-        return ollama.probe(c, name, contexts=[64], versions=versions, seed=1)
+    return probe_once(ollama, url, None, [64], seed=1, timeout=PROBE_LIMIT_S)
 
 
 def _openai(url):
-    with oa.Client(url, timeout=PROBE_LIMIT_S) as c:
-        name, versions = oa.identify(c, None)
-        return oa.probe(c, name, contexts=[64], versions=versions, seed=1)
+    return probe_once(oa, url, None, [64], seed=1, timeout=PROBE_LIMIT_S)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 GIB = 1024 ** 3
 
 
+def probe_once(mod, url: str, model: str | None = None, contexts=(512, 2048), seed: int = 1, **client_kw):
+    """identify, then probe, with `mod`'s Client (ollama or openai_compat) closed after: a probe run without the cache."""
+    with mod.Client(url, **client_kw) as c:
+        name, versions = mod.identify(c, model)
+        return mod.probe(c, name, contexts=list(contexts), versions=versions, seed=seed)
+
+
 def _common_prefix(a: list[str], b: list[str]) -> int:
     n = 0
     for x, y in zip(a, b):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from probe_fakes import probe_once
 
 from advisor.errors import ProbeError
 from advisor.probes import openai_compat as oa
@@ -10,12 +11,7 @@ from advisor.probes.runner import run_probe
 
 
 def _probe(server, model=None, contexts=(512, 2048)):
-    c = oa.Client(server.url)
-    try:
-        name, versions = oa.identify(c, model)
-        return oa.probe(c, name, contexts=list(contexts), versions=versions, seed=2)
-    finally:
-        c.close()
+    return probe_once(oa, server.url, model, contexts, seed=2)
 
 
 def test_streaming_ttft_inter_token_latency_and_server_facts(openai_server):
