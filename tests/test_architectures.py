@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gguf_files import write_gguf_file
 
 from advisor import physics
 from advisor.answers import answers_from_dict
@@ -295,18 +296,7 @@ def test_a_broken_safetensors_header_is_one_line(tmp_path, capsys):
 
 # ------------------------------------------------------------------ GGUF metadata
 def _gguf(path: Path, arch: str, meta: dict, tensors: dict[str, tuple[int, ...]]) -> str:
-    import gguf
-
-    w = gguf.GGUFWriter(str(path), arch)
-    for key, (kind, value) in meta.items():
-        getattr(w, "add_" + kind)(key, value)
-    for name, shape in tensors.items():
-        w.add_tensor(name, np.zeros(shape, dtype=np.float16))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return str(path)
+    return write_gguf_file(path, tensors, arch=arch, meta=meta)
 
 
 def _base(arch: str) -> dict:
