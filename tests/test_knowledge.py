@@ -80,6 +80,17 @@ source = "our cloud bill, 2026-10"
     assert k.tables["gpu_prices"].rows[0].usd_per_hour == 0.6
 
 
+def _bad_file_error(tmp_path, text: str, expected: str) -> KnowledgeError:
+    """Loading a folder whose bad.toml is `text` fails in one line that names the file and `expected`."""
+    _write(tmp_path, "bad.toml", text)
+    with pytest.raises(KnowledgeError) as e:
+        load_knowledge(tmp_path)
+    msg = str(e.value)
+    assert "bad.toml" in msg and expected in msg, msg
+    assert "\n" not in msg
+    return e.value
+
+
 @pytest.mark.parametrize("text, expected", [
     ('[meta]\ntable = "gpus"\n[[rows]]\nname = "X"\nvram_gb = -1\nbandwidth_gb_s = 1\nfp16_tflops = 1\nsource = "s"\n',
      "table 'gpus' row 1 (name='X'): field 'vram_gb'"),
@@ -90,12 +101,7 @@ source = "our cloud bill, 2026-10"
     ('[[rows]]\nx = 1\n', "missing [meta]"),
 ])
 def test_a_malformed_user_file_fails_naming_file_row_and_field(tmp_path, text, expected):
-    _write(tmp_path, "bad.toml", text)
-    with pytest.raises(KnowledgeError) as e:
-        load_knowledge(tmp_path)
-    msg = str(e.value)
-    assert "bad.toml" in msg and expected in msg
-    assert "\n" not in msg
+    _bad_file_error(tmp_path, text, expected)
 
 
 # ------------------------------------------------------------------ range checks (issue 15)
@@ -153,12 +159,7 @@ def _model_file(**over):
     ('[meta]\ntable = "mine"\n[[rows]]\nx = nan\nsource = "s"\n', "table 'mine' row 1: field 'x': NaN"),
 ])
 def test_out_of_range_knowledge_values_fail_naming_file_row_and_field(tmp_path, text, expected):
-    _write(tmp_path, "bad.toml", text)
-    with pytest.raises(KnowledgeError) as e:
-        load_knowledge(tmp_path)
-    msg = str(e.value)
-    assert "bad.toml" in msg and expected in msg, msg
-    assert "\n" not in msg and e.value.exit_code == 3
+    assert _bad_file_error(tmp_path, text, expected).exit_code == 3
 
 
 def test_every_bundled_key_value_row_has_a_declared_bound(k):
