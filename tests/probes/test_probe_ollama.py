@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from probe_fakes import probe_once
+from probe_fakes import failure_line, probe_once
 
 from advisor.errors import ProbeError
 from advisor.probes import ollama
@@ -99,10 +99,7 @@ def test_refused_connection(k):
     ("missing_fields", "without prompt_eval_duration"),
 ])
 def test_every_server_failure_is_one_clear_line(ollama, mode, words):
-    ollama.mode = mode
-    with pytest.raises(ProbeError) as e:
-        _probe(ollama)
-    assert words in _one_line(e)
+    assert words in failure_line(ollama, mode, _probe)
 
 
 def test_timeout_is_one_line(ollama):
