@@ -93,20 +93,22 @@ def _openai(url):
     return probe_once(oa, url, None, [64], seed=1, timeout=PROBE_LIMIT_S)
 
 
-@pytest.fixture(scope="module")
-def ollama_liar():
+def _liar(routes):
+    """A hostile server on `routes`, its `overrides` (path -> answer) for each test to set."""
     overrides: dict = {}
-    with HostileServer(ollama_routes(overrides)) as s:
+    with HostileServer(routes(overrides)) as s:
         s.overrides = overrides
         yield s
+
+
+@pytest.fixture(scope="module")
+def ollama_liar():
+    yield from _liar(ollama_routes)
 
 
 @pytest.fixture(scope="module")
 def openai_liar():
-    overrides: dict = {}
-    with HostileServer(openai_routes(overrides)) as s:
-        s.overrides = overrides
-        yield s
+    yield from _liar(openai_routes)
 
 
 def _json(obj) -> bytes:
