@@ -50,10 +50,13 @@ def _write(d, name, text):
     (d / name).write_text(text, encoding="utf-8")
 
 
+def _write_table(d, table, rows):
+    """A user's <table>.toml: the [meta] header naming `table`, then the `rows` TOML."""
+    _write(d, f"{table}.toml", f'[meta]\ntable = "{table}"' + rows)
+
+
 def test_user_rows_override_bundled_rows_by_key(tmp_path):
-    _write(tmp_path, "thresholds.toml", """
-[meta]
-table = "thresholds"
+    _write_table(tmp_path, "thresholds", """
 [[rows]]
 key = "vram_alert_warning"
 value = 0.7
@@ -333,9 +336,7 @@ def test_the_catalog_gemma_caps_half_its_layers_at_the_window(k):
 
 
 def test_a_model_row_whose_experts_do_not_add_up_fails_with_file_row_field(tmp_path):
-    _write(tmp_path, "models.toml", """
-[meta]
-table = "models"
+    _write_table(tmp_path, "models", """
 [[rows]]
 id = "bad-moe"
 family = "mixtral"
