@@ -178,6 +178,14 @@ async def settle(pilot, rounds: int = 3) -> None:
         await pilot.pause(0.05)
 
 
+async def run_probe_page(pilot) -> str:
+    """Ctrl+R on a settled probe page: the screen's text once the probe has finished."""
+    await settle(pilot)
+    await pilot.press("ctrl+r")
+    await settle(pilot)
+    return screen_text(pilot.app)
+
+
 # ------------------------------------------------------------------ answers
 def every_field_changed():
     """Answers in which every field the model defines (advisor.fields, not a hand list) differs
