@@ -160,21 +160,20 @@ class _Config:
             raise self.fail(f"{key} = {_short(v)} is not allowed; expected a number from {lo:g} to {hi:g}")
         return float(v)
 
-    def flag(self, key: str, default: bool) -> bool:
+    def _typed(self, key: str, default, kind: type, expected: str):
+        """config[key] when it is a `kind`, `default` when absent; else one line saying what was `expected`."""
         v = self.cfg.get(key)
         if v is None:
             return default
-        if not isinstance(v, bool):
-            raise self.fail(f"{key} = {_short(v)} is not allowed; expected true or false")
+        if not isinstance(v, kind):
+            raise self.fail(f"{key} = {_short(v)} is not allowed; expected {expected}")
         return v
 
+    def flag(self, key: str, default: bool) -> bool:
+        return self._typed(key, default, bool, "true or false")
+
     def text(self, key: str, default: str) -> str:
-        v = self.cfg.get(key)
-        if v is None:
-            return default
-        if not isinstance(v, str):
-            raise self.fail(f"{key} = {_short(v)} is not allowed; expected a string")
-        return v
+        return self._typed(key, default, str, "a string")
 
     def whole_list(self, key: str, lo: int, hi: int) -> list[int]:
         v = self.cfg.get(key)

@@ -123,6 +123,14 @@ class Verdict(BaseModel):
     bound: float | None = None  # the roofline limit in the row's unit
 
 
+def _against(broken: bool, bound: float, digits: int, broken_why, holds_why: str) -> Verdict:
+    """A measurement against its roofline `bound` (rounded to `digits`): implausible when `broken`,
+    with `broken_why()` as the reason; else plausible, with `holds_why`."""
+    if broken:
+        return Verdict(plausible=False, bound=round(bound, digits), reason=broken_why())
+    return Verdict(plausible=True, bound=round(bound, digits), reason=holds_why)
+
+
 def judge_measurement(k: "Knowledge", m: "MeasurementRow") -> Verdict:
     """Does a stored figure respect the roofline of the GPU it was measured on?"""
 
@@ -136,37 +144,21 @@ def judge_measurement(k: "Knowledge", m: "MeasurementRow") -> Verdict:
     if m.kind == "prefill_ms":
         bound = prefill_roofline_ms(model, gpu, m.quant, m.context_tokens)
         peak = peak_ops(gpu, m.quant) / 1e12
-        if m.value < bound:
-            return Verdict(
-                plausible=False,
-                bound=round(bound, 2),
-                reason=(
-                    f"{m.value:g} ms for {m.context_tokens:,} tokens beats the roofline: "
-                    f"{prefill_flops(model, m.context_tokens):.3g} FLOPs at {peak:g} TFLOP/s peak "
-                    f"needs >= {bound:.1f} ms; a repeated prompt measures the prompt cache, not prefill"
-                ),
-            )
-        return Verdict(plausible=True, bound=round(bound, 2), reason=f"above the {bound:.1f} ms roofline")
+        return _against(m.value < bound, bound, 2, lambda: (
+            f"{m.value:g} ms for {m.context_tokens:,} tokens beats the roofline: "
+            f"{prefill_flops(model, m.context_tokens):.3g} FLOPs at {peak:g} TFLOP/s peak "
+            f"needs >= {bound:.1f} ms; a repeated prompt measures the prompt cache, not prefill"
+        ), f"above the {bound:.1f} ms roofline")
     if m.kind == "decode_tok_s":
         bound = decode_roofline_tok_s(k, model, gpu, m.quant, m.context_tokens)
-        if m.value > bound:
-            return Verdict(
-                plausible=False,
-                bound=round(bound, 1),
-                reason=(
-                    f"{m.value:g} tok/s beats the memory roofline: {gpu.bandwidth_gb_s:g} GB/s / "
-                    f"{decode_bytes_per_token(k, model, m.quant, m.context_tokens) / 1e9:.2f} GB per token "
-                    f"= {bound:.1f} tok/s"
-                ),
-            )
-        return Verdict(plausible=True, bound=round(bound, 1), reason=f"below the {bound:.1f} tok/s roofline")
+        return _against(m.value > bound, bound, 1, lambda: (
+            f"{m.value:g} tok/s beats the memory roofline: {gpu.bandwidth_gb_s:g} GB/s / "
+            f"{decode_bytes_per_token(k, model, m.quant, m.context_tokens) / 1e9:.2f} GB per token "
+            f"= {bound:.1f} tok/s"
+        ), f"below the {bound:.1f} tok/s roofline")
     if m.kind == "peak_vram_mb":
         bound = weights_gb(k, model, m.quant) * 1024
-        if m.value < bound:
-            return Verdict(
-                plausible=False,
-                bound=round(bound, 1),
-                reason=f"{m.value:g} MB is less than the weights alone ({bound:.0f} MB)",
-            )
-        return Verdict(plausible=True, bound=round(bound, 1), reason=f"holds the {bound:.0f} MB of weights")
+        return _against(m.value < bound, bound, 1,
+                        lambda: f"{m.value:g} MB is less than the weights alone ({bound:.0f} MB)",
+                        f"holds the {bound:.0f} MB of weights")
     return Verdict(plausible=True, reason=f"not checked: no roofline for kind {m.kind!r}")

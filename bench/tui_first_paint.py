@@ -40,34 +40,53 @@ def visible(raw: bytes) -> str:
     return ANSI.sub("", raw.decode("utf-8", "replace"))
 
 
-def first_paint(term: str, timeout: float = 20.0) -> tuple[float, int]:
-    """(seconds from spawn to MARK on screen, exit code after Ctrl+Q)."""
+def spawn(term: str) -> tuple[subprocess.Popen, int]:
+    """`python -m advisor` in an 80x24 pseudo-terminal under TERM=term: (the process, the pty's master side)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {**os.environ, "TERM": term, "COLUMNS": "80", "LINES": "24"}
     env.pop("TEXTUAL", None)
-    t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "advisor"], stdin=slave, stdout=slave, stderr=slave,
                             cwd=ROOT, env=env, close_fds=True, start_new_session=True)
     os.close(slave)
-    buf = b""
-    painted = None
-    try:
-        while time.perf_counter() - t0 < timeout:
-            r, _, _ = select.select([master], [], [], 0.05)
-            if r:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                buf += chunk
-                if painted is None and MARK in visible(buf):
-                    painted = time.perf_counter() - t0
-                    os.write(master, b"\x11")  # Ctrl+Q
-            if proc.poll() is not None:
+    return proc, master
+
+
+def read_screen(master: int, proc: subprocess.Popen, until: float, on_mark) -> bytes:
+    """What the app writes to the pty, until it has exited and gone quiet or time.perf_counter() passes
+    `until`; `on_mark(output so far)` is called once, when MARK first shows."""
+    buf, marked = b"", False
+    while time.perf_counter() < until:
+        r, _, _ = select.select([master], [], [], 0.05)
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
                 break
+            if not chunk:
+                break
+            buf += chunk
+            if not marked and MARK in visible(buf):
+                marked = True
+                on_mark(buf)
+        if proc.poll() is not None and not r:
+            break
+    return buf
+
+
+def first_paint(term: str, timeout: float = 20.0) -> tuple[float, int]:
+    """(seconds from spawn to MARK on screen, exit code after Ctrl+Q)."""
+    t0 = time.perf_counter()
+    proc, master = spawn(term)
+    painted = None
+
+    def mark(_buf: bytes) -> None:
+        nonlocal painted
+        painted = time.perf_counter() - t0
+        os.write(master, b"\x11")  # Ctrl+Q
+
+    try:
+        buf = read_screen(master, proc, t0 + timeout, mark)
         try:
             code = proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

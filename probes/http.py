@@ -461,6 +461,19 @@ def number(value: Any, field: str, where: str, *, lo: float = 0, hi: float = 1e1
     return int(value) if integer else float(value)
 
 
+def object_list(client: HttpClient, path: str, key: str, where: str, not_list: str = "", *,
+                timeout: float | None = None) -> list[dict]:
+    """GET `path` and its `key` list, every entry an object; else ProbeError naming the entry (`where`)."""
+    data = client.json("GET", path, timeout=timeout)
+    items = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise ProbeError(f"{where} has no '{key}' list{not_list}")
+    for i, m in enumerate(items):
+        if not isinstance(m, dict):
+            raise ProbeError(f"{where}: {key}[{i}] is not an object")
+    return items
+
+
 def text_field(value: Any, field: str, where: str, *, optional: bool = True, limit: int = 200) -> str | None:
     if value is None and optional:
         return None

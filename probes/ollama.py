@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 
 from advisor.domain import ProbeProgress, ProbeResult, TimingPoint
 from advisor.errors import ProbeError
-from advisor.probes.http import HttpClient, normalize_url, number, one_line, text_field
+from advisor.probes.http import HttpClient, normalize_url, number, object_list, one_line, text_field
 
 DEFAULT_PORT = 11434
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
@@ -116,6 +116,28 @@ def fit_contexts(wanted: list[int], most: int, why: str) -> tuple[list[int], lis
     return sorted(out), warnings
 
 
+def probe_start(contexts, seed: int | None) -> tuple[float, random.Random, list[int]]:
+    """What every probe() starts from: the clock, the prompts' RNG (seeded, or by the time), the sizes sorted once each."""
+    return (time.perf_counter(), random.Random(seed if seed is not None else time.time_ns()),
+            sorted(set(int(c) for c in contexts)))
+
+
+def step_reporter(step: str, steps: int, progress: Callable[[ProbeProgress], None] | None,
+                  cancel: threading.Event | None) -> Callable[[str], None]:
+    """A probe's `report(message)`: one more of `steps` done, told to `progress`; ProbeError once cancelled."""
+    done = 0
+
+    def report(message: str) -> None:
+        nonlocal done
+        done += 1
+        if cancel is not None and cancel.is_set():
+            raise ProbeError("probe cancelled")
+        if progress is not None:
+            progress(ProbeProgress(step=step, fraction=min(done / steps, 1.0), message=one_line(message, 300)))
+
+    return report
+
+
 def list_tags(url: str | None = None, timeout: float = 0.5) -> list[str]:
     """The tags an Ollama server offers, sorted (for pickers); raises ProbeError when none answers."""
     with Client(url, timeout=timeout) as c:
@@ -152,15 +174,10 @@ def identify(client: Client, model: str | None) -> tuple[str, dict[str, str]]:
 
 
 def _tags(client: Client) -> list[str]:
-    data = client.json("GET", "/api/tags", timeout=META_TIMEOUT)
-    models = data.get("models") if isinstance(data, dict) else None
-    if not isinstance(models, list):
-        raise ProbeError(f"Ollama at {client.base}: GET /api/tags has no 'models' list (not an Ollama server?)")
     where = f"Ollama at {client.base}: GET /api/tags"
     names = []
-    for i, m in enumerate(models):
-        if not isinstance(m, dict):
-            raise ProbeError(f"{where}: models[{i}] is not an object")
+    for i, m in enumerate(object_list(client, "/api/tags", "models", where, " (not an Ollama server?)",
+                                      timeout=META_TIMEOUT)):
         name = m.get("name") or m.get("model")
         if name is not None:
             names.append(text_field(name, f"models[{i}].name", where, limit=300))
@@ -258,19 +275,8 @@ def model_facts(show: dict, where: str = "Ollama /api/show") -> dict:
 def probe(client: Client, name: str, *, contexts: list[int] | None = None,
           progress: Callable[[ProbeProgress], None] | None = None, cancel: threading.Event | None = None,
           gpu: str = "", versions: dict[str, str] | None = None, seed: int | None = None) -> ProbeResult:
-    t_start = time.perf_counter()
-    rng = random.Random(seed if seed is not None else time.time_ns())
-    wanted = sorted(set(int(c) for c in (contexts or DEFAULT_CONTEXTS)))
-    steps = 3 + len(wanted)
-    done = 0
-
-    def report(message: str) -> None:
-        nonlocal done
-        done += 1
-        if cancel is not None and cancel.is_set():
-            raise ProbeError("probe cancelled")
-        if progress is not None:
-            progress(ProbeProgress(step="ollama", fraction=min(done / steps, 1.0), message=one_line(message, 300)))
+    t_start, rng, wanted = probe_start(contexts or DEFAULT_CONTEXTS, seed)
+    report = step_reporter("ollama", 3 + len(wanted), progress, cancel)
 
     show = client.json("POST", "/api/show", json={"model": name}, timeout=META_TIMEOUT)
     if not isinstance(show, dict):

@@ -20,7 +20,6 @@ loopback URL) the GPU memory its process holds is read with NVML (hardware.serve
 
 from __future__ import annotations
 
-import random
 import re
 import statistics
 import threading
@@ -30,8 +29,8 @@ from datetime import datetime, timezone
 
 from advisor.domain import ProbeProgress, ProbeResult, TimingPoint
 from advisor.errors import ProbeError
-from advisor.probes.http import HttpClient, is_loopback, loads_line, number, one_line, text_field
-from advisor.probes.ollama import fit_contexts, unique_prompt
+from advisor.probes.http import HttpClient, is_loopback, loads_line, number, object_list, one_line, text_field
+from advisor.probes.ollama import fit_contexts, probe_start, step_reporter, unique_prompt
 
 DEFAULT_CONTEXTS = (512, 2048)
 MAX_TOKENS = 32
@@ -50,15 +49,10 @@ class Client(HttpClient):
 
 
 def _models(client: Client) -> list[dict]:
-    data = client.json("GET", "/v1/models", timeout=META_TIMEOUT)
-    models = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(models, list):
-        raise ProbeError(f"{client.base}: GET /v1/models has no 'data' list (not an OpenAI-compatible server?)")
     where = f"{client.base}: GET /v1/models"
     out = []
-    for i, m in enumerate(models):
-        if not isinstance(m, dict):
-            raise ProbeError(f"{where}: data[{i}] is not an object")
+    for i, m in enumerate(object_list(client, "/v1/models", "data", where,
+                                      " (not an OpenAI-compatible server?)", timeout=META_TIMEOUT)):
         if m.get("id") is None:
             continue
         text_field(m["id"], f"data[{i}].id", where, optional=False, limit=500)
@@ -288,21 +282,11 @@ def stream_once(client: Client, name: str, prompt: str, endpoint: str) -> dict:
 def probe(client: Client, name: str, *, contexts: list[int] | None = None,
           progress: Callable[[ProbeProgress], None] | None = None, cancel: threading.Event | None = None,
           gpu: str = "", versions: dict[str, str] | None = None, seed: int | None = None) -> ProbeResult:
-    t_start = time.perf_counter()
-    rng = random.Random(seed if seed is not None else time.time_ns())
-    wanted = sorted(set(int(c) for c in (contexts or DEFAULT_CONTEXTS)))
+    t_start, rng, wanted = probe_start(contexts or DEFAULT_CONTEXTS, seed)
     entry = next((m for m in _models(client) if m["id"] == name), {})
     limits = server_limits(client, entry)
     warnings: list[str] = []
-    steps, done = 2 + len(wanted), 0
-
-    def report(message: str) -> None:
-        nonlocal done
-        done += 1
-        if cancel is not None and cancel.is_set():
-            raise ProbeError("probe cancelled")
-        if progress is not None:
-            progress(ProbeProgress(step="openai", fraction=min(done / steps, 1.0), message=one_line(message, 300)))
+    report = step_reporter("openai", 2 + len(wanted), progress, cancel)
 
     if limits.get("limit") and limits["limit"] < MAX_TOKENS + WARMUP_WORDS[1] + 64:
         raise ProbeError(f"{client.base}: {limits['why']} is too small to measure a prompt "

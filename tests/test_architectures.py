@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gguf_files import write_gguf_file
 
 from advisor import physics
 from advisor.answers import answers_from_dict
@@ -295,18 +296,7 @@ def test_a_broken_safetensors_header_is_one_line(tmp_path, capsys):
 
 # ------------------------------------------------------------------ GGUF metadata
 def _gguf(path: Path, arch: str, meta: dict, tensors: dict[str, tuple[int, ...]]) -> str:
-    import gguf
-
-    w = gguf.GGUFWriter(str(path), arch)
-    for key, (kind, value) in meta.items():
-        getattr(w, "add_" + kind)(key, value)
-    for name, shape in tensors.items():
-        w.add_tensor(name, np.zeros(shape, dtype=np.float16))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return str(path)
+    return write_gguf_file(path, tensors, arch=arch, meta=meta)
 
 
 def _base(arch: str) -> dict:
@@ -314,6 +304,14 @@ def _base(arch: str) -> dict:
             f"{arch}.attention.head_count": ("uint32", 4), f"{arch}.attention.head_count_kv": ("uint32", 2),
             f"{arch}.vocab_size": ("uint32", 100), f"{arch}.context_length": ("uint32", 8192),
             f"{arch}.feed_forward_length": ("uint32", 128), "general.file_type": ("uint32", 1)}
+
+
+def _gguf_spec(tmp_path, arch: str, extra: dict):
+    """The ModelSpec read from a one-tensor GGUF of `arch` with the base metadata and `extra`."""
+    from advisor.probes.gguf_probe import read_gguf, to_model_spec
+
+    return to_model_spec(read_gguf(_gguf(tmp_path / "m.gguf", arch, {**_base(arch), **extra},
+                                         {"token_embd.weight": (100, 64)})))
 
 
 def test_a_gguf_mixture_of_experts_reads_its_expert_counts(tmp_path):
@@ -327,40 +325,29 @@ def test_a_gguf_mixture_of_experts_reads_its_expert_counts(tmp_path):
     assert m.active_params < m.params
 
 
-def test_a_gguf_without_expert_used_count_is_refused(tmp_path, capsys):
-    meta = {**_base("llama"), "llama.expert_count": ("uint32", 8)}
-    path = _gguf(tmp_path / "moe.gguf", "llama", meta, {"token_embd.weight": (100, 64)})
+@pytest.mark.parametrize("arch, extra, words", [
+    ("llama", {"llama.expert_count": ("uint32", 8)}, "expert_used_count"),  # experts, but not how many run
+    ("mamba", {"mamba.ssm.state_size": ("uint32", 16)}, "cannot model"),  # a state-space model
+])
+def test_a_gguf_the_advisor_cannot_model_is_refused_in_one_line(tmp_path, capsys, arch, extra, words):
+    path = _gguf(tmp_path / "m.gguf", arch, {**_base(arch), **extra}, {"token_embd.weight": (100, 64)})
     code = main(["recommend", "--gpu", "RTX 4090", "--model", path, "--no-cache"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "expert_used_count" in err, err
+    assert code == 2 and len(err.splitlines()) == 1 and words in err, err
 
 
 def test_a_gguf_gemma2_caps_its_sliding_layers(tmp_path):
-    from advisor.probes.gguf_probe import read_gguf, to_model_spec
-
-    meta = {**_base("gemma2"), "gemma2.attention.sliding_window": ("uint32", 1024)}
-    m = to_model_spec(read_gguf(_gguf(tmp_path / "g.gguf", "gemma2", meta, {"token_embd.weight": (100, 64)})))
+    m = _gguf_spec(tmp_path, "gemma2", {"gemma2.attention.sliding_window": ("uint32", 1024)})
     assert (m.sliding_window, m.sliding_layers) == (1024, 2)  # llama.cpp: layers 0 and 2 of 4
     assert m.kv_bytes_for(8192) < m.kv_bytes_per_token() * 8192
 
 
 def test_a_gguf_mla_file_caches_what_llama_cpp_allocates(tmp_path):
-    from advisor.probes.gguf_probe import read_gguf, to_model_spec
-
-    meta = {**_base("deepseek2"), "deepseek2.attention.head_count_kv": ("uint32", 1),
-            "deepseek2.attention.kv_lora_rank": ("uint32", 32), "deepseek2.attention.key_length": ("uint32", 40),
-            "deepseek2.attention.value_length": ("uint32", 32), "deepseek2.attention.key_length_mla": ("uint32", 24),
-            "deepseek2.attention.value_length_mla": ("uint32", 16)}
-    m = to_model_spec(read_gguf(_gguf(tmp_path / "ds.gguf", "deepseek2", meta, {"token_embd.weight": (100, 64)})))
+    m = _gguf_spec(tmp_path, "deepseek2", {
+        "deepseek2.attention.head_count_kv": ("uint32", 1), "deepseek2.attention.kv_lora_rank": ("uint32", 32),
+        "deepseek2.attention.key_length": ("uint32", 40), "deepseek2.attention.value_length": ("uint32", 32),
+        "deepseek2.attention.key_length_mla": ("uint32", 24), "deepseek2.attention.value_length_mla": ("uint32", 16)})
     assert m.kv_bytes_per_token() == 4 * 1 * (40 + 32) * 2  # layers x head_count_kv x (key + value) x 2 B
-
-
-def test_a_state_space_gguf_is_refused(tmp_path, capsys):
-    meta = {**_base("mamba"), "mamba.ssm.state_size": ("uint32", 16)}
-    path = _gguf(tmp_path / "m.gguf", "mamba", meta, {"token_embd.weight": (100, 64)})
-    code = main(["recommend", "--gpu", "RTX 4090", "--model", path, "--no-cache"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "cannot model" in err, err
 
 
 def test_mistrals_consolidated_copy_is_not_counted_twice(tmp_path):

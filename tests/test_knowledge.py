@@ -50,10 +50,13 @@ def _write(d, name, text):
     (d / name).write_text(text, encoding="utf-8")
 
 
+def _write_table(d, table, rows):
+    """A user's <table>.toml: the [meta] header naming `table`, then the `rows` TOML."""
+    _write(d, f"{table}.toml", f'[meta]\ntable = "{table}"' + rows)
+
+
 def test_user_rows_override_bundled_rows_by_key(tmp_path):
-    _write(tmp_path, "thresholds.toml", """
-[meta]
-table = "thresholds"
+    _write_table(tmp_path, "thresholds", """
 [[rows]]
 key = "vram_alert_warning"
 value = 0.7
@@ -80,6 +83,17 @@ source = "our cloud bill, 2026-10"
     assert k.tables["gpu_prices"].rows[0].usd_per_hour == 0.6
 
 
+def _bad_file_error(tmp_path, text: str, expected: str) -> KnowledgeError:
+    """Loading a folder whose bad.toml is `text` fails in one line that names the file and `expected`."""
+    _write(tmp_path, "bad.toml", text)
+    with pytest.raises(KnowledgeError) as e:
+        load_knowledge(tmp_path)
+    msg = str(e.value)
+    assert "bad.toml" in msg and expected in msg, msg
+    assert "\n" not in msg
+    return e.value
+
+
 @pytest.mark.parametrize("text, expected", [
     ('[meta]\ntable = "gpus"\n[[rows]]\nname = "X"\nvram_gb = -1\nbandwidth_gb_s = 1\nfp16_tflops = 1\nsource = "s"\n',
      "table 'gpus' row 1 (name='X'): field 'vram_gb'"),
@@ -90,12 +104,7 @@ source = "our cloud bill, 2026-10"
     ('[[rows]]\nx = 1\n', "missing [meta]"),
 ])
 def test_a_malformed_user_file_fails_naming_file_row_and_field(tmp_path, text, expected):
-    _write(tmp_path, "bad.toml", text)
-    with pytest.raises(KnowledgeError) as e:
-        load_knowledge(tmp_path)
-    msg = str(e.value)
-    assert "bad.toml" in msg and expected in msg
-    assert "\n" not in msg
+    _bad_file_error(tmp_path, text, expected)
 
 
 # ------------------------------------------------------------------ range checks (issue 15)
@@ -153,12 +162,7 @@ def _model_file(**over):
     ('[meta]\ntable = "mine"\n[[rows]]\nx = nan\nsource = "s"\n', "table 'mine' row 1: field 'x': NaN"),
 ])
 def test_out_of_range_knowledge_values_fail_naming_file_row_and_field(tmp_path, text, expected):
-    _write(tmp_path, "bad.toml", text)
-    with pytest.raises(KnowledgeError) as e:
-        load_knowledge(tmp_path)
-    msg = str(e.value)
-    assert "bad.toml" in msg and expected in msg, msg
-    assert "\n" not in msg and e.value.exit_code == 3
+    assert _bad_file_error(tmp_path, text, expected).exit_code == 3
 
 
 def test_every_bundled_key_value_row_has_a_declared_bound(k):
@@ -332,9 +336,7 @@ def test_the_catalog_gemma_caps_half_its_layers_at_the_window(k):
 
 
 def test_a_model_row_whose_experts_do_not_add_up_fails_with_file_row_field(tmp_path):
-    _write(tmp_path, "models.toml", """
-[meta]
-table = "models"
+    _write_table(tmp_path, "models", """
 [[rows]]
 id = "bad-moe"
 family = "mixtral"

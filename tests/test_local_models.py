@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
+from gguf_files import write_gguf_file
 
 from advisor.answers import answers_from_dict
 from advisor.cli import main
@@ -19,29 +19,25 @@ from advisor.engine import recommend
 
 def write_gguf(path, file_type=15, with_output=True):
     """A small but real GGUF file (gguf.GGUFWriter): a llama-style block with its metadata."""
-    import gguf
 
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("my-finetune")
-    w.add_block_count(4)
-    w.add_context_length(8192)
-    w.add_embedding_length(512)
-    w.add_feed_forward_length(1536)
-    w.add_head_count(8)
-    w.add_head_count_kv(2)
-    w.add_file_type(file_type)
-    w.add_token_list([f"t{i}" for i in range(1000)])
-    w.add_tensor("token_embd.weight", np.zeros((1000, 512), dtype=np.float16))
+    def setup(w):
+        w.add_name("my-finetune")
+        w.add_block_count(4)
+        w.add_context_length(8192)
+        w.add_embedding_length(512)
+        w.add_feed_forward_length(1536)
+        w.add_head_count(8)
+        w.add_head_count_kv(2)
+        w.add_file_type(file_type)
+        w.add_token_list([f"t{i}" for i in range(1000)])
+
+    tensors = {"token_embd.weight": (1000, 512)}
     for i in range(4):
-        w.add_tensor(f"blk.{i}.attn_q.weight", np.zeros((512, 512), dtype=np.float16))
-        w.add_tensor(f"blk.{i}.ffn_up.weight", np.zeros((1536, 512), dtype=np.float16))
+        tensors[f"blk.{i}.attn_q.weight"] = (512, 512)
+        tensors[f"blk.{i}.ffn_up.weight"] = (1536, 512)
     if with_output:
-        w.add_tensor("output.weight", np.zeros((1000, 512), dtype=np.float16))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return str(path)
+        tensors["output.weight"] = (1000, 512)
+    return write_gguf_file(path, tensors, setup=setup)
 
 
 def hf_folder(tmp_path):
@@ -90,15 +86,7 @@ def test_a_gguf_quantization_without_tables_is_one_line_not_a_guess(k, tmp_path,
 
 
 def test_a_gguf_file_without_architecture_metadata_is_one_line(k, tmp_path, capsys):
-    import gguf
-
-    path = tmp_path / "bare.gguf"
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_tensor("token_embd.weight", np.zeros((10, 8), dtype=np.float16))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    path = write_gguf_file(tmp_path / "bare.gguf", {"token_embd.weight": (10, 8)})
     code = main(["recommend", "--gpu", "RTX 4090", "--model", str(path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "model.name" in err and "block_count" in err
@@ -197,17 +185,7 @@ def test_a_config_json_that_is_a_fifo_does_not_hang(tmp_path):
 
 def _gguf_with(path, meta):
     """A real GGUF file whose metadata is exactly `meta` (key -> (GGUFWriter add_ kind, value))."""
-    import gguf
-
-    w = gguf.GGUFWriter(str(path), "llama")
-    for key, (kind, value) in meta.items():
-        getattr(w, "add_" + kind)(key, value)
-    w.add_tensor("token_embd.weight", np.zeros((100, 64), dtype=np.float16))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return str(path)
+    return write_gguf_file(path, {"token_embd.weight": (100, 64)}, meta=meta)
 
 
 GGUF_META = {"llama.block_count": ("uint32", 4), "llama.embedding_length": ("uint32", 64),

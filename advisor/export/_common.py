@@ -127,6 +127,10 @@ class Ctx:
     def replicas(self) -> int:
         return integer(self.head("replicas"))
 
+    def ports(self, base: int) -> list[int]:
+        """One port a replica, counting up from `base`."""
+        return [base + i for i in range(self.replicas)]
+
 
 # ------------------------------------------------------------------ checks on values
 GGUF_QUANTS = ("q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_s", "q2_k")
@@ -214,6 +218,11 @@ class ModelRef:
     def value(self) -> str:
         return self.val.value
 
+    @property
+    def location(self) -> str:
+        """What a server loads: a local folder as an absolute path, a repo id as it is."""
+        return os.path.abspath(os.path.expanduser(self.value)) if self.kind == "local-dir" else self.value
+
 
 def hf_model(ctx: Ctx) -> ModelRef:
     """The HF checkpoint for vLLM / TGI / transformers: the user's folder, else the catalog repo."""
@@ -234,6 +243,15 @@ def hf_model(ctx: Ctx) -> ModelRef:
         )
     text(repo)
     return ModelRef(repo, "hf")
+
+
+def hf_checkpoint(ctx: Ctx, quants: tuple[str, ...], hint: str) -> ModelRef:
+    """Where every HF-checkpoint exporter (vLLM, TGI, transformers) starts: a quantization it serves,
+    the checkpoint, and the note that AWQ/GPTQ need a pre-quantized one."""
+    require_quant(ctx, quants, hint)
+    ref = hf_model(ctx)
+    pre_quantized_note(ctx, ref)
+    return ref
 
 
 def pre_quantized_note(ctx: Ctx, ref: ModelRef) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from advisor.export._common import Ctx, Val, one_line, sh
+from advisor.export._common import Ctx, Val, fmt_num, fraction, integer, one_line, sh
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,16 @@ class Flag:
     value: str | None
     val: Val | None  # None for export defaults, which then carry `note`
     note: str = ""  # with a val: what the backend does with it, after the rule
+
+    @classmethod
+    def whole(cls, flag: str, val: Val, note: str = "") -> Flag:
+        """An option whose value is a whole number, checked, from `val`."""
+        return cls(flag, str(integer(val)), val, note)
+
+    @classmethod
+    def share(cls, flag: str, val: Val) -> Flag:
+        """An option whose value is a fraction of the GPU's memory, checked, from `val`."""
+        return cls(flag, fmt_num(fraction(val)), val)
 
     def words(self) -> list[str]:
         return [self.flag] if self.value is None else [self.flag, self.value]

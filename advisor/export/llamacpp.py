@@ -28,7 +28,7 @@ def total_context(ctx: Ctx) -> Flag:
     slots instead, which is the same reservation Ollama makes (num_ctx x num_parallel), written out."""
     total = ctx.setting("ctx_size_total")
     if total is not None:
-        return Flag("--ctx-size", str(integer(total)), total)
+        return Flag.whole("--ctx-size", total)
     per = ctx.pick("num_ctx", "max_context_tokens")
     slots = ctx.pick("num_parallel", "concurrency")
     value = integer(per) * integer(slots)
@@ -52,12 +52,12 @@ def export(ctx: Ctx) -> Snippet:
     flags = [total_context(ctx)]
     layers = ctx.setting("gpu_layers")
     if layers is not None:
-        flags.append(Flag("--n-gpu-layers", str(integer(layers)), layers))
+        flags.append(Flag.whole("--n-gpu-layers", layers))
     else:
         ctx.missing("gpu_layers", "llama-server decides how many layers go to the GPU (current builds: auto; "
                     "builds before mid-2025 default to none, add --n-gpu-layers 999 there)")
     slots = ctx.pick("num_parallel", "concurrency")
-    flags.append(Flag("--parallel", str(integer(slots)), slots))
+    flags.append(Flag.whole("--parallel", slots))
     fa = ctx.setting("flash_attention")
     if fa is not None:
         flags.append(Flag("--flash-attn", "on" if boolean(fa) else "off", fa))
@@ -71,7 +71,7 @@ def export(ctx: Ctx) -> Snippet:
         ctx.missing("kv_cache_type", "llama-server keeps its default f16 cache")
 
     n = ctx.replicas
-    ports = [BASE_PORT + i for i in range(n)]
+    ports = ctx.ports(BASE_PORT)
     q = ctx.head("quantization")
     lines = _shell.prologue(header(ctx, "llama.cpp server", CHECKED))
     lines += [f"# {ctx.head('model').why()}"]

@@ -10,12 +10,10 @@ over every visible GPU, so the snippet always passes it and names the GPUs with 
 
 from __future__ import annotations
 
-import os
-
 from advisor.export import _shell
 from advisor.export._common import (
-    Ctx, Snippet, balancing_note, docker_mount_source, fmt_num, fraction, header, hf_model, integer, one_of,
-    pre_quantized_note, require_quant, sh,
+    Ctx, Snippet, balancing_note, docker_mount_source, header, hf_checkpoint, one_of,
+    sh,
 )
 from advisor.export._shell import Flag
 
@@ -30,17 +28,17 @@ def launcher_flags(ctx: Ctx) -> list[Flag]:
     flags = []
     inp = ctx.setting("max_input_tokens")
     if inp is not None:
-        flags.append(Flag("--max-input-tokens", str(integer(inp)), inp))
+        flags.append(Flag.whole("--max-input-tokens", inp))
     else:
         ctx.missing("max_input_tokens", "TGI picks its own longest prompt, which must stay below --max-total-tokens")
     total = ctx.pick("max_model_len", "max_context_tokens")
-    flags.append(Flag("--max-total-tokens", str(integer(total)), total))
+    flags.append(Flag.whole("--max-total-tokens", total))
     seqs = ctx.pick("max_num_seqs", "concurrency")
-    flags.append(Flag("--max-concurrent-requests", str(integer(seqs)), seqs,
-                      "TGI answers HTTP 429 to requests beyond this many in flight, it does not queue them"))
+    flags.append(Flag.whole("--max-concurrent-requests", seqs,
+                            "TGI answers HTTP 429 to requests beyond this many in flight, it does not queue them"))
     util = ctx.setting("gpu_memory_utilization")
     if util is not None:
-        flags.append(Flag("--cuda-memory-fraction", fmt_num(fraction(util)), util))
+        flags.append(Flag.share("--cuda-memory-fraction", util))
     q = ctx.head("quantization")
     if ctx.quant in QUANTIZE:
         flags.append(Flag("--quantize", QUANTIZE[ctx.quant], q))  # --dtype cannot go with --quantize
@@ -51,24 +49,21 @@ def launcher_flags(ctx: Ctx) -> list[Flag]:
         elif dtype is None:
             flags.append(Flag("--dtype", {"fp16": "float16", "bf16": "bfloat16"}[ctx.quant], q))
     tp = ctx.head("tensor_parallel")
-    flags.append(Flag("--num-shard", str(integer(tp)), tp))
+    flags.append(Flag.whole("--num-shard", tp))
     return flags
 
 
 def export(ctx: Ctx) -> Snippet:
-    require_quant(ctx, QUANTS, "for GGUF quantizations export for ollama or llamacpp")
-    ref = hf_model(ctx)
-    pre_quantized_note(ctx, ref)
+    ref = hf_checkpoint(ctx, QUANTS, "for GGUF quantizations export for ollama or llamacpp")
     flags = launcher_flags(ctx)
     n = ctx.replicas
-    ports = [BASE_PORT + i for i in range(n)]
+    ports = ctx.ports(BASE_PORT)
     local = ref.kind == "local-dir"
 
     lines = _shell.prologue(header(ctx, "TGI server", CHECKED))
     lines += [f"# {ctx.head('model').why()}", f"# {ref.val.why()}"]
     if local:
-        path = os.path.abspath(os.path.expanduser(ref.value))
-        lines += [f"MOUNT={sh(docker_mount_source(path))}  # the model folder, read-only at /model",
+        lines += [f"MOUNT={sh(docker_mount_source(ref.location))}  # the model folder, read-only at /model",
                   "MODEL_ID=/model"]
     else:
         lines.append(f"MODEL_ID={sh(ref.value)}")

@@ -8,10 +8,8 @@ forward pass used for the prompt with torch.compile and decodes eagerly, on Linu
 
 from __future__ import annotations
 
-import os
-
 from advisor.export._common import (
-    Ctx, Snippet, Val, header, hf_model, integer, number, one_line, one_of, pre_quantized_note, require_quant,
+    Ctx, Snippet, Val, header, hf_checkpoint, integer, number, one_line, one_of,
 )
 
 CHECKED = "transformers 5.24 / 4.56+ (from_pretrained dtype, attn_implementation, tp_plan), torch.compile"
@@ -24,32 +22,30 @@ def _c(v: Val) -> str:
     return "  # " + v.why()
 
 
+def _choice_line(ctx: Ctx, key: str, name: str, choices: tuple[str, ...], absent: str, why: str) -> str:
+    """`NAME = 'choice'  # why` for a setting the plan has; else the `absent` line, and the gap said (`why`)."""
+    v = ctx.setting(key)
+    if v is not None:
+        return f"{name} = {one_of(v, choices)!r}{_c(v)}"
+    ctx.missing(key, why)
+    return absent
+
+
 def export(ctx: Ctx) -> Snippet:
-    require_quant(ctx, QUANTS, "fp8 needs vllm or tgi; GGUF quantizations need ollama or llamacpp")
-    ref = hf_model(ctx)
-    pre_quantized_note(ctx, ref)
+    ref = hf_checkpoint(ctx, QUANTS, "fp8 needs vllm or tgi; GGUF quantizations need ollama or llamacpp")
     q = ctx.head("quantization")
-    model_value = ref.value
-    if ref.kind == "local-dir":
-        model_value = os.path.abspath(os.path.expanduser(model_value))
+    model_value = ref.location
 
     dtype = ctx.setting("dtype")
     if dtype is not None:
         dtype_line = f"DTYPE = {DTYPES[one_of(dtype, tuple(DTYPES))]}{_c(dtype)}"
     else:
         dtype_line = f"DTYPE = {DTYPES.get({'fp16': 'float16', 'bf16': 'bfloat16'}.get(ctx.quant, 'auto'))}{_c(q)}"
-    attn = ctx.setting("attn_implementation")
-    if attn is not None:
-        attn_line = f"ATTN = {one_of(attn, ATTN)!r}{_c(attn)}"
-    else:
-        attn_line = "ATTN = None  # not in this plan: transformers picks (sdpa where the model supports it)"
-        ctx.missing("attn_implementation", "transformers picks its default (sdpa where supported)")
-    comp = ctx.setting("compile")
-    if comp is not None:
-        compile_line = f"COMPILE = {one_of(comp, ('prefill-only', 'off'))!r}{_c(comp)}"
-    else:
-        compile_line = "COMPILE = 'off'  # not in this plan: no torch.compile"
-        ctx.missing("compile", "the snippet does not compile")
+    attn_line = _choice_line(ctx, "attn_implementation", "ATTN", ATTN,
+                             "ATTN = None  # not in this plan: transformers picks (sdpa where the model supports it)",
+                             "transformers picks its default (sdpa where supported)")
+    compile_line = _choice_line(ctx, "compile", "COMPILE", ("prefill-only", "off"),
+                                "COMPILE = 'off'  # not in this plan: no torch.compile", "the snippet does not compile")
     ctxlen = ctx.head("max_context_tokens")
     batch = ctx.pick("max_num_seqs", "concurrency")
     temp = ctx.setting("temperature")

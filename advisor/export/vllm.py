@@ -9,12 +9,10 @@ so the compose `command` starts with the model.
 
 from __future__ import annotations
 
-import os
-
 from advisor.export import _shell
 from advisor.export._common import (
-    Ctx, Snippet, balancing_note, bind_host_comment, compose_str, fmt_num, fraction, header,
-    hf_model, integer, one_line, one_of, pre_quantized_note, require_quant, sh,
+    Ctx, Snippet, balancing_note, bind_host_comment, compose_str, header,
+    hf_checkpoint, one_line, one_of, sh,
 )
 from advisor.export._shell import Flag
 
@@ -27,17 +25,17 @@ IMAGE = "vllm/vllm-openai:latest"
 
 def server_flags(ctx: Ctx) -> list[Flag]:
     """The engine flags shared by the script and the compose file, in the order the issue lists them."""
-    flags = [Flag("--max-model-len", str(integer(v)), v) for v in [ctx.pick("max_model_len", "max_context_tokens")]]
+    flags = [Flag.whole("--max-model-len", v) for v in [ctx.pick("max_model_len", "max_context_tokens")]]
     util = ctx.setting("gpu_memory_utilization")
     if util is not None:
-        flags.append(Flag("--gpu-memory-utilization", fmt_num(fraction(util)), util))
+        flags.append(Flag.share("--gpu-memory-utilization", util))
     else:
         ctx.missing("gpu_memory_utilization", "vLLM claims its default 0.9 of each GPU")
     seqs = ctx.pick("max_num_seqs", "concurrency")
-    flags.append(Flag("--max-num-seqs", str(integer(seqs)), seqs))
+    flags.append(Flag.whole("--max-num-seqs", seqs))
     flags += dtype_flags(ctx)
     tp = ctx.head("tensor_parallel")
-    flags.append(Flag("--tensor-parallel-size", str(integer(tp)), tp))
+    flags.append(Flag.whole("--tensor-parallel-size", tp))
     return flags
 
 
@@ -55,15 +53,14 @@ def dtype_flags(ctx: Ctx) -> list[Flag]:
 
 
 def export(ctx: Ctx) -> Snippet:
-    require_quant(ctx, QUANTS, "for GGUF quantizations export for ollama or llamacpp; for int8/nf4, tgi or transformers")
-    ref = hf_model(ctx)
-    pre_quantized_note(ctx, ref)
+    ref = hf_checkpoint(ctx, QUANTS,
+                        "for GGUF quantizations export for ollama or llamacpp; for int8/nf4, tgi or transformers")
     flags = server_flags(ctx)
     n = ctx.replicas
-    ports = [BASE_PORT + i for i in range(n)]
+    ports = ctx.ports(BASE_PORT)
     model_head = ctx.head("model")
     local = ref.kind == "local-dir"
-    model_path = os.path.abspath(os.path.expanduser(ref.value)) if local else ref.value
+    model_path = ref.location
 
     # ---- serve.sh
     lines = _shell.prologue(header(ctx, "vLLM server", CHECKED))

@@ -130,6 +130,20 @@ def run_script(tmp_path):
     return run
 
 
+@pytest.fixture
+def exported_run(run_script):
+    """export(r, target), then its serve.sh run against the stubs, which must exit 0: (snippet, run)."""
+    from advisor.export import export
+
+    def go(r, target: str):
+        snippet = export(r, target)
+        run = run_script(snippet.files)
+        assert run.rc == 0, run.stderr
+        return snippet, run
+
+    return go
+
+
 def bash_n(text: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True)
 

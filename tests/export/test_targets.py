@@ -96,11 +96,9 @@ def test_quantization_the_backend_lacks_is_refused_with_the_rule(quant, target, 
 
 
 # ------------------------------------------------------------------ vLLM
-def test_vllm_n8_script_and_compose_carry_the_plan_values(run_script):
+def test_vllm_n8_script_and_compose_carry_the_plan_values(exported_run):
     r = vllm_n8()
-    snippet = export(r, "vllm")
-    run = run_script(snippet.files)
-    assert run.rc == 0, run.stderr
+    snippet, run = exported_run(r, "vllm")
     (call,) = run.of("vllm")
     argv = call["argv"]
     assert argv[:2] == ["serve", "meta-llama/Llama-3.1-8B-Instruct"]
@@ -134,10 +132,8 @@ def test_every_vllm_value_has_its_rule_beside_it():
     assert line
 
 
-def test_vllm_tensor_parallel_two_asks_for_two_gpus(run_script):
-    snippet = export(vllm_tp2(), "vllm")
-    run = run_script(snippet.files)
-    assert run.rc == 0, run.stderr
+def test_vllm_tensor_parallel_two_asks_for_two_gpus(exported_run):
+    snippet, run = exported_run(vllm_tp2(), "vllm")
     (call,) = run.of("vllm")
     assert flag_values(call["argv"][2:])["--tensor-parallel-size"] == "2"
     svc = yaml.safe_load(snippet.files["compose.yaml"])["services"]["vllm-0"]
@@ -145,12 +141,10 @@ def test_vllm_tensor_parallel_two_asks_for_two_gpus(run_script):
     assert flag_values(svc["command"][1:])["--dtype"] == "bfloat16"
 
 
-def test_vllm_three_replicas_get_their_own_gpu_port_and_service(run_script):
+def test_vllm_three_replicas_get_their_own_gpu_port_and_service(exported_run):
     r = rec("vllm", "fp16", model="qwen2.5-7b", ctx=8192, n=16, replicas=3,
             settings={"hf_repo": S("Qwen/Qwen2.5-7B-Instruct"), "max_model_len": S(8192), "max_num_seqs": S(16)})
-    snippet = export(r, "vllm")
-    run = run_script(snippet.files)
-    assert run.rc == 0, run.stderr
+    snippet, run = exported_run(r, "vllm")
     calls = run.of("vllm")
     got = sorted((c["env"]["CUDA_VISIBLE_DEVICES"], flag_values(c["argv"][2:])["--port"]) for c in calls)
     assert got == [("0", "8000"), ("1", "8001"), ("2", "8002")]
@@ -172,10 +166,8 @@ def test_vllm_pre_quantized_awq_passes_quantization_and_warns_about_the_checkpoi
 
 
 # ------------------------------------------------------------------ TGI
-def test_tgi_three_replicas_batch(run_script):
-    snippet = export(tgi_batch_3_replicas(), "tgi")
-    run = run_script(snippet.files)
-    assert run.rc == 0, run.stderr
+def test_tgi_three_replicas_batch(exported_run):
+    snippet, run = exported_run(tgi_batch_3_replicas(), "tgi")
     calls = run.of("docker")
     assert len(calls) == 3
     seen = []
@@ -260,12 +252,10 @@ def test_ollama_local_gguf_is_from_and_skips_the_tag_check(run_script, tmp_path)
     assert not [c for c in run.of("ollama") if c["argv"][0] in ("pull", "show")]
 
 
-def test_ollama_replicas_one_server_per_gpu(run_script):
+def test_ollama_replicas_one_server_per_gpu(exported_run):
     r = rec("ollama", "q4_k_m", model="llama3.2-3b", ctx=8192, n=2, replicas=2,
             settings={"ollama_tag": S("llama3.2:3b"), "num_ctx": S(8192), "num_parallel": S(2)})
-    snippet = export(r, "ollama")
-    run = run_script(snippet.files)
-    assert run.rc == 0, run.stderr
+    snippet, run = exported_run(r, "ollama")
     serves = sorted((c["env"]["OLLAMA_HOST"], c["env"]["CUDA_VISIBLE_DEVICES"]) for c in run.of("ollama") if c["argv"][0] == "serve")
     assert serves == [("127.0.0.1:11434", "0"), ("127.0.0.1:11435", "1")]
     loads = sorted(c["env"]["OLLAMA_HOST"] for c in run.of("ollama") if c["argv"][0] == "run")
@@ -274,10 +264,8 @@ def test_ollama_replicas_one_server_per_gpu(run_script):
 
 
 # ------------------------------------------------------------------ llama.cpp
-def test_llamacpp_flags_round_trip(run_script):
-    snippet = export(llamacpp_n4(), "llamacpp")
-    run = run_script(snippet.files)
-    assert run.rc == 0, run.stderr
+def test_llamacpp_flags_round_trip(exported_run):
+    snippet, run = exported_run(llamacpp_n4(), "llamacpp")
     (call,) = run.of("llama-server")
     assert flag_values(call["argv"]) == {
         "--host": "127.0.0.1", "--port": "8080", "-m": "/models/llama-3.2-3b-Q5_K_M.gguf", "--ctx-size": "65536",
@@ -446,13 +434,11 @@ def test_tgi_concurrency_limit_says_that_tgi_refuses_rather_than_queues():
     assert "rule scaling.concurrency" in line and "429" in line
 
 
-def test_vllm_local_folder_is_served_under_one_name_by_script_and_compose(run_script):
+def test_vllm_local_folder_is_served_under_one_name_by_script_and_compose(exported_run):
     folder = "/models/My Llama"
     r = vllm_n8(settings={"local_path": S(folder, "model.answers", "answers: model.name")})
     r.recommendation.settings.pop("hf_repo")
-    snippet = export(r, "vllm")
-    run = run_script(snippet.files)
-    assert run.rc == 0, run.stderr
+    snippet, run = exported_run(r, "vllm")
     (call,) = run.of("vllm")
     assert call["argv"][:2] == ["serve", folder]  # the script serves the folder under its path
     cmd = yaml.safe_load(snippet.files["compose.yaml"])["services"]["vllm-0"]["command"]

@@ -13,10 +13,10 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from gguf_files import write_gguf_file
 
 from advisor.answers import answers_from_dict
 from advisor.errors import AdvisorError, ProbeError
@@ -138,18 +138,8 @@ def gguf_value(draw):
 
 
 def _write_gguf(path: Path, meta: dict) -> str:
-    import gguf
-
-    w = gguf.GGUFWriter(str(path), "llama")
-    for key, (kind, value) in meta.items():  # general.architecture replaces the writer's own
-        getattr(w, "add_" + kind)(key, value)
-    w.add_tensor("token_embd.weight", np.zeros((100, 64), dtype=np.float16))
-    w.add_tensor("blk.0.attn_q.weight", np.zeros((64, 64), dtype=np.float16))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return str(path)
+    # general.architecture in `meta` replaces the writer's own
+    return write_gguf_file(path, {"token_embd.weight": (100, 64), "blk.0.attn_q.weight": (64, 64)}, meta=meta)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

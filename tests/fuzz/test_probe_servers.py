@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "probes"))
 from hostile import (HostileServer, Reply, forever, gzip_bomb, http_head, ollama_routes,  # noqa: E402
                      openai_routes, sse_reply)
+from probe_fakes import probe_once  # noqa: E402
 
 from advisor.domain import ProbeResult  # noqa: E402
 from advisor.errors import ProbeError  # noqa: E402
@@ -85,31 +86,29 @@ def _outcome(fn, *a, **kw):
 
 
 def _ollama(url):
-    with ollama.Client(url, timeout=PROBE_LIMIT_S) as c:
-        name, versions = ollama.identify(c, None)
-        return ollama.probe(c, name, contexts=[64], versions=versions, seed=1)
+    return probe_once(ollama, url, None, [64], seed=1, timeout=PROBE_LIMIT_S)
 
 
 def _openai(url):
-    with oa.Client(url, timeout=PROBE_LIMIT_S) as c:
-        name, versions = oa.identify(c, None)
-        return oa.probe(c, name, contexts=[64], versions=versions, seed=1)
+    return probe_once(oa, url, None, [64], seed=1, timeout=PROBE_LIMIT_S)
+
+
+def _liar(routes):
+    """A hostile server on `routes`, its `overrides` (path -> answer) for each test to set."""
+    overrides: dict = {}
+    with HostileServer(routes(overrides)) as s:
+        s.overrides = overrides
+        yield s
 
 
 @pytest.fixture(scope="module")
 def ollama_liar():
-    overrides: dict = {}
-    with HostileServer(ollama_routes(overrides)) as s:
-        s.overrides = overrides
-        yield s
+    yield from _liar(ollama_routes)
 
 
 @pytest.fixture(scope="module")
 def openai_liar():
-    overrides: dict = {}
-    with HostileServer(openai_routes(overrides)) as s:
-        s.overrides = overrides
-        yield s
+    yield from _liar(openai_routes)
 
 
 def _json(obj) -> bytes:

@@ -147,6 +147,12 @@ def timed(fn: Callable, *a, **kw):
 GIB = 2**30
 
 
+def _overridden(o, method: str, path: str, body: dict) -> Reply:
+    """A test's override for one path: a Reply, JSON to answer, or a function of the request giving either."""
+    o = o(method, path, body) if callable(o) else o
+    return o if isinstance(o, Reply) else json_reply(o)
+
+
 def ollama_routes(overrides: dict | None = None) -> Callable[[str, str, dict], Reply]:
     """A minimal Ollama: every path answers well unless `overrides` (path -> Reply or JSON) says otherwise."""
     state = {"ctx": 2048}
@@ -154,9 +160,7 @@ def ollama_routes(overrides: dict | None = None) -> Callable[[str, str, dict], R
 
     def route(method, path, body):
         if path in overrides:
-            o = overrides[path]
-            o = o(method, path, body) if callable(o) else o
-            return o if isinstance(o, Reply) else json_reply(o)
+            return _overridden(overrides[path], method, path, body)
         if path == "/api/version":
             return json_reply({"version": "0.6.0"})
         if path == "/api/tags":
@@ -187,9 +191,7 @@ def openai_routes(overrides: dict | None = None, model: str = "m") -> Callable[[
 
     def route(method, path, body):
         if path in overrides:
-            o = overrides[path]
-            o = o(method, path, body) if callable(o) else o
-            return o if isinstance(o, Reply) else json_reply(o)
+            return _overridden(overrides[path], method, path, body)
         if path == "/v1/models":
             return json_reply({"object": "list", "data": [{"id": model, "object": "model", "max_model_len": 32768}]})
         if path in ("/v1/completions", "/v1/chat/completions"):

@@ -18,7 +18,28 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
+from advisor.errors import ProbeError
+
 GIB = 1024 ** 3
+
+
+def probe_once(mod, url: str, model: str | None = None, contexts=(512, 2048), seed: int = 1, **client_kw):
+    """identify, then probe, with `mod`'s Client (ollama or openai_compat) closed after: a probe run without the cache."""
+    with mod.Client(url, **client_kw) as c:
+        name, versions = mod.identify(c, model)
+        return mod.probe(c, name, contexts=list(contexts), versions=versions, seed=seed)
+
+
+def failure_line(server, mode: str, probe) -> str:
+    """The message `probe(server)` fails with once the fake server switches to `mode`, checked to be one line."""
+    server.mode = mode
+    with pytest.raises(ProbeError) as e:
+        probe(server)
+    msg = str(e.value)
+    assert "\n" not in msg and "Traceback" not in msg
+    return msg
 
 
 def _common_prefix(a: list[str], b: list[str]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gguf_files import write_gguf_file
 
 from advisor.errors import ProbeError
 from advisor.probes.gguf_probe import read_gguf
@@ -11,25 +12,18 @@ from advisor.probes.runner import run_probe
 
 
 def write_gguf(path, file_type=15):
-    import gguf
+    def setup(w):
+        w.add_name("tiny-llama")
+        w.add_block_count(16)
+        w.add_context_length(131072)
+        w.add_embedding_length(256)
+        w.add_head_count(32)
+        w.add_head_count_kv(8)
+        w.add_file_type(file_type)
+        w.add_token_list([f"t{i}" for i in range(100)])
 
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("tiny-llama")
-    w.add_block_count(16)
-    w.add_context_length(131072)
-    w.add_embedding_length(256)
-    w.add_head_count(32)
-    w.add_head_count_kv(8)
-    w.add_file_type(file_type)
-    w.add_token_list([f"t{i}" for i in range(100)])
-    w.add_tensor("token_embd.weight", np.zeros((100, 256), dtype=np.float16))
-    w.add_tensor("blk.0.attn_q.weight", np.zeros((256, 256), dtype=np.float16))
-    w.add_tensor("output_norm.weight", np.zeros((256,), dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return str(path)
+    return write_gguf_file(path, {"token_embd.weight": (100, 256), "blk.0.attn_q.weight": (256, 256),
+                                  "output_norm.weight": np.zeros((256,), dtype=np.float32)}, setup=setup)
 
 
 def test_reads_architecture_quantization_and_weight_bytes(tmp_path):
@@ -58,34 +52,20 @@ def test_not_a_gguf_file_is_one_line(tmp_path):
 
 
 def test_bad_gguf_metadata_is_one_line_exit_4_from_the_probe(tmp_path, capsys):
-    import gguf
-
     from advisor.cli import main
 
-    path = tmp_path / "m.gguf"
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_block_count(16)
-    w.add_embedding_length(256)
-    w.add_head_count(32)
-    w.add_uint32("llama.attention.head_count_kv", 100_000_000)  # what crashed a server-side probe
-    w.add_tensor("token_embd.weight", np.zeros((100, 256), dtype=np.float16))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    def setup(w):
+        w.add_block_count(16)
+        w.add_embedding_length(256)
+        w.add_head_count(32)
+        w.add_uint32("llama.attention.head_count_kv", 100_000_000)  # what crashed a server-side probe
+
+    path = write_gguf_file(tmp_path / "m.gguf", {"token_embd.weight": (100, 256)}, setup=setup)
     assert main(["probe", "--model", str(path)]) == 4
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "llama.attention.head_count_kv = 100000000 is not allowed" in err
 
 
 def test_a_gguf_without_file_type_takes_its_tensors_type_in_the_advisors_words(tmp_path):
-    import gguf
-
-    path = tmp_path / "m.gguf"
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_tensor("token_embd.weight", np.zeros((100, 256), dtype=np.float16))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    path = write_gguf_file(tmp_path / "m.gguf", {"token_embd.weight": (100, 256)})
     assert read_gguf(str(path)).quantization == "fp16"  # ggml calls it f16

@@ -14,6 +14,7 @@ import time
 import pytest
 from hostile import (HostileServer, Reply, forever, gzip_bomb, gzip_json, http_head, json_reply,
                      ollama_routes, openai_routes, sse_reply, timed)
+from probe_fakes import probe_once
 
 from advisor.errors import ProbeError
 from advisor.probes import ollama
@@ -29,15 +30,11 @@ def _one_line(err) -> str:
 
 
 def _ollama_probe(url, timeout=30.0, contexts=(256,)):
-    with ollama.Client(url, timeout=timeout) as c:
-        name, versions = ollama.identify(c, None)
-        return ollama.probe(c, name, contexts=list(contexts), versions=versions, seed=1)
+    return probe_once(ollama, url, None, contexts, seed=1, timeout=timeout)
 
 
 def _openai_probe(url, timeout=30.0, contexts=(256,)):
-    with oa.Client(url, timeout=timeout) as c:
-        name, versions = oa.identify(c, None)
-        return oa.probe(c, name, contexts=list(contexts), versions=versions, seed=1)
+    return probe_once(oa, url, None, contexts, seed=1, timeout=timeout)
 
 
 # ------------------------------------------------------------------ time

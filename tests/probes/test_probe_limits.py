@@ -14,6 +14,7 @@ import httpx
 import pynvml
 import pytest
 from hostile import HostileServer, openai_routes
+from probe_fakes import probe_once
 
 from advisor.probes import hardware
 from advisor.probes import openai_compat as oa
@@ -22,9 +23,7 @@ from advisor.probes.runner import run_probe
 
 
 def _probe(server, contexts=(512, 2048), **kw):
-    with oa.Client(server.url, **kw) as c:
-        name, versions = oa.identify(c, None)
-        return oa.probe(c, name, contexts=list(contexts), versions=versions, seed=3)
+    return probe_once(oa, server.url, None, contexts, seed=3, **kw)
 
 
 def test_the_trap_is_real_a_2048_word_prompt_does_not_fit_a_2048_token_slot(llama_server):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from probe_fakes import failure_line, probe_once
 
 from advisor.errors import ProbeError
 from advisor.probes import ollama
@@ -11,12 +12,7 @@ from advisor.probes.runner import run_probe
 
 
 def _probe(server, model="qwen2.5:1.5b", contexts=(512, 2048), timeout=30.0):
-    c = ollama.Client(server.url, timeout=timeout)
-    try:
-        name, versions = ollama.identify(c, model)
-        return ollama.probe(c, name, contexts=list(contexts), versions=versions, seed=1)
-    finally:
-        c.close()
+    return probe_once(ollama, server.url, model, contexts, seed=1, timeout=timeout)
 
 
 def test_kv_cost_per_token_comes_from_two_loads_at_different_num_ctx(ollama):
@@ -103,10 +99,7 @@ def test_refused_connection(k):
     ("missing_fields", "without prompt_eval_duration"),
 ])
 def test_every_server_failure_is_one_clear_line(ollama, mode, words):
-    ollama.mode = mode
-    with pytest.raises(ProbeError) as e:
-        _probe(ollama)
-    assert words in _one_line(e)
+    assert words in failure_line(ollama, mode, _probe)
 
 
 def test_timeout_is_one_line(ollama):

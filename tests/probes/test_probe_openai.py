@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from probe_fakes import failure_line, probe_once
 
 from advisor.errors import ProbeError
 from advisor.probes import openai_compat as oa
@@ -10,12 +11,7 @@ from advisor.probes.runner import run_probe
 
 
 def _probe(server, model=None, contexts=(512, 2048)):
-    c = oa.Client(server.url)
-    try:
-        name, versions = oa.identify(c, model)
-        return oa.probe(c, name, contexts=list(contexts), versions=versions, seed=2)
-    finally:
-        c.close()
+    return probe_once(oa, server.url, model, contexts, seed=2)
 
 
 def test_streaming_ttft_inter_token_latency_and_server_facts(openai_server):
@@ -61,10 +57,7 @@ def test_contexts_beyond_max_model_len_are_skipped_with_a_reason(openai_server):
     ("malformed_models", "did not answer JSON"),
 ])
 def test_every_server_failure_is_one_clear_line(openai_server, mode, words):
-    openai_server.mode = mode
-    with pytest.raises(ProbeError) as e:
-        _probe(openai_server)
-    assert words in str(e.value) and "\n" not in str(e.value)
+    assert words in failure_line(openai_server, mode, _probe)
 
 
 def test_an_ollama_server_is_not_openai(ollama, k):

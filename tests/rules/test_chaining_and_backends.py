@@ -16,17 +16,15 @@ from advisor.engine import recommend
 from advisor.knowledge import load_knowledge
 
 
-def _user_dir(tmp_path, text: str):
-    (tmp_path / "mine.toml").write_text(textwrap.dedent(text))
+def _user_dir(tmp_path, table: str, rows: str):
+    """A user's knowledge folder holding one table, `ours`, of the given `[[rows]]` TOML."""
+    (tmp_path / "mine.toml").write_text(f'[meta]\ntable = "{table}"\ntitle = "ours"\n' + textwrap.dedent(rows))
     return load_knowledge(str(tmp_path))
 
 
 def test_a_users_own_backend_row_behaves_by_its_engine_not_its_name(tmp_path):
     # A site that runs vLLM under its own name: planned, batched and exported as vLLM.
-    k = _user_dir(tmp_path, """
-        [meta]
-        table = "backends"
-        title = "ours"
+    k = _user_dir(tmp_path, "backends", """
         [[rows]]
         backend = "site-vllm"
         title = "our vLLM build"
@@ -58,10 +56,7 @@ def test_ranking_weights_are_knowledge_rows(tmp_path):
     base = recommend(a)
     assert base.recommendation.backend == "ollama"  # Appendix F's bonus for chat at N=1
     # A site that weighs Appendix F's backend preference as a penalty instead gets another backend.
-    k = _user_dir(tmp_path, """
-        [meta]
-        table = "thresholds"
-        title = "ours"
+    k = _user_dir(tmp_path, "thresholds", """
         [[rows]]
         key = "weight.backend.workload-preference"
         value = 5.0

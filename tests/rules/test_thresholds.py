@@ -84,11 +84,16 @@ def test_workload_preference_is_a_bonus_on_the_preferred_backend(fired):
     assert "backend.workload-preference" not in fired(backend="vllm", pref_backend="ollama")
 
 
-def test_hf_long_context_redirect_above_4k(fired, k):
-    limit = int(k.value("hf_fp16_context_redirect"))
-    assert "backend.hf-long-context" in fired(backend="transformers", context=limit + 1)
-    assert "backend.hf-long-context" not in fired(backend="transformers", context=limit)
-    assert "backend.hf-long-context" not in fired(backend="vllm", context=limit + 1)
+@pytest.mark.parametrize("rule, threshold, knob, backend, other", [
+    ("backend.hf-long-context", "hf_fp16_context_redirect", "context", "transformers", "vllm"),  # above 4k
+    ("scaling.ollama-agents", "ollama_max_agents", "n", "ollama", "llamacpp"),  # agents per GPU
+])
+def test_a_backend_limit_fires_just_above_its_threshold_on_its_backend_only(fired, k, rule, threshold, knob,
+                                                                              backend, other):
+    limit = int(k.value(threshold))
+    assert rule in fired(backend=backend, **{knob: limit + 1})
+    assert rule not in fired(backend=backend, **{knob: limit})
+    assert rule not in fired(backend=other, **{knob: limit + 1})
 
 
 # ---------------------------------------------------------------- context budget
@@ -163,13 +168,6 @@ def test_an_offline_batch_has_its_deadline_not_interactive_targets(fired):
 
 
 # ---------------------------------------------------------------- scaling and sizing
-def test_ollama_agents_per_gpu(fired, k):
-    most = int(k.value("ollama_max_agents"))
-    assert "scaling.ollama-agents" in fired(backend="ollama", n=most + 1)
-    assert "scaling.ollama-agents" not in fired(backend="ollama", n=most)
-    assert "scaling.ollama-agents" not in fired(backend="llamacpp", n=most + 1)
-
-
 def test_tensor_parallel_needs_the_gpus(fired):
     assert "scaling.tensor-parallel-too-few-gpus" in fired(tp=2, gpus=1)
     assert "scaling.tensor-parallel-too-few-gpus" not in fired(tp=2, gpus=2)

@@ -178,6 +178,35 @@ async def settle(pilot, rounds: int = 3) -> None:
         await pilot.pause(0.05)
 
 
+async def run_probe_page(pilot) -> str:
+    """Ctrl+R on a settled probe page: the screen's text once the probe has finished."""
+    await settle(pilot)
+    await pilot.press("ctrl+r")
+    await settle(pilot)
+    return screen_text(pilot.app)
+
+
+async def to_load_page(pilot) -> None:
+    """From the first page of the questions, once settled, to page 3 (load: concurrency, SLOs)."""
+    await settle(pilot)
+    await pilot.press("ctrl+n", "ctrl+n")
+
+
+async def clear_field(pilot, widget_id: str):
+    """Focus the input `#widget_id` and empty it (End, Ctrl+U); returns the widget."""
+    field = pilot.app.screen.query_one("#" + widget_id)
+    field.focus()
+    await pilot.press("end", "ctrl+u")
+    return field
+
+
+async def type_into(pilot, widget_id: str, text: str) -> None:
+    """Type `text` into the emptied input `#widget_id`, key by key."""
+    await clear_field(pilot, widget_id)
+    await pilot.press(*list(text))
+    await pilot.pause(0.05)
+
+
 # ------------------------------------------------------------------ answers
 def every_field_changed():
     """Answers in which every field the model defines (advisor.fields, not a hand list) differs

@@ -5,18 +5,12 @@ on screen naming the field, and the app goes on; the terminal is given back as i
 import os
 
 import pytest
-from helpers import screen_text, settle, wait_for_text
+from helpers import clear_field, screen_text, settle, to_load_page, type_into, wait_for_text
 from textual import events
 
 from advisor.domain import Answers, HardwareAnswers, ModelAnswers
 
 LONG = "x" * 300
-
-
-async def type_into(pilot, widget_id, text):
-    pilot.app.screen.query_one("#" + widget_id).focus()
-    await pilot.press("end", "ctrl+u", *list(text))
-    await pilot.pause(0.05)
 
 
 @pytest.mark.parametrize("field, text, words", [
@@ -31,8 +25,7 @@ def test_a_hostile_number_on_the_load_page_is_refused_where_it_is_typed(field, t
     app = make_app(start="questions")
 
     async def go(pilot):
-        await settle(pilot)
-        await pilot.press("ctrl+n", "ctrl+n")
+        await to_load_page(pilot)
         await type_into(pilot, field, text)
         assert "WARN a " in screen_text(app)  # the field's hint says what it allows, as it is typed
         await pilot.press("enter")  # Enter (as Next) stays on the page and names the field
@@ -82,11 +75,8 @@ def test_a_pasted_page_of_text_is_one_short_line(make_app, run):
     app = make_app(start="questions")
 
     async def go(pilot):
-        await settle(pilot)
-        await pilot.press("ctrl+n", "ctrl+n")
-        field = app.screen.query_one("#q-slo-ttft-ms")
-        field.focus()
-        await pilot.press("end", "ctrl+u")
+        await to_load_page(pilot)
+        field = await clear_field(pilot, "q-slo-ttft-ms")
         field.post_message(events.Paste("9" * 100_000 + "\nsecond line"))
         await pilot.pause(0.2)
         await pilot.press("enter")

@@ -4,7 +4,7 @@ the text plot, and the real exporters when they are installed."""
 import threading
 
 import pytest
-from helpers import StandInProbe, one_4090, screen_text, settle
+from helpers import StandInProbe, one_4090, run_probe_page, screen_text, settle
 from textual.widgets import Input
 
 from advisor.domain import CurveFit, CurvePoint
@@ -90,10 +90,7 @@ def test_probe_failure_is_one_line(make_app, run):
 
     async def go(pilot):
         app.goto("probe")
-        await settle(pilot)
-        await pilot.press("ctrl+r")
-        await settle(pilot)
-        text = screen_text(app)
+        text = await run_probe_page(pilot)
         assert "FAIL no CUDA device: torch.cuda.is_available() is False" in text
         assert "Traceback" not in text
         assert app.probe_results == []
@@ -207,10 +204,7 @@ def test_probe_before_any_gpu_is_chosen_draws_no_made_up_ceiling(make_app, run):
     app.start = "probe"
 
     async def go(pilot):
-        await settle(pilot)
-        await pilot.press("ctrl+r")
-        await settle(pilot)
-        text = screen_text(app)
+        text = await run_probe_page(pilot)
         assert "no ceiling: choose the GPU on 1 Hardware" in text
         assert "|=====" not in text and "safe budget 1" not in text and "ceiling 2" not in text
         assert "*" in text  # the measured points are still drawn

@@ -26,19 +26,25 @@ def test_a_tall_terminal_shows_the_whole_gpu_catalog(make_app, run):
     run(app, go, size=(120, 40))
 
 
-def test_a_wide_terminal_wraps_the_advice_at_its_width(make_app, run):
+def _advice_lines(make_app, run, size, check) -> None:
+    """The advice page in a terminal of `size`: check(its lines) once RECOMMENDED is drawn."""
     app = make_app(ANSWERS, start="advice")
 
     async def go(pilot):
         await settle(pilot, rounds=5)
-        text = await wait_for_text(pilot, ["RECOMMENDED"])
-        lines = text.splitlines()
+        check((await wait_for_text(pilot, ["RECOMMENDED"])).splitlines())
+
+    run(app, go, size=size)
+
+
+def test_a_wide_terminal_wraps_the_advice_at_its_width(make_app, run):
+    def check(lines):
         assert max(len(li) for li in lines) > 80  # the room is used
         assert all(len(li) <= 120 for li in lines)
         alts = [li for li in lines if li.lstrip().startswith("▶ alt")]
         assert alts and not any(li.endswith("~") and len(li) < 100 for li in alts)
 
-    run(app, go, size=(120, 40))
+    _advice_lines(make_app, run, (120, 40), check)
 
 
 @pytest.mark.parametrize("name", [n for n, _ in STEPS])
@@ -58,18 +64,13 @@ def test_a_small_terminal_keeps_the_step_bar_on_one_line(name, make_app, run):
 
 
 def test_a_small_terminal_wraps_the_headline_at_its_width(make_app, run):
-    app = make_app(ANSWERS, start="advice")
-
-    async def go(pilot):
-        await settle(pilot, rounds=5)
-        text = await wait_for_text(pilot, ["RECOMMENDED"])
-        lines = text.splitlines()
+    def check(lines):
         head = [li for li in lines if li.startswith("RECOMMENDED")][0]
         nxt = lines[lines.index(head) + 1]
         assert len(head) <= 60 and nxt.startswith(" " * 12)  # wrapped under the plan, not mid-word
         assert not any(li.endswith("(physics x") for li in lines)
 
-    run(app, go, size=(60, 20))
+    _advice_lines(make_app, run, (60, 20), check)
 
 
 def test_every_risk_tier_is_whole_at_80_columns(make_app, run):

@@ -5,7 +5,7 @@ never a traceback."""
 import asyncio
 
 import pytest
-from helpers import screen_text, settle
+from helpers import run_probe_page, screen_text, settle, to_load_page, type_into
 
 from advisor.domain import Answers, HardwareAnswers, ModelAnswers
 
@@ -111,10 +111,8 @@ def test_load_page_names_the_refused_field_by_its_label(make_app, run):
     app = make_app(start="questions")
 
     async def go(pilot):
-        await settle(pilot)
-        await pilot.press("ctrl+n", "ctrl+n")
-        app.screen.query_one("#q-slo-ttft-ms").focus()
-        await pilot.press("end", "ctrl+u", "-", "5")
+        await to_load_page(pilot)
+        await type_into(pilot, "q-slo-ttft-ms", "-5")
         await pilot.press("ctrl+n")
         text = screen_text(app)
         assert "page 3 of 4" in text
@@ -210,10 +208,7 @@ def test_probe_without_a_gpu_says_what_to_do_here(make_app, run):
     app = make_app(run_probe=fails_at_once, start="probe")
 
     async def go(pilot):
-        await settle(pilot)
-        await pilot.press("ctrl+r")
-        await settle(pilot)
-        text = screen_text(app)
+        text = await run_probe_page(pilot)
         assert "FAIL no NVIDIA GPU found (NVML: NVML Shared Library Not Found)" in text
         assert "--gpu" not in text and "Traceback" not in text
         assert "ctrl+n: the advice from the tables" in text

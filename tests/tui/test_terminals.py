@@ -27,36 +27,20 @@ def test_a_kill_gives_the_terminal_back():
     """SIGTERM (a kill, a closed SSH session sends SIGHUP alike) while the TUI runs: it leaves as
     ctrl+q does, so the terminal is out of the alternate screen with mouse reporting off."""
     import os
-    import select
     import signal
-    import subprocess
-    import sys
     import time
 
     bench = _bench()
-    master, slave = bench.pty.openpty()
-    bench.fcntl.ioctl(slave, bench.termios.TIOCSWINSZ, bench.struct.pack("HHHH", 24, 80, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color"}
-    proc = subprocess.Popen([sys.executable, "-m", "advisor"], stdin=slave, stdout=slave, stderr=slave,
-                            cwd=bench.ROOT, env=env, close_fds=True, start_new_session=True)
-    os.close(slave)
-    buf, painted_at, end = b"", None, time.monotonic() + 30
+    proc, master = bench.spawn("xterm-256color")
+    painted_at = None
+
+    def mark(buf: bytes) -> None:
+        nonlocal painted_at
+        painted_at = len(buf)
+        proc.send_signal(signal.SIGTERM)
+
     try:
-        while time.monotonic() < end:
-            r, _, _ = select.select([master], [], [], 0.05)
-            if r:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                buf += chunk
-                if painted_at is None and bench.MARK in bench.visible(buf):
-                    painted_at = len(buf)
-                    proc.send_signal(signal.SIGTERM)
-            if proc.poll() is not None and not r:
-                break
+        buf = bench.read_screen(master, proc, time.perf_counter() + 30, mark)
         code = proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
