@@ -210,7 +210,8 @@ def local_model_kind(name: str) -> str:
                 raise AdvisorError(f"model.name: {shorten_path(p)!r} is not a file")
             return "gguf"
         if p.is_dir():
-            return "folder" if (p / "config.json").is_file() else ""
+            # a config.json that is not a regular file (a FIFO) is the reader's to refuse, by name
+            return "folder" if (p / "config.json").exists() else ""
     except OSError as e:
         raise AdvisorError(f"model.name: cannot use {shorten_path(p)!r} ({e.strerror or e.__class__.__name__})") from None
     except ValueError:  # an embedded NUL
