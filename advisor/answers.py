@@ -302,3 +302,19 @@ def save_answers(answers: Answers, path: str | os.PathLike, overwrite: bool = Fa
     except ValueError:  # an embedded NUL
         raise AdvisorError(f"cannot save answers to {name} (not a usable path)") from None
     return p
+
+
+def with_workload_defaults(answers: Answers, k) -> Answers:
+    """The answers with what the user left out filled from the workload's knowledge row
+    (output length, TTFT and p95 targets: Appendix F, TR127's bands)."""
+    w = k.workloads[answers.workload]
+    slo = answers.slo
+    fill = {}
+    if slo.ttft_ms is None:
+        fill["ttft_ms"] = w.default_ttft_ms
+    if slo.p95_latency_s is None:
+        fill["p95_latency_s"] = w.default_p95_latency_s
+    update = {"slo": slo.model_copy(update=fill)} if fill else {}
+    if answers.output_tokens is None:
+        update["output_tokens"] = w.default_output_tokens
+    return answers.model_copy(update=update) if update else answers

@@ -104,10 +104,12 @@ class ModelAnswers(BaseModel):
 class SLOAnswers(BaseModel):
     model_config = _ANSWERS_CONFIG
 
-    ttft_ms: Annotated[float, Field(ge=1, le=3_600_000),
-                       Ask("TTFT target", "time to first token", unit="ms", page="load")] = 1000.0
-    p95_latency_s: Annotated[float, Field(ge=0.01, le=86_400),
-                             Ask("p95 latency", "whole answer, 95th percentile", unit="s", page="load")] = 5.0
+    ttft_ms: Annotated[float | None, Field(ge=1, le=3_600_000),
+                       Ask("TTFT target", "p95 time to first token (empty: the workload's)", unit="ms",
+                           page="load")] = None
+    p95_latency_s: Annotated[float | None, Field(ge=0.01, le=86_400),
+                             Ask("p95 latency", "whole answer, 95th percentile (empty: the workload's)",
+                                 unit="s", page="load")] = None
     min_decode_tok_s: Annotated[float, Field(ge=0, le=100_000),
                                 Ask("min decode", "per user, 0 = any", unit="tok/s", page="load")] = 0.0
 
@@ -137,8 +139,9 @@ class Answers(BaseModel):
                            Ask("concurrency", "simultaneous requests", page="load")] = 1
     context_tokens: Annotated[int, Field(ge=1, le=2_000_000),
                               Ask("context", "typical prompt + history", unit="tokens", page="load")] = 4096
-    output_tokens: Annotated[int, Field(ge=1, le=1_000_000),
-                             Ask("output", "typical answer length", unit="tokens", page="load")] = 256
+    output_tokens: Annotated[int | None, Field(ge=1, le=1_000_000),
+                             Ask("output", "typical answer length (empty: the workload's)", unit="tokens",
+                                 page="load")] = None
     arrival_rate_rps: Annotated[float, Field(ge=0, le=1_000_000),
                                 Ask("arrival rate", "requests per second arriving, 0 = use concurrency",
                                     unit="req/s", page="load")] = 0.0

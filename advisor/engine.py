@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from advisor.answers import check_names
+from advisor.answers import check_names, with_workload_defaults
 from advisor.domain import Answers, Hardware, LoadFigures, Plan, PlaybookRef, Predicted, ProbeResult, Recommendation, RuleFiring
 from advisor.hardware import resolve_hardware
 from advisor.knowledge import load_knowledge
@@ -43,6 +43,7 @@ def _advise(answers: Answers, hardware: Hardware | None, probes: list[ProbeResul
     """The recommendation, and the ranked candidate it rests on (None when there is none)."""
     k = knowledge or load_knowledge()
     check_names(answers, k)
+    answers = with_workload_defaults(answers, k)
     hw = hardware or resolve_hardware(answers, k)
     probes = list(probes or [])
     models = resolve_models(answers, k)
@@ -134,6 +135,7 @@ def _gate_for(k, answers: Answers):
 
 
 def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> CandidateFact:
+    answers = with_workload_defaults(answers, k)
     m, q, b = e.model, k.quant[e.quant], backend_of(k, e.backend)
     w = k.workloads[answers.workload]
     n = e.load.seqs  # sequences in flight: the user's concurrency, or an offline batch's size

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from advisor import load as queue
 from advisor import physics, speed
+from advisor.answers import with_workload_defaults
 from advisor.backends import Backend, backend as backend_of
 from advisor.domain import Answers, Hardware, ModelSpec, ProbeResult, Provenance
 
@@ -80,6 +81,7 @@ def tensor_parallel_needed(weights_gb: float, usable_gb: float, overhead_gb: flo
 def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, quant: str,
              probes: list[ProbeResult] | None = None) -> Estimate:
     b = backend_of(k, backend)
+    answers = with_workload_defaults(answers, k)  # what the user left out: the workload's own
     gpu = hw.spec
     n = answers.concurrency
     ctx = answers.context_tokens

@@ -133,6 +133,11 @@ class WorkloadRow(_Row):
     quant_high_n: Quant
     high_n_from: int = Field(ge=1, le=1_000_000)
     compiled_hf_at_n1: bool
+    # what a user who leaves them out gets (answers output_tokens, slo.ttft_ms, slo.p95_latency_s)
+    default_output_tokens: int = Field(ge=1, le=MAX_TOKENS)
+    default_ttft_ms: float = Field(ge=1, le=3_600_000)
+    default_p95_latency_s: float = Field(ge=0.01, le=86_400)
+    defaults_source: str = Field(min_length=1)
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,21 @@ def test_a_huge_value_is_not_echoed_whole():
 
 def test_missing_fields_get_the_stated_defaults():
     a = answers_from_dict({"workload": "rag"})
-    assert (a.risk, a.concurrency, a.hardware.gpu, a.hardware.os, a.slo.ttft_ms) == ("moderate", 1, "auto", "linux", 1000)
+    assert (a.risk, a.concurrency, a.hardware.gpu, a.hardware.os) == ("moderate", 1, "auto", "linux")
+    # the answer length and the targets left out are the workload's own (knowledge/workloads.toml)
+    from advisor.answers import with_workload_defaults
+    from advisor.knowledge import load_knowledge
+
+    assert (a.output_tokens, a.slo.ttft_ms, a.slo.p95_latency_s) == (None, None, None)
+    k = load_knowledge()
+    rag = with_workload_defaults(a, k)
+    w = k.workloads["rag"]
+    assert (rag.output_tokens, rag.slo.ttft_ms, rag.slo.p95_latency_s) == (
+        w.default_output_tokens, w.default_ttft_ms, w.default_p95_latency_s)
+    cls = with_workload_defaults(answers_from_dict({"workload": "classification"}), k)
+    assert cls.output_tokens <= 10  # Appendix F.6: 1-10 tokens, not a global 256
+    mine = with_workload_defaults(answers_from_dict({"workload": "rag", "output_tokens": 64}), k)
+    assert mine.output_tokens == 64  # what the user gave is kept
     assert a.hardware.gpus is None and a.hardware.vram_gb is None  # all detected GPUs / the catalog's VRAM
 
 
