@@ -35,9 +35,35 @@ class StepCosts:
     batching: str  # continuous | slots | sequential
     amdahl_s: float = 0.0  # slots engines: Amdahl serial fraction (TR129)
     prefill_scale: float = 1.0  # compiled prefill: 1 - speedup (TR126)
+    ubatch_ms_per_layer: float = 0.0  # a fixed cost per layer per micro-batch of the prompt (llama.cpp)
+    ubatch_tokens: int = 512
+    attn_ms_per_flop: float = 0.0  # attention's own rate where measured (0: the matmuls' rate)
+    # measured step multipliers of the weights part at batch N (llama-batched-bench), sorted by N
+    batch_multiplier: tuple[tuple[int, float], ...] = ()
 
     def prefill_ms(self, tokens: int) -> float:
-        return (self.floor_ms + physics.prefill_flops(self.model, max(int(tokens), 1)) * self.ms_per_flop) * self.prefill_scale
+        n = max(int(tokens), 1)
+        launch = self.ubatch_ms_per_layer * self.model.layers * -(-n // self.ubatch_tokens)
+        flops = physics.prefill_flops(self.model, n)
+        if self.attn_ms_per_flop:
+            attn = self.model.attention_flops(n)
+            work = (flops - attn) * self.ms_per_flop + attn * self.attn_ms_per_flop
+        else:
+            work = flops * self.ms_per_flop
+        return (self.floor_ms + launch + work) * self.prefill_scale
+
+    def multiplier(self, n: int) -> float:
+        """The measured growth of a step's weight part with the batch, interpolated in log N."""
+        pts = self.batch_multiplier
+        if not pts or n <= 1:
+            return 1.0
+        import math
+
+        for (n0, m0), (n1, m1) in zip(((1, 1.0),) + pts, pts):
+            if n <= n1:
+                f = (math.log(n) - math.log(n0)) / (math.log(n1) - math.log(n0)) if n1 > n0 else 1.0
+                return m0 + f * (m1 - m0)
+        return pts[-1][1] * n / pts[-1][0] if n > pts[-1][0] else pts[-1][1]
 
     def step_ms(self, n: int) -> float:
         """One decode step with n sequences in the batch: memory-bound (weights once, each
@@ -47,8 +73,8 @@ class StepCosts:
             return fixed + per * n
         if self.batching == "sequential":
             return self.decode_fixed_ms + self.decode_per_seq_ms
-        return max(self.decode_fixed_ms * self.experts_read(n) + self.decode_per_seq_ms * n,
-                   self.compute_ms_per_token * n)
+        weights = self.decode_fixed_ms * (self.multiplier(n) if self.batch_multiplier else self.experts_read(n))
+        return max(weights + self.decode_per_seq_ms * n, self.compute_ms_per_token * n)
 
     def experts_read(self, n: int) -> float:
         """A mixture of experts reads more experts as the batch's tokens route apart (1 for dense)."""
@@ -74,10 +100,11 @@ class StepCosts:
                            decode_step_ms=decode, chunked_prefill=self.batching == "continuous")
 
 
-def coefficient(k, b: Backend, name: str, os_name: str = "") -> tuple[float, str] | None:
-    """<engine>.<name>[.<os>] from calibration, with its source; None where the engine has none."""
+def coefficient(k, b: Backend, name: str, os_name: str = "", quant: str = "") -> tuple[float, str] | None:
+    """<engine>.<name>[.<quant>|.<os>] from calibration, with its source; None where the engine has none."""
     base = b.calibration_key()
-    for key in ((f"{base}.{name}.{os_name}",) if os_name else ()) + (f"{base}.{name}",):
+    keys = ((f"{base}.{name}.{quant}",) if quant else ()) + ((f"{base}.{name}.{os_name}",) if os_name else ())
+    for key in keys + (f"{base}.{name}",):
         if k.has(key):
             return k.value(key), f"{key} = {k.value(key):g} ({k.source(key)})"
     return None
@@ -85,9 +112,8 @@ def coefficient(k, b: Backend, name: str, os_name: str = "") -> tuple[float, str
 
 def band(k, b: Backend, figure: str) -> tuple[float, str]:
     """The relative uncertainty of this engine's figure: its fit's residuals, else the assumed band."""
-    key = f"band.{b.calibration_key()}.{figure}"
-    if not k.has(key):
-        key = "band.assumed"
+    key = next((f"band.{base}.{figure}" for base in (b.name, b.calibration_key())
+                if k.has(f"band.{base}.{figure}")), "band.assumed")
     return k.value(key), f"±{k.value(key):.0%} ({k.source(key)})"
 
 
@@ -95,7 +121,7 @@ def step_costs(k, b: Backend, model: ModelSpec, gpu: GpuSpec, quant: str, tp: in
                os_name: str) -> tuple[StepCosts, dict[str, str]]:
     """The candidate's step costs, and the source of each part (for the plan's origins)."""
     tp = max(tp, 1)
-    eff, eff_src = coefficient(k, b, "prefill_flops_efficiency", os_name) or (None, "")
+    eff, eff_src = coefficient(k, b, "prefill_flops_efficiency", os_name, quant) or (None, "")
     if eff is None:
         raise KeyError(f"calibration row {b.calibration_key()}.prefill_flops_efficiency missing")
     peak = physics.math_peak(gpu, quant) * tp
@@ -109,7 +135,7 @@ def step_costs(k, b: Backend, model: ModelSpec, gpu: GpuSpec, quant: str, tp: in
         scale = 1 - sp
         prefill_src += f" x (1 - {sp:g}, {k.source('transformers-compiled.prefill_speedup')})"
 
-    bw_eff, bw_src = coefficient(k, b, "decode_bw_efficiency", os_name) or (None, "")
+    bw_eff, bw_src = coefficient(k, b, "decode_bw_efficiency", os_name, quant) or (None, "")
     if bw_eff is None:
         raise KeyError(f"calibration row {b.calibration_key()}.decode_bw_efficiency missing")
     bw = gpu.bandwidth_gb_s * 1e9 * bw_eff
@@ -121,7 +147,12 @@ def step_costs(k, b: Backend, model: ModelSpec, gpu: GpuSpec, quant: str, tp: in
     if launch and model.layers * launch[0] > fixed:  # small models are launch-bound
         fixed = model.layers * launch[0]
         decode_src = f"kernel-launch floor: {model.layers} layers x {launch[1]}"
-    per_seq = kv_seq / bw * 1e3
+    per_layer = coefficient(k, b, "decode_ms_per_layer", os_name)
+    if per_layer:  # measured: a fixed cost per layer per step on top of the reads (llama.cpp)
+        fixed += model.layers * per_layer[0]
+        decode_src += f" + {model.layers} layers x {per_layer[1]}"
+    kv_eff = coefficient(k, b, "decode_kv_bw_efficiency", os_name)
+    per_seq = kv_seq / (gpu.bandwidth_gb_s * 1e9 * (kv_eff[0] if kv_eff else bw_eff)) * 1e3
     extra = coefficient(k, b, "decode_ms_per_seq", os_name)
     if extra:
         per_seq += extra[0]
@@ -131,7 +162,19 @@ def step_costs(k, b: Backend, model: ModelSpec, gpu: GpuSpec, quant: str, tp: in
         s_key = f"amdahl_s.{model.id}" if k.has(f"amdahl_s.{model.id}") else "amdahl_s.default"
         amdahl = k.value(s_key)
         decode_src += f"; Amdahl s = {amdahl:g} across slots ({k.source(s_key)})"
+    attn_eff = coefficient(k, b, "prefill_attention_efficiency", os_name)
+    if attn_eff:  # flash attention runs in 16 bits whatever the weights' quantization
+        prefill_src += f"; attention at {attn_eff[1]} of the FP16 peak"
+    ubatch = coefficient(k, b, "prefill_ms_per_layer_per_ubatch", os_name)
+    if ubatch:
+        prefill_src += f" + {model.layers} layers x {ubatch[1]} per 512-token micro-batch"
+    mult = tuple((n_, k.value(key)) for n_ in (2, 4, 8, 16, 32)
+                 if k.has(key := f"{b.calibration_key()}.batch_step_multiplier.{quant}.n{n_}"))
+    if mult:
+        decode_src += f"; batch growth of the weight part measured ({b.calibration_key()}.batch_step_multiplier.{quant}.*)"
     costs = StepCosts(floor_ms=floor[0] if floor else 0.0, ms_per_flop=1e3 / (peak * eff), model=model,
                       decode_fixed_ms=fixed, decode_per_seq_ms=per_seq, batching=b.batching,
-                      amdahl_s=amdahl, prefill_scale=scale)
+                      amdahl_s=amdahl, prefill_scale=scale, ubatch_ms_per_layer=ubatch[0] if ubatch else 0.0,
+                      batch_multiplier=mult,
+                      attn_ms_per_flop=1e3 / (gpu.acc32_flops * tp * attn_eff[0]) if attn_eff else 0.0)
     return costs, {"prefill": prefill_src, "decode": decode_src}
