@@ -213,6 +213,7 @@ VALUE_BOUNDS: list[tuple[str, Bound]] = [
     ("*.prefill_ms_per_layer_per_ubatch", Bound(0, 100)),
     ("*.decode_ms_per_layer", Bound(0, 100)),
     ("*.decode_kv_bw_efficiency", FRACTION),
+    ("*.decode_bw_efficiency.*", FRACTION),
     ("*.prefill_attention_efficiency", FRACTION),
     ("*.batch_step_multiplier.*", Bound(1, 64)),
     ("*.decode_ms_per_seq", Bound(0, 1000)),

@@ -51,6 +51,10 @@ def plan_rules(k) -> list[Rule]:
              lambda m: plan(m) & (m.continuous == 1) & (m.n >= cross.value),
              lambda f: f"N={f.n} >= {cross.value:g}: continuous batching shares each weight read across sequences",
              sets=("backend",)),
+        Rule("backend.no-batching-at-high-n", cross.source, "warn",
+             lambda m: plan(m) & (m.continuous == 0) & (m.n >= cross.value) & (m.mode != "batch"),
+             lambda f: (f"N={f.n} >= {cross.value:g} on {f.backend}, which lacks continuous batching: the batching "
+                        f"backends rank below it here (see the alternatives for the check each one misses)")),
         Rule("backend.compile-policy", "TR126 (Appendix J.4)", "note",
              lambda m: plan(m) & (m.compiled_prefill == 1),
              lambda f: f"torch.compile for prefill only, on {f.os}; decode stays eager", sets=("backend",)),

@@ -83,7 +83,9 @@ def test_a_pasted_page_of_text_is_one_short_line(make_app, run):
         await pilot.pause(0.1)
         text = screen_text(app)
         line = next(li for li in text.splitlines() if li.startswith("WARN TTFT target ms:"))
-        assert line == "WARN TTFT target ms: 999999999999999… is not a number from 1 to 3,600,000"
+        # the 100,000 pasted characters are cut to a few; the target may also be left empty (the workload's)
+        assert line.startswith("WARN TTFT target ms: 999999999999999… is not a number from 1 to 3,600,000")
+        assert len(line) <= 80 and "second line" not in text
         assert app.is_running
 
     run(app, go)

@@ -89,7 +89,7 @@ MUST_SHOW = {
     "questions-workload": ["Questions, page 1 of 4: Workload", "(*) chat", "( ) rag",
                            "F.3 chat: Conversational turns with history; decode sets perceived speed.",
                            "^n Next", "esc Back"],
-    "questions-load": ["page 3 of 4: Load and service levels", "concurrency       1", "TTFT target ms    1000"],
+    "questions-load": ["page 3 of 4: Load and service levels", "concurrency       1", "TTFT target ms", "(empty: the workload's)"],
     "probe-done": ["OK qwen2.5-1.5b on transformers; base 2,978 MB", "ceiling 24.0 GB",
                    "* measured  x skipped/OOM  . fit  = ceiling  - safe budget", "^r Run probe", "^x Cancel"],
     "advice": ["RECOMMENDED qwen2.5-1.5b on vllm at fp16, N=8, context up to 16,384 tokens",
