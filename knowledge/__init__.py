@@ -330,6 +330,9 @@ class GpuRow(GpuSpec):
     bandwidth_gb_s: float = Field(ge=1, le=1_000_000)
     fp16_tflops: float = Field(ge=0.01, le=1_000_000)
     int8_tops: float | None = Field(default=None, ge=0.01, le=1_000_000)
+    fp16_acc32_tflops: float | None = Field(default=None, ge=0.01, le=1_000_000)
+    fp8_tflops: float | None = Field(default=None, ge=0.01, le=1_000_000)
+    compute_capability: float | None = Field(default=None, ge=1, le=100)
 
 
 class ModelRow(ModelSpec):

@@ -137,7 +137,8 @@ def test_cli_target_errors_are_one_line(tmp_path, capsys, argv, words):
 
 
 def test_unexpressible_plan_exits_non_zero_with_the_reason(tmp_path, capsys):
-    path = _answers(tmp_path, LAPTOP_N1)  # Ollama at a GGUF quantization (K-quant)
+    # tied to Ollama at a GGUF quantization, a plan vLLM cannot express
+    path = _answers(tmp_path, LAPTOP_N1 + '[constraints]\nbackend = "ollama"\nquantization = "q4_k_m"\n')
     assert main(["export", "--answers", path, "--target", "vllm", "--no-cache"]) == 2
     err = capsys.readouterr().err
     assert re.search(r"vllm cannot serve quantization q\d_k", err) and len(err.strip().splitlines()) == 1
