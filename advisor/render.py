@@ -95,7 +95,9 @@ def headline(p: Plan) -> str:
             f"context up to {p.max_context_tokens:,} tokens{tail}")
 
 
-def predicted_lines(p: Plan) -> list[str]:
+def figure_rows(p: Plan) -> list[tuple[str, str, str]]:
+    """(label, value, key) of each predicted figure, the value with its band: the one list the
+    text output and the TUI show."""
     pr = p.predicted
     ld = pr.load
     ttft_label = "TTFT (one prompt)" if ld is not None and ld.mode == "batch" else "TTFT p95"
@@ -108,13 +110,17 @@ def predicted_lines(p: Plan) -> list[str]:
     ]
     if pr.p95_latency_s is not None:
         rows.append(("p95 latency", "unbounded" if over else f"{fig(pr.p95_latency_s, 2)} s", "p95_latency_s"))
+    return [(label, value + (f" ±{pr.bands[key]:.0%}" if pr.bands.get(key) else ""), key)
+            for label, value, key in rows]
+
+
+def predicted_lines(p: Plan) -> list[str]:
+    pr = p.predicted
     out = []
-    for label, value, key in rows:
+    for label, value, key in figure_rows(p):
         origin = pr.origins.get(key)
         tag = f"[{origin.origin}]" if origin else ""
-        band = pr.bands.get(key)
-        band_text = f"±{band:.0%}" if band else ""
-        out.append(f"  {label:<18}{value:>14} {band_text:>5}  {tag}")
+        out.append(f"  {label:<18}{value:>20}  {tag}")
     return out + load_lines(p)
 
 

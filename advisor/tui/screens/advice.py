@@ -25,15 +25,11 @@ def headline(p: Plan) -> str:
 
 def predicted_rows(p: Plan) -> list[tuple[str, str, str, str]]:
     """(figure, value, origin, source) for each predicted figure."""
+    from advisor.render import figure_rows  # the one list of figures, with their bands
+
     pr = p.predicted
-    rows = [("VRAM per GPU", f"{pr.vram_gb:.2f} GB", "vram_gb"),
-            ("TTFT", f"{pr.ttft_ms:,.0f} ms", "ttft_ms"),
-            ("decode per user", f"{pr.decode_tok_s_per_user:,.1f} tok/s", "decode_tok_s_per_user"),
-            ("decode total", f"{pr.total_tok_s:,.1f} tok/s", "total_tok_s")]
-    if pr.p95_latency_s is not None:
-        rows.append(("p95 latency", f"{pr.p95_latency_s:,.2f} s", "p95_latency_s"))
     out = []
-    for label, value, key in rows:
+    for label, value, key in figure_rows(p):
         o = pr.origins.get(key)
         out.append((label, value, o.origin if o else "?", o.source if o else ""))
     return out
@@ -50,12 +46,14 @@ ORIGIN_WORDS = {"probe": "measured here", "knowledge": "stored table", "roofline
 
 def predicted_text(p: Plan, width: int = WRAP) -> str:
     """The figures' table; the origin's words in brackets where the screen has room for them."""
-    lines = [f"{'predicted':<16}{'value':>13}  {'origin':<10}"]
+    from advisor.render import load_lines
+
+    lines = [f"{'predicted':<17}{'value':>19}  {'origin':<10}"]
     for label, value, origin, _source in predicted_rows(p):
-        line = f"{label:<16}{value:>13}  {origin:<10}"
+        line = f"{label:<17}{value:>19}  {origin:<10}"
         words = f"({ORIGIN_WORDS.get(origin, '')})"
         lines.append(line + words if len(line) + len(words) <= width else line.rstrip())
-    return "\n".join(lines)
+    return "\n".join(lines + load_lines(p))
 
 
 def sources_text(p: Plan, width: int = WRAP) -> str:
