@@ -46,7 +46,7 @@ SETTING_KEYS = {
 Workload = Literal[WORKLOADS]
 Risk = Literal[RISKS]
 OS = Literal[OSES]
-Origin = Literal["probe", "knowledge", "roofline", "answers"]
+Origin = Literal["probe", "knowledge", "roofline", "aiconfigurator", "answers"]
 
 
 class _Strict(BaseModel):
@@ -170,6 +170,9 @@ class GpuSpec(_Strict):
     fp8_tflops: float | None = Field(default=None, gt=0)  # dense FP8 tensor (Ada, Hopper and later)
     compute_capability: float | None = Field(default=None, gt=0)  # e.g. 8.9 for Ada: decides FP8
     architecture: str = ""
+    # NVIDIA aiconfigurator's name for this part where it ships measured kernel tables
+    # (h100_sxm, h200_sxm, a100_sxm, l40s, ...): advisor/aiconfigurator.py
+    aiconfigurator_system: str = Field(default="", max_length=64, pattern=r"^[a-z0-9_]*$")
     source: str = Field(min_length=1)
 
     @property

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from advisor import load as queue
-from advisor import physics, speed
+from advisor import aiconfigurator, physics, speed
 from advisor.answers import with_workload_defaults
 from advisor.backends import Backend, backend as backend_of
 from advisor.domain import Answers, Hardware, ModelSpec, ProbeResult, Provenance
@@ -150,9 +150,18 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     # roofline times calibrated coefficients, or scaled to this machine's probe.
     avg_ctx = ctx + answers.output_tokens // 2
     costs, cost_src = speed.step_costs(k, b, model, gpu, quant, tp, avg_ctx, os_name)
+    speed_origin = "roofline"
+    measured_tables = aiconfigurator.step_costs(b, model, gpu, quant, tp, avg_ctx) if b.row.aiconfigurator else None
+    if measured_tables is not None:  # NVIDIA's measured kernel tables for this engine and GPU
+        # the calibrated roofline stays beside it as a cross-check the user can read
+        roof = (f"; the calibrated roofline says {costs.prefill_ms(ctx):.0f} ms",
+                f"; the calibrated roofline says {1e3 / costs.step_ms(1):.1f} tok/s one stream")
+        costs, cost_src = measured_tables
+        cost_src = {"prefill": cost_src["prefill"] + roof[0], "decode": cost_src["decode"] + roof[1]}
+        speed_origin = "aiconfigurator"
     ttft = costs.prefill_ms(ctx)
-    ttft_src = f"roofline: {cost_src['prefill']}"
-    ttft_origin = "roofline"
+    ttft_src = f"{speed_origin}: {cost_src['prefill']}"
+    ttft_origin = speed_origin
     replaced_ttft = replaced_decode = None
     if probe is not None and probe.ttft:
         got = _probe_ttft(probe, model, ctx)
@@ -161,7 +170,7 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
             roof = physics.prefill_roofline_ms(model, gpu, quant, ctx)
             if measured >= roof:
                 replaced_ttft = (measured, ttft, ttft_src)
-                costs = replace(costs, prefill_scale=costs.prefill_scale * measured / ttft)
+                costs = costs.scaled(prefill=measured / ttft)
                 ttft, ttft_origin = measured, "probe"
                 ttft_src = f"probe on {probe.gpu or 'this GPU'}: {how}"
             else:
@@ -169,22 +178,20 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     origins["ttft_ms"] = Provenance(origin=ttft_origin, source=ttft_src)
 
     single = 1e3 / costs.step_ms(1)
-    dec_src = f"roofline: {cost_src['decode']}"
-    dec_origin = "roofline"
+    dec_src = f"{speed_origin}: {cost_src['decode']}"
+    dec_origin = speed_origin
     if probe is not None and probe.decode_tok_s:
         roof = physics.decode_roofline_tok_s(k, model, gpu, quant, avg_ctx) * max(tp, 1)
         if probe.decode_tok_s <= roof:
             replaced_decode = (probe.decode_tok_s, single, dec_src)
             f = single / probe.decode_tok_s  # the measured single stream; batching keeps the roofline's shape
-            costs = replace(costs, decode_fixed_ms=costs.decode_fixed_ms * f, decode_per_seq_ms=costs.decode_per_seq_ms * f)
+            costs = costs.scaled(decode=f)
             single, dec_origin = probe.decode_tok_s, "probe"
             dec_src = f"probe: decode tok/s measured on {probe.gpu or 'this GPU'}"
         else:
             notes.append(f"probe decode {probe.decode_tok_s:.1f} tok/s beats the {roof:.1f} tok/s roofline; not used")
-    ttft_band, ttft_band_src = (k.value("band.probe"), f"±{k.value('band.probe'):.0%} ({k.source('band.probe')})") \
-        if ttft_origin == "probe" else speed.band(k, b, "prefill")
-    dec_band, dec_band_src = (k.value("band.probe"), f"±{k.value('band.probe'):.0%} ({k.source('band.probe')})") \
-        if dec_origin == "probe" else speed.band(k, b, "decode")
+    ttft_band, ttft_band_src = _band(k, b, ttft_origin, "prefill")
+    dec_band, dec_band_src = _band(k, b, dec_origin, "decode")
 
     # Load as the user described it: N sequences in flight, an arrival rate, or an offline batch.
     ld = _load(k, answers, b, costs, ctx, n, hw, tp, budget_one=_budget(margin, free_for_context, per_token, 1, activation, quad),
@@ -196,7 +203,8 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
         origin=dec_origin, source=f"{dec_src}; {ld.per_user_how}; band {dec_band_src}")
     origins["total_tok_s"] = Provenance(origin=dec_origin, source=ld.total_how)
     origins["ttft_ms"] = Provenance(origin=ttft_origin, source=f"{ttft_src}; {ld.ttft_how}; band {ttft_band_src}")
-    origins["p95_latency_s"] = Provenance(origin="roofline", source=ld.p95_how)
+    origins["p95_latency_s"] = Provenance(origin=ttft_origin if ttft_origin == dec_origin else "roofline",
+                                          source=ld.p95_how)
     replicas_possible = max(hw.count // max(tp, 1), 0)
     if ld.seqs != n:  # an offline batch holds its batch's KV, not the user's concurrency
         need_gb = base_gb + per_token * seq * ld.seqs + activation * ctx
@@ -228,6 +236,15 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
         replaced={name: v for name, v in (("TTFT (ms)", replaced_ttft), ("decode (tok/s, one stream)", replaced_decode))
                   if v is not None},
     )
+
+
+def _band(k, b: Backend, origin: str, figure: str) -> tuple[float, str]:
+    """How far this figure may be off: a probe's repeatability, aiconfigurator's tables' own
+    error, else the engine's calibration residuals (or the assumed band)."""
+    key = {"probe": "band.probe", "aiconfigurator": "band.aiconfigurator"}.get(origin)
+    if key is None:
+        return speed.band(k, b, figure)
+    return k.value(key), f"±{k.value(key):.0%} ({k.source(key)})"
 
 
 def _weights_src(k, model: ModelSpec, quant: str) -> str:

@@ -15,7 +15,7 @@ latency under the load the user described.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from advisor import physics
 from advisor.backends import Backend
@@ -40,6 +40,11 @@ class StepCosts:
     attn_ms_per_flop: float = 0.0  # attention's own rate where measured (0: the matmuls' rate)
     # measured step multipliers of the weights part at batch N (llama-batched-bench), sorted by N
     batch_multiplier: tuple[tuple[int, float], ...] = ()
+
+    def scaled(self, prefill: float = 1.0, decode: float = 1.0) -> "StepCosts":
+        """The same curve shapes scaled to a measurement (a probe on this machine)."""
+        return replace(self, prefill_scale=self.prefill_scale * prefill, decode_fixed_ms=self.decode_fixed_ms * decode,
+                       decode_per_seq_ms=self.decode_per_seq_ms * decode)
 
     def prefill_ms(self, tokens: int) -> float:
         n = max(int(tokens), 1)

@@ -278,6 +278,9 @@ class BackendRow(_Row):
     spills_silently_on_windows: bool
     serves_gguf: bool = False  # serves a GGUF file as it is
     local_hf_quantizations: list[Quant] = []  # what it can serve a local HF directory at
+    # the aiconfigurator-core backend whose measured kernel tables model this engine (vllm,
+    # sglang, trtllm); '' for none: advisor/aiconfigurator.py
+    aiconfigurator: str = Field(default="", max_length=32, pattern=r"^[a-z0-9_]*$")
 
 
 class PlaybookRow(_Row):

@@ -41,7 +41,7 @@ def _wrap(text: str, first: str, rest: str, width: int = WRAP) -> str:
 
 
 ORIGIN_WORDS = {"probe": "measured here", "knowledge": "stored table", "roofline": "physics x efficiency",
-                "answers": "your answer"}
+                "aiconfigurator": "NVIDIA's measured tables", "answers": "your answer"}
 
 
 def predicted_text(p: Plan, width: int = WRAP) -> str:

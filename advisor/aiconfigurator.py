@@ -1,0 +1,206 @@
+"""vLLM step costs from NVIDIA's aiconfigurator-core, where it has measured data (optional extra).
+
+aiconfigurator-core (Apache-2.0, `pip install 'advisor[aiconfigurator]'`) ships per-GPU tables of
+kernels timed under vLLM, SGLang and TRT-LLM (GEMMs per quantization, attention, communication)
+for datacenter parts (H100/H200 SXM, A100 SXM, L40S, B200, ...), and composes a model's prefill
+and decode step from them. Where a GPU row names its system (`aiconfigurator_system` in
+knowledge/gpus.toml), the engine row names the aiconfigurator backend that models it
+(`aiconfigurator` in knowledge/backends.toml) and the architecture and quantization are ones it
+models, the plan's prefill curve and decode steps come from those tables instead of the roofline
+x a calibrated efficiency. Everything else keeps advisor/speed.py's model, whose vLLM rows were
+themselves fitted to these tables (bench/aiconfigurator/fit_vllm.py).
+
+The import is lazy (only when a plan asks for it) and never reaches a network: the model is
+described by a config.json written from the advisor's own architecture facts into a temporary
+folder, so aiconfigurator never looks a name up on a hub.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from advisor.load import EngineCosts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from advisor.backends import Backend
+    from advisor.domain import GpuSpec, ModelSpec
+
+DIST = "aiconfigurator-core"
+# The advisor's quantization -> aiconfigurator's GEMM mode under vLLM. FP16 runs the BF16
+# tables (same tensor-core rate). Its vLLM tables (0.12.0) hold bfloat16, fp8 and fp8_block
+# GEMMs only: AWQ/GPTQ (W4A16) plans keep the calibrated roofline.
+GEMM_MODE = {"fp16": "bfloat16", "bf16": "bfloat16", "fp8": "fp8"}
+# Architectures aiconfigurator composes (its ARCHITECTURE_TO_MODEL_FAMILY), as the advisor's
+# families map onto them: Mistral without sliding layers is the Llama graph.
+DENSE = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"}
+MOE = {"MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM"}
+
+_LOCK = threading.Lock()
+_ENGINES: dict[tuple, object] = {}
+
+
+def available() -> bool:
+    """True when the optional extra is installed (checked without importing it)."""
+    try:
+        return importlib.util.find_spec("aiconfigurator_core") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as _v
+
+    try:
+        return _v(DIST)
+    except PackageNotFoundError:
+        return "?"
+
+
+def hf_config(model: "ModelSpec") -> dict | None:
+    """A config.json for the architectures aiconfigurator composes, from the stored facts."""
+    arch = model.hf_architecture
+    if model.is_mla or model.sliding_layers:
+        return None
+    if arch not in DENSE | MOE:
+        return None
+    if (arch in MOE) != bool(model.experts):
+        return None
+    cfg = {
+        "architectures": ["LlamaForCausalLM" if arch == "MistralForCausalLM" else arch],
+        "model_type": "mixtral" if arch == "MixtralForCausalLM" else "llama",
+        "hidden_size": model.hidden_size, "intermediate_size": model.intermediate_size,
+        "num_hidden_layers": model.layers, "num_attention_heads": model.attention_heads,
+        "num_key_value_heads": model.kv_heads, "head_dim": model.head_dim,
+        "vocab_size": model.vocab_size, "max_position_embeddings": model.max_context,
+        "tie_word_embeddings": model.tied_embeddings, "torch_dtype": model.dtype or "bfloat16",
+        "rope_theta": model.rope_theta or 10000.0, "hidden_act": "silu", "rms_norm_eps": 1e-6,
+    }
+    if arch in MOE:
+        cfg.update(num_local_experts=model.experts, num_experts=model.experts,
+                   num_experts_per_tok=model.experts_active,
+                   moe_intermediate_size=model.moe_intermediate_size or model.intermediate_size)
+        if model.shared_intermediate_size:
+            cfg["shared_expert_intermediate_size"] = model.shared_intermediate_size
+    return cfg
+
+
+def why_not(b: "Backend", model: "ModelSpec", gpu: "GpuSpec", quant: str) -> str:
+    """'' when aiconfigurator models this candidate; else the reason, in a few words."""
+    if not b.row.aiconfigurator:
+        return f"{b.name}: aiconfigurator has no tables for this engine"
+    if not gpu.aiconfigurator_system:
+        return f"{gpu.name}: aiconfigurator has no measured tables for this GPU"
+    if quant not in GEMM_MODE:
+        return f"{quant}: not a quantization aiconfigurator models under {b.row.aiconfigurator}"
+    if hf_config(model) is None:
+        return f"{model.id} ({model.hf_architecture}): not an architecture aiconfigurator composes"
+    if not available():
+        return f"the optional extra is not installed (pip install 'advisor[aiconfigurator]')"
+    return ""
+
+
+@dataclass(frozen=True)
+class AicCosts:
+    """The StepCosts interface (advisor/speed.py) over an aiconfigurator engine: the prefill of a
+    prompt of n tokens, and a decode step of n sequences at the plan's mean context."""
+
+    engine_handle: object
+    context: int  # mean context of a decoding sequence (prompt + half the output)
+    system: str
+    backend_version: str
+    prefill_scale: float = 1.0  # a probe on this machine rescales, as it does the roofline
+    decode_scale: float = 1.0
+    batching: str = "continuous"
+    amdahl_s: float = 0.0
+
+    def prefill_ms(self, tokens: int) -> float:
+        return _call(self.engine_handle.predict_prefill_latency, 1, max(int(tokens), 1)) * self.prefill_scale
+
+    def step_ms(self, n: int) -> float:
+        # a step of n sequences at this context (osl 2: the step right after the prompt's)
+        return _call(self.engine_handle.predict_decode_latency, max(int(n), 1), self.context, 2) * self.decode_scale
+
+    def scaled(self, prefill: float = 1.0, decode: float = 1.0) -> "AicCosts":
+        return replace(self, prefill_scale=self.prefill_scale * prefill, decode_scale=self.decode_scale * decode)
+
+    def engine(self, max_seqs: int) -> EngineCosts:
+        return EngineCosts(batching=self.batching, max_seqs=max(int(max_seqs), 1), prefill_ms=self.prefill_ms,
+                           decode_step_ms=self.step_ms, chunked_prefill=True)
+
+
+def _call(fn, *args) -> float:
+    with _LOCK:  # the Rust engine is shared between the TUI's worker threads
+        return float(fn(*args))
+
+
+def step_costs(b: "Backend", model: "ModelSpec", gpu: "GpuSpec", quant: str, tp: int,
+               avg_ctx: int) -> tuple[AicCosts, dict[str, str]] | None:
+    """The candidate's step costs from aiconfigurator's tables, or None where it has none."""
+    if why_not(b, model, gpu, quant):
+        return None
+    handle, ver = _engine(b.row.aiconfigurator, gpu.aiconfigurator_system, model, quant, max(int(tp), 1))
+    if handle is None:
+        return None
+    costs = AicCosts(engine_handle=handle, context=max(int(avg_ctx), 1), system=gpu.aiconfigurator_system,
+                     backend_version=ver)
+    where = (f"aiconfigurator-core {version()}: {b.row.aiconfigurator} {ver} kernel tables measured on "
+             f"{gpu.aiconfigurator_system} ({GEMM_MODE[quant]} GEMMs, bf16 KV cache, TP {max(int(tp), 1)})")
+    return costs, {"prefill": f"{where}, prefill of the prompt",
+                   "decode": f"{where}, decode step at {costs.context:,} tokens of context"}
+
+
+def _engine(backend: str, system: str, model: "ModelSpec", quant: str, tp: int):
+    cfg = hf_config(model)
+    digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+    key = (backend, system, digest, quant, tp)
+    with _LOCK:
+        if key in _ENGINES:
+            return _ENGINES[key]
+    got = _compile(backend, system, cfg, digest, quant, tp)
+    with _LOCK:
+        _ENGINES[key] = got
+    return got
+
+
+@functools.lru_cache(maxsize=None)
+def _latest(system: str, backend: str) -> str:
+    from aiconfigurator_core.sdk.perf_database import get_latest_database_version
+
+    return get_latest_database_version(system, backend) or ""
+
+
+def _compile(backend: str, system: str, cfg: dict, digest: str, quant: str, tp: int):
+    """(EngineHandle, backend version) or (None, '') where aiconfigurator cannot build it."""
+    logging.getLogger("aiconfigurator_core").setLevel(logging.ERROR)
+    try:
+        from aiconfigurator_core.sdk.engine import EngineHandle
+    except Exception:  # a broken install is the same as none: the roofline stays
+        return None, ""
+    folder = os.path.join(tempfile.gettempdir(), f"advisor-aic-{os.getuid() if hasattr(os, 'getuid') else 0}", digest)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "config.json")
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(cfg, f)
+        os.replace(tmp, path)
+        ver = _latest(system, backend)
+        if not ver:
+            return None, ""
+        handle = EngineHandle.compile(folder, system, backend, backend_version=ver, tp_size=tp,
+                                      gemm_quant_mode=GEMM_MODE[quant], kvcache_quant_mode="bfloat16",
+                                      fmha_quant_mode="bfloat16")
+        handle.predict_prefill_latency(1, 128)  # fails here, not mid-plan, where a table is missing
+        return handle, str(ver)
+    except Exception:  # unsupported shape or table: this candidate keeps the calibrated roofline
+        return None, ""
