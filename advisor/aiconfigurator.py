@@ -49,7 +49,10 @@ _ENGINES: dict[tuple, object] = {}
 
 
 def available() -> bool:
-    """True when the optional extra is installed (checked without importing it)."""
+    """True when the optional extra is installed (checked without importing it) and not switched
+    off with ADVISOR_AICONFIGURATOR=off (the calibrated roofline alone, e.g. to compare)."""
+    if os.environ.get("ADVISOR_AICONFIGURATOR", "").strip().lower() in ("0", "off", "no", "false"):
+        return False
     try:
         return importlib.util.find_spec("aiconfigurator_core") is not None
     except (ImportError, ValueError):
@@ -105,7 +108,7 @@ def why_not(b: "Backend", model: "ModelSpec", gpu: "GpuSpec", quant: str) -> str
     if hf_config(model) is None:
         return f"{model.id} ({model.hf_architecture}): not an architecture aiconfigurator composes"
     if not available():
-        return f"the optional extra is not installed (pip install 'advisor[aiconfigurator]')"
+        return "the optional extra is not installed (pip install 'advisor[aiconfigurator]') or is switched off"
     return ""
 
 

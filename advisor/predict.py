@@ -190,8 +190,8 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
             dec_src = f"probe: decode tok/s measured on {probe.gpu or 'this GPU'}"
         else:
             notes.append(f"probe decode {probe.decode_tok_s:.1f} tok/s beats the {roof:.1f} tok/s roofline; not used")
-    ttft_band, ttft_band_src = _band(k, b, ttft_origin, "prefill")
-    dec_band, dec_band_src = _band(k, b, dec_origin, "decode")
+    ttft_band, ttft_band_src = _band(k, b, ttft_origin, "prefill", speed.arch_token(gpu), quant)
+    dec_band, dec_band_src = _band(k, b, dec_origin, "decode", speed.arch_token(gpu), quant)
 
     # Load as the user described it: N sequences in flight, an arrival rate, or an offline batch.
     ld = _load(k, answers, b, costs, ctx, n, hw, tp, budget_one=_budget(margin, free_for_context, per_token, 1, activation, quad),
@@ -238,12 +238,12 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     )
 
 
-def _band(k, b: Backend, origin: str, figure: str) -> tuple[float, str]:
+def _band(k, b: Backend, origin: str, figure: str, arch: str, quant: str) -> tuple[float, str]:
     """How far this figure may be off: a probe's repeatability, aiconfigurator's tables' own
     error, else the engine's calibration residuals (or the assumed band)."""
     key = {"probe": "band.probe", "aiconfigurator": "band.aiconfigurator"}.get(origin)
     if key is None:
-        return speed.band(k, b, figure)
+        return speed.band(k, b, figure, arch, quant)
     return k.value(key), f"±{k.value(key):.0%} ({k.source(key)})"
 
 

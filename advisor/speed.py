@@ -1,6 +1,6 @@
 """Each engine's step costs on this GPU: a prefill curve and a decode step per batch size.
 
-prefill(n) = floor + FLOPs(n) / (peak of the math the engine runs x efficiency)
+prefill(n) = floor + max(FLOPs(n) / (peak of the math the engine runs x efficiency), weights read once)
 decode step(N) = max(weights read / (bandwidth x efficiency), layers x per-layer launch cost)
                  + N x (one sequence's KV read / (bandwidth x efficiency) + per-sequence cost)
 
@@ -40,6 +40,8 @@ class StepCosts:
     attn_ms_per_flop: float = 0.0  # attention's own rate where measured (0: the matmuls' rate)
     # measured step multipliers of the weights part at batch N (llama-batched-bench), sorted by N
     batch_multiplier: tuple[tuple[int, float], ...] = ()
+    # reading every weight once: a short prompt's matmuls are bound by it, not by the FLOPs
+    prefill_read_ms: float = 0.0
 
     def scaled(self, prefill: float = 1.0, decode: float = 1.0) -> "StepCosts":
         """The same curve shapes scaled to a measurement (a probe on this machine)."""
@@ -55,7 +57,7 @@ class StepCosts:
             work = (flops - attn) * self.ms_per_flop + attn * self.attn_ms_per_flop
         else:
             work = flops * self.ms_per_flop
-        return (self.floor_ms + launch + work) * self.prefill_scale
+        return (self.floor_ms + launch + max(work, self.prefill_read_ms)) * self.prefill_scale
 
     def multiplier(self, n: int) -> float:
         """The measured growth of a step's weight part with the batch, interpolated in log N."""
@@ -105,20 +107,31 @@ class StepCosts:
                            decode_step_ms=decode, chunked_prefill=self.batching == "continuous")
 
 
-def coefficient(k, b: Backend, name: str, os_name: str = "", quant: str = "") -> tuple[float, str] | None:
-    """<engine>.<name>[.<quant>|.<os>] from calibration, with its source; None where the engine has none."""
+def arch_token(gpu: GpuSpec) -> str:
+    """The GPU's architecture as calibration keys name it (sm90 Hopper, sm89 Ada, sm80 A100):
+    kernels and their efficiencies are a property of the architecture, fitted on one part of it."""
+    cc = gpu.compute_capability
+    return f"sm{int(round(cc * 10))}" if cc else ""
+
+
+def coefficient(k, b: Backend, name: str, os_name: str = "", quant: str = "", arch: str = "") -> tuple[float, str] | None:
+    """<engine>.<name>[.<quant>.<arch>|.<arch>|.<quant>|.<os>] from calibration, the most specific
+    row first, with its source; None where the engine has none."""
     base = b.calibration_key()
-    keys = ((f"{base}.{name}.{quant}",) if quant else ()) + ((f"{base}.{name}.{os_name}",) if os_name else ())
+    keys = ((f"{base}.{name}.{quant}.{arch}",) if quant and arch else ()) + ((f"{base}.{name}.{arch}",) if arch else ())
+    keys += ((f"{base}.{name}.{quant}",) if quant else ()) + ((f"{base}.{name}.{os_name}",) if os_name else ())
     for key in keys + (f"{base}.{name}",):
         if k.has(key):
             return k.value(key), f"{key} = {k.value(key):g} ({k.source(key)})"
     return None
 
 
-def band(k, b: Backend, figure: str) -> tuple[float, str]:
-    """The relative uncertainty of this engine's figure: its fit's residuals, else the assumed band."""
-    key = next((f"band.{base}.{figure}" for base in (b.name, b.calibration_key())
-                if k.has(f"band.{base}.{figure}")), "band.assumed")
+def band(k, b: Backend, figure: str, arch: str = "", quant: str = "") -> tuple[float, str]:
+    """The relative uncertainty of this engine's figure: its fit's residuals (for this
+    quantization on this GPU architecture where the fit was that specific), else the assumed band."""
+    names = [f"band.{base}.{figure}.{quant}.{arch}" for base in (b.name, b.calibration_key()) if arch and quant]
+    names += [f"band.{base}.{figure}" for base in (b.name, b.calibration_key())]
+    key = next((n for n in names if k.has(n)), "band.assumed")
     return k.value(key), f"±{k.value(key):.0%} ({k.source(key)})"
 
 
@@ -126,39 +139,45 @@ def step_costs(k, b: Backend, model: ModelSpec, gpu: GpuSpec, quant: str, tp: in
                os_name: str) -> tuple[StepCosts, dict[str, str]]:
     """The candidate's step costs, and the source of each part (for the plan's origins)."""
     tp = max(tp, 1)
-    eff, eff_src = coefficient(k, b, "prefill_flops_efficiency", os_name, quant) or (None, "")
+    arch = arch_token(gpu)
+    eff, eff_src = coefficient(k, b, "prefill_flops_efficiency", os_name, quant, arch) or (None, "")
     if eff is None:
         raise KeyError(f"calibration row {b.calibration_key()}.prefill_flops_efficiency missing")
     peak = physics.math_peak(gpu, quant) * tp
-    floor = coefficient(k, b, "prefill_floor_ms", os_name)
+    floor = coefficient(k, b, "prefill_floor_ms", os_name, arch=arch)
     scale = 1.0
     prefill_src = f"FLOPs / ({peak / 1e12:g} TFLOP/s x {eff_src})"
     if floor:
         prefill_src = f"{floor[1]} + " + prefill_src
+    floor_ms = floor[0] if floor else 0.0
+    per_layer_once = coefficient(k, b, "prefill_ms_per_layer", os_name, arch=arch)
+    if per_layer_once:  # launches and scheduling once per prompt, per layer (vLLM: one chunk)
+        floor_ms += model.layers * per_layer_once[0]
+        prefill_src = f"{model.layers} layers x {per_layer_once[1]} + " + prefill_src
     if b.compiled_prefill:
         sp = k.value("transformers-compiled.prefill_speedup")
         scale = 1 - sp
         prefill_src += f" x (1 - {sp:g}, {k.source('transformers-compiled.prefill_speedup')})"
 
-    bw_eff, bw_src = coefficient(k, b, "decode_bw_efficiency", os_name, quant) or (None, "")
+    bw_eff, bw_src = coefficient(k, b, "decode_bw_efficiency", os_name, quant, arch) or (None, "")
     if bw_eff is None:
         raise KeyError(f"calibration row {b.calibration_key()}.decode_bw_efficiency missing")
     bw = gpu.bandwidth_gb_s * 1e9 * bw_eff
     kv_seq = model.kv_bytes_for(avg_ctx) / model.kv_split(tp)
     weights_read = physics.decode_bytes_per_token(k, model, quant, avg_ctx) / tp - kv_seq
-    fixed = weights_read / bw * 1e3
+    fixed = read_ms = weights_read / bw * 1e3
     decode_src = f"{weights_read / 1e9:.2f} GB of weights per step / ({gpu.bandwidth_gb_s:g} GB/s x {bw_src})"
-    launch = coefficient(k, b, "decode_overhead_ms_per_layer", os_name)
+    launch = coefficient(k, b, "decode_overhead_ms_per_layer", os_name, arch=arch)
     if launch and model.layers * launch[0] > fixed:  # small models are launch-bound
         fixed = model.layers * launch[0]
         decode_src = f"kernel-launch floor: {model.layers} layers x {launch[1]}"
-    per_layer = coefficient(k, b, "decode_ms_per_layer", os_name)
+    per_layer = coefficient(k, b, "decode_ms_per_layer", os_name, arch=arch)
     if per_layer:  # measured: a fixed cost per layer per step on top of the reads (llama.cpp)
         fixed += model.layers * per_layer[0]
         decode_src += f" + {model.layers} layers x {per_layer[1]}"
-    kv_eff = coefficient(k, b, "decode_kv_bw_efficiency", os_name)
+    kv_eff = coefficient(k, b, "decode_kv_bw_efficiency", os_name, arch=arch)
     per_seq = kv_seq / (gpu.bandwidth_gb_s * 1e9 * (kv_eff[0] if kv_eff else bw_eff)) * 1e3
-    extra = coefficient(k, b, "decode_ms_per_seq", os_name)
+    extra = coefficient(k, b, "decode_ms_per_seq", os_name, arch=arch)
     if extra:
         per_seq += extra[0]
         decode_src += f"; + {extra[1]} per sequence in the batch"
@@ -167,19 +186,19 @@ def step_costs(k, b: Backend, model: ModelSpec, gpu: GpuSpec, quant: str, tp: in
         s_key = f"amdahl_s.{model.id}" if k.has(f"amdahl_s.{model.id}") else "amdahl_s.default"
         amdahl = k.value(s_key)
         decode_src += f"; Amdahl s = {amdahl:g} across slots ({k.source(s_key)})"
-    attn_eff = coefficient(k, b, "prefill_attention_efficiency", os_name)
+    attn_eff = coefficient(k, b, "prefill_attention_efficiency", os_name, arch=arch)
     if attn_eff:  # flash attention runs in 16 bits whatever the weights' quantization
         prefill_src += f"; attention at {attn_eff[1]} of the FP16 peak"
-    ubatch = coefficient(k, b, "prefill_ms_per_layer_per_ubatch", os_name)
+    ubatch = coefficient(k, b, "prefill_ms_per_layer_per_ubatch", os_name, arch=arch)
     if ubatch:
         prefill_src += f" + {model.layers} layers x {ubatch[1]} per 512-token micro-batch"
     mult = tuple((n_, k.value(key)) for n_ in (2, 4, 8, 16, 32)
                  if k.has(key := f"{b.calibration_key()}.batch_step_multiplier.{quant}.n{n_}"))
     if mult:
         decode_src += f"; batch growth of the weight part measured ({b.calibration_key()}.batch_step_multiplier.{quant}.*)"
-    costs = StepCosts(floor_ms=floor[0] if floor else 0.0, ms_per_flop=1e3 / (peak * eff), model=model,
+    costs = StepCosts(floor_ms=floor_ms, ms_per_flop=1e3 / (peak * eff), model=model,
                       decode_fixed_ms=fixed, decode_per_seq_ms=per_seq, batching=b.batching,
                       amdahl_s=amdahl, prefill_scale=scale, ubatch_ms_per_layer=ubatch[0] if ubatch else 0.0,
-                      batch_multiplier=mult,
+                      batch_multiplier=mult, prefill_read_ms=read_ms,
                       attn_ms_per_flop=1e3 / (gpu.acc32_flops * tp * attn_eff[0]) if attn_eff else 0.0)
     return costs, {"prefill": prefill_src, "decode": decode_src}

@@ -217,6 +217,13 @@ VALUE_BOUNDS: list[tuple[str, Bound]] = [
     ("*.prefill_attention_efficiency", FRACTION),
     ("*.batch_step_multiplier.*", Bound(1, 64)),
     ("*.decode_ms_per_seq", Bound(0, 1000)),
+    ("*.prefill_floor_ms.*", Bound(0, 10_000)),  # per GPU architecture (.sm90, ...)
+    ("*.prefill_ms_per_layer", Bound(0, 100)),
+    ("*.prefill_ms_per_layer.*", Bound(0, 100)),
+    ("*.decode_ms_per_layer.*", Bound(0, 100)),
+    ("*.decode_kv_bw_efficiency.*", FRACTION),
+    ("*.prefill_attention_efficiency.*", FRACTION),
+    ("*.decode_ms_per_seq.*", Bound(0, 1000)),
     ("band.*", Bound(0.01, 0.95)),
     ("attention.n2_bytes_per_head.*", Bound(0.1, 100)),
     ("attention.linear_min_compute_capability", Bound(1, 100)),  # a band of 100 % would let any target pass
