@@ -572,6 +572,9 @@ class ProbeResult(_Strict):
 class Provenance(_Strict):
     origin: Origin
     source: str
+    # True where no measurement of this engine checks the efficiency behind the figure (the wide
+    # band.assumed): every output says so beside the figure
+    assumed: bool = False
 
 
 class LoadFigures(_Strict):

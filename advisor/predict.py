@@ -190,8 +190,11 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
             dec_src = f"probe: decode tok/s measured on {probe.gpu or 'this GPU'}"
         else:
             notes.append(f"probe decode {probe.decode_tok_s:.1f} tok/s beats the {roof:.1f} tok/s roofline; not used")
-    ttft_band, ttft_band_src = _band(k, b, ttft_origin, "prefill", speed.arch_token(gpu), quant)
-    dec_band, dec_band_src = _band(k, b, dec_origin, "decode", speed.arch_token(gpu), quant)
+    arch = speed.arch_token(gpu)
+    ttft_band, ttft_band_src = _band(k, b, ttft_origin, "prefill", arch, quant)
+    dec_band, dec_band_src = _band(k, b, dec_origin, "decode", arch, quant)
+    ttft_assumed = ttft_origin == "roofline" and speed.assumed(k, b, "prefill", arch, quant)
+    dec_assumed = dec_origin == "roofline" and speed.assumed(k, b, "decode", arch, quant)
 
     # Load as the user described it: N sequences in flight, an arrival rate, or an offline batch.
     ld = _load(k, answers, b, costs, ctx, n, hw, tp, budget_one=_budget(margin, free_for_context, per_token, 1, activation, quad),
@@ -200,11 +203,12 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     if b.batching == "slots":
         amdahl = 1.0 / (costs.amdahl_s * ld.seqs + 1 - costs.amdahl_s)
     origins["decode_tok_s_per_user"] = Provenance(
-        origin=dec_origin, source=f"{dec_src}; {ld.per_user_how}; band {dec_band_src}")
-    origins["total_tok_s"] = Provenance(origin=dec_origin, source=ld.total_how)
-    origins["ttft_ms"] = Provenance(origin=ttft_origin, source=f"{ttft_src}; {ld.ttft_how}; band {ttft_band_src}")
+        origin=dec_origin, source=f"{dec_src}; {ld.per_user_how}; band {dec_band_src}", assumed=dec_assumed)
+    origins["total_tok_s"] = Provenance(origin=dec_origin, source=ld.total_how, assumed=dec_assumed)
+    origins["ttft_ms"] = Provenance(origin=ttft_origin, source=f"{ttft_src}; {ld.ttft_how}; band {ttft_band_src}",
+                                    assumed=ttft_assumed)
     origins["p95_latency_s"] = Provenance(origin=ttft_origin if ttft_origin == dec_origin else "roofline",
-                                          source=ld.p95_how)
+                                          source=ld.p95_how, assumed=ttft_assumed or dec_assumed)
     replicas_possible = max(hw.count // max(tp, 1), 0)
     if ld.seqs != n:  # an offline batch holds its batch's KV, not the user's concurrency
         need_gb = base_gb + per_token * seq * ld.seqs + activation * ctx

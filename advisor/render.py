@@ -119,7 +119,7 @@ def predicted_lines(p: Plan) -> list[str]:
     out = []
     for label, value, key in figure_rows(p):
         origin = pr.origins.get(key)
-        tag = f"[{origin.origin}]" if origin else ""
+        tag = f"[{origin.origin}{', assumed' if origin.assumed else ''}]" if origin else ""
         out.append(f"  {label:<18}{value:>20}  {tag}")
     return out + load_lines(p)
 

@@ -135,6 +135,13 @@ def band(k, b: Backend, figure: str, arch: str = "", quant: str = "") -> tuple[f
     return k.value(key), f"±{k.value(key):.0%} ({k.source(key)})"
 
 
+def assumed(k, b: Backend, figure: str, arch: str = "", quant: str = "") -> bool:
+    """True where no fit covers this engine's figure here: its band is the assumed one."""
+    return band(k, b, figure, arch, quant)[0] == k.value("band.assumed") and not any(
+        k.has(f"band.{base}.{figure}{sfx}") for base in (b.name, b.calibration_key())
+        for sfx in ("", f".{quant}.{arch}"))
+
+
 def step_costs(k, b: Backend, model: ModelSpec, gpu: GpuSpec, quant: str, tp: int, avg_ctx: int,
                os_name: str) -> tuple[StepCosts, dict[str, str]]:
     """The candidate's step costs, and the source of each part (for the plan's origins)."""

@@ -126,3 +126,22 @@ def test_the_cli_says_where_the_speed_came_from():
     p = json.loads(out.stdout)["recommendation"]["predicted"]
     assert p["origins"]["decode_tok_s_per_user"]["origin"] == "aiconfigurator"
     assert "h200_sxm" in p["origins"]["decode_tok_s_per_user"]["source"]
+
+
+def test_every_output_marks_an_assumed_efficiency_beside_the_figure(k, monkeypatch):
+    from advisor.render import predicted_lines
+    from advisor.tui.screens.advice import predicted_text
+
+    monkeypatch.setenv("ADVISOR_AICONFIGURATOR", "off")
+    tgi = recommend(answers_from_dict({**_chat("H100 80GB"), "constraints": {"backend": "tgi", "quantization": "bf16"}}),
+                    knowledge=k).recommendation
+    assert tgi.predicted.origins["ttft_ms"].assumed and tgi.predicted.origins["decode_tok_s_per_user"].assumed
+    assert not tgi.predicted.origins["vram_gb"].assumed
+    ttft_line = next(line for line in predicted_lines(tgi) if "TTFT" in line)
+    assert "[roofline, assumed]" in ttft_line and "±50%" in ttft_line
+    assert "assumed efficiency" in predicted_text(tgi, width=100)
+    assert '"assumed": true' in tgi.model_dump_json(indent=1).replace("true,", "true")
+
+    fitted = recommend(answers_from_dict(_chat("H100 80GB")), knowledge=k).recommendation
+    assert not fitted.predicted.origins["ttft_ms"].assumed
+    assert "assumed" not in next(line for line in predicted_lines(fitted) if "TTFT" in line)

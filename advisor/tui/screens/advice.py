@@ -31,7 +31,8 @@ def predicted_rows(p: Plan) -> list[tuple[str, str, str, str]]:
     out = []
     for label, value, key in figure_rows(p):
         o = pr.origins.get(key)
-        out.append((label, value, o.origin if o else "?", o.source if o else ""))
+        origin = (o.origin + ("*" if o.assumed else "")) if o else "?"  # *: an assumed efficiency
+        out.append((label, value, origin, o.source if o else ""))
     return out
 
 
@@ -51,7 +52,8 @@ def predicted_text(p: Plan, width: int = WRAP) -> str:
     lines = [f"{'predicted':<17}{'value':>19}  {'origin':<10}"]
     for label, value, origin, _source in predicted_rows(p):
         line = f"{label:<17}{value:>19}  {origin:<10}"
-        words = f"({ORIGIN_WORDS.get(origin, '')})"
+        words = ("(physics x assumed efficiency)" if origin.endswith("*")
+                 else f"({ORIGIN_WORDS.get(origin, '')})")
         lines.append(line + words if len(line) + len(words) <= width else line.rstrip())
     return "\n".join(lines + load_lines(p))
 
