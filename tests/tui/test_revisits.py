@@ -353,3 +353,26 @@ def test_copy_reaches_the_terminal_through_gnu_screen(make_app, run, monkeypatch
         assert base64.b64decode("".join(chunks)).decode() == app.screen.text
 
     run(app, go)
+
+
+def test_an_empty_field_shows_the_workload_value_it_stands_for(make_app, run):
+    """Left empty, the output length and the SLO targets are the workload's own (knowledge/
+    workloads.toml): the field says which value that is, and follows a change of workload."""
+    app = make_app(Answers(workload="classification", hardware=HardwareAnswers(gpu="RTX 4090")), start="questions")
+
+    async def go(pilot):
+        await to_load_page(pilot)
+        k = app.knowledge
+        cls, chat = k.workloads["classification"], k.workloads["chat"]
+        out = app.screen.query_one("#q-output-tokens")
+        assert out.value == "" and out.placeholder == f"{cls.default_output_tokens:g} (classification)"
+        ttft = app.screen.query_one("#q-slo-ttft-ms")
+        assert ttft.value == "" and ttft.placeholder == f"{cls.default_ttft_ms:g} (classification)"
+        await pilot.press("pageup", "pageup")  # back to the workloads, choose chat
+        await settle(pilot)
+        app.screen.query_one("#w-chat").value = True
+        await settle(pilot)
+        assert out.placeholder == f"{chat.default_output_tokens:g} (chat)"
+        assert chat.default_output_tokens != cls.default_output_tokens
+
+    run(app, go)

@@ -218,6 +218,15 @@ class QuestionnaireScreen(AdvisorScreen):
                    f"{row.typical_context_max:,}, output {row.typical_output_min:,}-"
                    f"{row.typical_output_max:,} tokens.") if row else ""
         self.query_one("#load-typical", Static).update(typical)
+        self.show_workload_defaults(row)
+
+    def show_workload_defaults(self, row) -> None:
+        """An empty field means the workload's own value: show it greyed in the field itself."""
+        defaults = {"output_tokens": row.default_output_tokens, "slo.ttft_ms": row.default_ttft_ms,
+                    "slo.p95_latency_s": row.default_p95_latency_s} if row else {}
+        for path, value in defaults.items():
+            for inp in self.query("#" + wid(path)):
+                inp.placeholder = f"{value:g} ({row.workload})"
 
     def current_source(self) -> str:
         for key, _ in MODEL_SOURCES:
