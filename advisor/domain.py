@@ -137,6 +137,11 @@ class Answers(BaseModel):
                               widget="choice", page="risk")] = "moderate"
     concurrency: Annotated[int, Field(ge=1, le=4096),
                            Ask("concurrency", "simultaneous requests", page="load")] = 1
+    # concurrency N is a closed loop: each user sends the next request think_time_s after the
+    # last answer ended (0: agents back to back, as TR129/TR130 measured)
+    think_time_s: Annotated[float, Field(ge=0, le=86_400),
+                            Ask("think time", "each user's pause before the next request, 0 = back to back",
+                                unit="s", page="load")] = 0.0
     context_tokens: Annotated[int, Field(ge=1, le=2_000_000),
                               Ask("context", "typical prompt + history", unit="tokens", page="load")] = 4096
     output_tokens: Annotated[int | None, Field(ge=1, le=1_000_000),
@@ -590,6 +595,10 @@ class LoadFigures(_Strict):
     max_rate_rps: float | None = None  # the largest arrival rate one replica holds within the SLO (simulated)
     simulated: dict[str, float] | None = None  # the scheduler simulation at this rate: p50/p95
     steady: bool = True
+    # users who pause between requests: the seconds each pauses, and how many requests are then
+    # in flight on average (Little: rate x time in system); None for back-to-back users
+    think_time_s: float | None = None
+    in_flight: float | None = None
 
 
 class Predicted(_Strict):

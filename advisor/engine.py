@@ -258,6 +258,9 @@ def _load_figures(answers: Answers, e: Estimate, simulate: bool) -> LoadFigures:
                       ttft_p95_ms=round(ld.ttft_p95_ms, 1), e2e_p95_s=round(ld.e2e_p95_s, 2),
                       burst_last_ttft_ms=round(ld.burst_ttft_ms, 1), capacity_rps=round(ld.capacity_rps, 3),
                       steady=ld.steady)
+    if ld.mode == "concurrent" and answers.think_time_s > 0:
+        fig.think_time_s = answers.think_time_s
+        fig.in_flight = round(min(ld.rate_rps * ld.e2e_mean_s, ld.seqs), 2)
     if not simulate or ld.mode == "batch":
         return fig
     from advisor import load as queue

@@ -372,6 +372,7 @@ class Load:
     p95_how: str
     per_user_how: str
     total_how: str
+    e2e_mean_s: float = 0.0  # a request's mean time in system (Little: in flight = rate x this)
 
 
 def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n: int, hw: Hardware, tp: int,
@@ -379,6 +380,7 @@ def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n
     out = answers.output_tokens
     prefill = costs.prefill_ms(ctx)
     rate_asked = answers.arrival_rate_rps
+    think = answers.think_time_s * 1e3  # ms each user waits before the next request
     batch_job = answers.requests_per_day > 0 and answers.deadline_hours > 0
     # What the KV pool holds (margin applied): the most sequences the engine can run at once.
     cap = max(int(k.value("context_safety_margin") * free / (per_token * seq + activation)), 1) \
@@ -416,6 +418,7 @@ def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n
         replicas = max(1, math.ceil(rate_asked / (capacity * k.value("load.max_utilisation")))) \
             if capacity > 0 else 10**6
         rate_asked = rate_asked / max(min(replicas, hw.count // max(tp, 1)), 1)
+    mean_ms = None
     if b.batching == "sequential":
         step1 = costs.step_ms(1)
         service = prefill + (out - 1) * step1
@@ -424,11 +427,24 @@ def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n
             wait = _wait_p95(rate, service)
             ttft95, e2e95 = wait + prefill, (wait + service) / 1e3
             total = min(rate, capacity) * out
-        else:  # N users always waiting: each request waits for the N - 1 before it
+        elif think <= 0:  # N users always waiting: each request waits for the N - 1 before it
             mode, rate = "concurrent", 1e3 / service
             ttft95, e2e95 = (seqs - 1) * service + prefill, seqs * service / 1e3
             total = 1e3 / step1 * (out - 1) * step1 / service if out > 1 else 0.0
-        per_user = 1e3 / step1 / (1 if mode == "rate" else seqs)
+        else:  # N users who pause between requests: mean-value analysis of one server, N users
+            mode = "concurrent"
+            q = 0.0
+            for i in range(1, seqs + 1):
+                r = service * (1 + q)
+                x = i / (r + think)
+                q = x * r
+            rate = x * 1e3
+            wait95 = min(_wait_p95(rate, service), (seqs - 1) * service)
+            ttft95, e2e95 = wait95 + prefill, (wait95 + service) / 1e3
+            total = rate * out
+            mean_ms = r
+        # while its request is served a user gets the whole engine; N back-to-back users share it
+        per_user = 1e3 / step1 / (seqs if mode == "concurrent" and think <= 0 else 1)
         ttft_how = f"one request at a time: waits for the requests ahead ({service:,.0f} ms each)"
         live = 1.0
     else:
@@ -449,25 +465,41 @@ def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n
                 r = prefill + (out1 / pu if pu > 0 else math.inf)
                 live = min(max(x * r, 1.0), float(seqs))
         else:
-            # A closed loop of N users, each sending the next request when the last one ends:
-            # throughput X solves X = N / (prefill + decode at the share prefill leaves).
-            mode, live = "concurrent", float(seqs)
+            # A closed loop of N users, each sending the next request `think` ms after the last
+            # one ended: throughput X solves X = N / (time in system + think), the time in system
+            # being prefill + decode at the share prefill leaves, with X x time in system of the
+            # N in flight at once (Little).
+            mode = "concurrent"
             lo, hi = 0.0, 1 / prefill
+
+            def in_system(x: float) -> tuple[float, float]:
+                live = float(seqs)
+                for _ in range(1 if think <= 0 else 30):
+                    pu = per_user_at(x, live)
+                    r = prefill + (out1 / pu if pu > 0 else math.inf)
+                    if think <= 0 or not math.isfinite(r):
+                        break
+                    live = min(max(x * r, 1.0), float(seqs))
+                return r, live
+
             for _ in range(40):  # to 1e-12 of the prefill-bound rate
                 x = (lo + hi) / 2
-                pu = per_user_at(x, live)
-                r = prefill + (out1 / pu if pu > 0 else math.inf)
-                lo, hi = (x, hi) if x * r < seqs else (lo, x)
+                r, live = in_system(x)
+                lo, hi = (x, hi) if x * (r + think) < seqs else (lo, x)
             x = lo
+            live = in_system(x)[1]
         rate = x * 1e3
         pu = per_user_at(x, live)
         per_user = pu * 1e3
         wait95 = min(_wait_p95(rate, prefill), (seqs - 1) * prefill) if mode == "concurrent" else _wait_p95(rate, prefill)
         ttft95 = prefill + wait95
         e2e95 = (ttft95 + (out1 / pu if pu > 0 else math.inf)) / 1e3
+        mean_ms = prefill + (out1 / pu if pu > 0 else math.inf)
         total = rate * out if math.isfinite(e2e95) else 0.0
         ttft_how = ((f"p95 with {rate:g} requests/s arriving" if mode == "rate" else
-                     f"p95 with {seqs} users in a closed loop ({rate:.2f} requests/s)")
+                     f"p95 with {seqs} users in a closed loop"
+                     + (f", each pausing {answers.think_time_s:g} s between requests" if think > 0 else "")
+                     + f" ({rate:.2f} requests/s)")
                     + ": prefill + queueing for the engine's prefill (M/D/1)")
     util = rate / capacity if capacity > 0 else math.inf
     steady = util < 1 and math.isfinite(ttft95)
@@ -479,7 +511,8 @@ def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n
         p95_how=f"p95 end to end: TTFT p95 + {out:,} tokens at the per-user rate",
         per_user_how=(f"{b.batching} batching at {seqs} sequences" if b.batching != "sequential"
                       else f"no batching: {seqs} requests take turns"),
-        total_how=f"{b.batching} batching: generated tokens per second of one replica")
+        total_how=f"{b.batching} batching: generated tokens per second of one replica",
+        e2e_mean_s=min(mean_ms / 1e3, 1e9) if mean_ms is not None else 0.0)
 
 
 def _wait_p95(rate_rps: float, service_ms: float) -> float:

@@ -133,8 +133,13 @@ def load_lines(p: Plan) -> list[str]:
         lines = [f"Load: offline batch of {ld.sequences} sequences; one replica completes "
                  f"{fig(ld.capacity_rps, 2)} requests/s ({fig(ld.rate_rps, 2)}/s needed per the deadline)"]
     else:
-        what = (f"{ld.sequences} users in flight ({fig(ld.rate_rps, 2)} requests/s)" if ld.mode == "concurrent"
-                else f"{fig(ld.rate_rps, 2)} requests/s arriving")
+        if ld.mode == "concurrent" and ld.think_time_s:
+            what = (f"{ld.sequences} users pausing {fig(ld.think_time_s, 1)} s between requests "
+                    f"({fig(ld.rate_rps, 2)} requests/s, {fig(ld.in_flight or 0, 1)} in flight on average)")
+        elif ld.mode == "concurrent":
+            what = f"{ld.sequences} users in flight ({fig(ld.rate_rps, 2)} requests/s)"
+        else:
+            what = f"{fig(ld.rate_rps, 2)} requests/s arriving"
         lines = [f"Load: steady state with {what}; TTFT p95 {fig(ld.ttft_p95_ms, 0)} ms, latency p95 "
                  f"{fig(ld.e2e_p95_s, 2)} s" if ld.steady else
                  f"Load: {what} is more than one replica completes: the queue never drains"]

@@ -64,7 +64,7 @@ def run(args) -> dict:
         models = [_tiny_dir()]
     t_all = time.perf_counter()
     for model in models:
-        for attn in ATTENTIONS:
+        for attn in (args.attentions.split(",") if args.attentions else ATTENTIONS):
             if time.perf_counter() - t_all > args.budget_s:
                 raw["errors"].append(f"time budget reached before {model} {attn}")
                 continue
@@ -292,6 +292,7 @@ def main(argv=None):
     ap.add_argument("--out-md", default="")
     ap.add_argument("--models", default="")
     ap.add_argument("--dtype", default="float16")
+    ap.add_argument("--attentions", default="", help="comma-separated (default: sdpa,eager)")
     ap.add_argument("--budget-s", type=float, default=500)
     ap.add_argument("--summarize", default="")
     ap.add_argument("--cpu-smoke", action="store_true")

@@ -182,3 +182,41 @@ def test_an_arrival_rate_sizes_the_replicas(k):
                    model={"name": "llama3.1-8b"}, constraints={"backend": "vllm"})
     assert flood.recommendation.predicted.load.steady is False
     assert any("replica" in w or "TTFT" in w for w in flood.warnings)
+
+
+# ------------------------------------------------------------------ users who read between turns
+def test_sixty_four_people_who_read_between_messages_load_the_gpu_less_than_sixty_four_agents(k):
+    """64 chat users who each pause 30 s after an answer are not 64 agents firing back to back:
+    fewer requests per second, a handful in flight (Little's law), and a shorter wait."""
+    ask = dict(workload="chat", concurrency=64, context_tokens=2048, output_tokens=200,
+               model={"name": "llama3.1-8b"}, hardware={"gpu": "H100 80GB"},
+               constraints={"backend": "vllm", "quantization": "bf16"})
+    agents = advise(k, **ask).recommendation.predicted
+    people = advise(k, **ask, think_time_s=30).recommendation.predicted
+    assert people.load.rate_rps < agents.load.rate_rps / 2
+    assert people.ttft_ms < agents.ttft_ms and people.decode_tok_s_per_user > agents.decode_tok_s_per_user
+    # Little: the 64 spend most of their time reading; the rate is 64 / (time in system + 30 s)
+    assert people.load.think_time_s == 30 and 1 <= people.load.in_flight < 64 / 4
+    time_in_system = people.load.in_flight / people.load.rate_rps
+    assert people.load.rate_rps == pytest.approx(64 / (time_in_system + 30), rel=0.02)
+    assert agents.load.in_flight is None  # back to back: all 64 are in flight
+
+
+def test_one_person_with_a_one_at_a_time_server_sends_a_request_every_service_plus_pause(k):
+    ask = dict(workload="chat", concurrency=1, context_tokens=1024, output_tokens=100,
+               model={"name": "qwen2.5-1.5b"}, hardware={"gpu": "RTX 4090"},
+               constraints={"backend": "transformers", "quantization": "fp16"})
+    alone = advise(k, **ask).recommendation.predicted
+    paced = advise(k, **ask, think_time_s=10).recommendation.predicted
+    service = 1 / alone.load.rate_rps  # back to back, one user: a request every service time
+    assert paced.load.rate_rps == pytest.approx(1 / (service + 10), rel=0.01)
+    assert paced.ttft_ms == pytest.approx(alone.ttft_ms, rel=0.01)  # no one ahead of them
+
+
+def test_a_think_time_the_answers_refuse_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "advisor", "recommend", "--gpu", "RTX 4090", "--think-time-s", "-3"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "think" in out.stderr

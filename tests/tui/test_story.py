@@ -50,7 +50,7 @@ def test_story(make_app, run, tmp_path):
         assert "page 3 of 4" in screen_text(app)
         await clear_and_type(pilot, "8")
         assert "WARN" not in screen_text(app)
-        await pilot.press("tab")
+        await pilot.press("tab", "tab")  # past the think time (0: agents back to back)
         await clear_and_type(pilot, "8192")
         await pilot.press("tab")
         await clear_and_type(pilot, "128")
