@@ -119,10 +119,16 @@ def coefficient(k, b: Backend, name: str, os_name: str = "", quant: str = "", ar
     row first, with its source; None where the engine has none."""
     base = b.calibration_key()
     keys = ((f"{base}.{name}.{quant}.{arch}",) if quant and arch else ()) + ((f"{base}.{name}.{arch}",) if arch else ())
+    # an engine no one measured, running the same class of kernels as one that was (TGI ~ vLLM):
+    # the measured engine's rows for this architecture before this engine's own assumed ones
+    like = b.row.calibration_like
+    if like and arch:
+        keys += ((f"{like}.{name}.{quant}.{arch}",) if quant else ()) + (f"{like}.{name}.{arch}",)
     keys += ((f"{base}.{name}.{quant}",) if quant else ()) + ((f"{base}.{name}.{os_name}",) if os_name else ())
     for key in keys + (f"{base}.{name}",):
         if k.has(key):
-            return k.value(key), f"{key} = {k.value(key):g} ({k.source(key)})"
+            borrowed = "" if key.startswith(base + ".") else f"as {like}'s, assumed for {b.name}: "
+            return k.value(key), f"{borrowed}{key} = {k.value(key):g} ({k.source(key)})"
     return None
 
 

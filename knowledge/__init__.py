@@ -288,6 +288,9 @@ class BackendRow(_Row):
     # the aiconfigurator-core backend whose measured kernel tables model this engine (vllm,
     # sglang, trtllm); '' for none: advisor/aiconfigurator.py
     aiconfigurator: str = Field(default="", max_length=32, pattern=r"^[a-z0-9_]*$")
+    # the engine whose per-architecture calibration rows this one borrows where it has none of
+    # its own (the figures stay assumed, with the wide band): TGI runs vLLM's class of kernels
+    calibration_like: str = Field(default="", max_length=64)
 
 
 class PlaybookRow(_Row):

@@ -145,3 +145,17 @@ def test_every_output_marks_an_assumed_efficiency_beside_the_figure(k, monkeypat
     fitted = recommend(answers_from_dict(_chat("H100 80GB")), knowledge=k).recommendation
     assert not fitted.predicted.origins["ttft_ms"].assumed
     assert "assumed" not in next(line for line in predicted_lines(fitted) if "TTFT" in line)
+
+
+def test_tgi_borrows_vllms_fitted_rows_but_stays_assumed_and_never_outruns_it(k, monkeypatch):
+    """No one's tables cover TGI: on an architecture where vLLM was fitted it is assumed to run
+    at vLLM's measured efficiency (the same class of kernels), not at an optimistic guess that
+    would rank an unmeasured engine above a measured one, and its band stays the wide one."""
+    monkeypatch.setenv("ADVISOR_AICONFIGURATOR", "off")
+    for gpu in ("H100 80GB", "L40S"):
+        ask = {**_chat(gpu, quant="fp8"), "constraints": {"backend": "tgi", "quantization": "fp8"}}
+        tgi = recommend(answers_from_dict(ask), knowledge=k).recommendation.predicted
+        vllm = recommend(answers_from_dict(_chat(gpu, quant="fp8")), knowledge=k).recommendation.predicted
+        assert "as vllm's, assumed for tgi" in tgi.origins["ttft_ms"].source
+        assert tgi.origins["ttft_ms"].assumed and tgi.bands["ttft_ms"] == k.value("band.assumed")
+        assert tgi.ttft_ms >= vllm.ttft_ms * 0.99 and tgi.decode_tok_s_per_user <= vllm.decode_tok_s_per_user * 1.01
