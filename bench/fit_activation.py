@@ -16,6 +16,7 @@ at every swept context, with the measured base and with the catalog's weights (p
 what a plan without a probe uses).
 
     python bench/fit_activation.py            # prints the table, writes bench/results/activation-fit.md
+    python bench/fit_activation.py --check bench/results/probe-gpu-h100-large.json   # models it never saw
 """
 
 from __future__ import annotations
@@ -41,7 +42,49 @@ def line(xs: list[float], ys: list[float]) -> tuple[float, float]:
     return my - slope * mx, slope
 
 
+def check(src: Path, out: Path) -> int:
+    """The no-probe memory model with the fitted A, against sweeps it was not fitted to."""
+    sys.path.insert(0, str(ROOT))
+    from advisor.knowledge import load_knowledge
+
+    k = load_knowledge(None)
+    a = k.value("runtime.activation_bytes_per_token")
+    data = json.loads(src.read_text())
+    lines = ["# The memory model without a probe, on models the activation fit never saw", "",
+             f"Source: `{src.relative_to(ROOT)}` ({data['gpus'][0]['name']}, torch {data['versions']['torch']}, "
+             f"transformers {data['versions']['transformers']}; fp16, SDPA; peak = torch.cuda.max_memory_allocated). "
+             f"`python bench/fit_activation.py --check {src.relative_to(ROOT)}`.", "",
+             f"Predicted peak = catalog weights (params x 2 B) + KV x n + A x 2 x intermediate x n, A = {a:g} "
+             "(runtime.activation_bytes_per_token, fitted to five models of 0.5-8B).", "",
+             "| model | params | context | measured MiB | predicted MiB | error | measured slope / (2 x intermediate) |",
+             "|---|---|---|---|---|---|---|"]
+    worst = 0.0
+    for run in data["runs"]:
+        sweep = run.get("sweep") or {}
+        if run.get("attention") != "sdpa" or not sweep:
+            continue
+        m = k.model(run["model"])
+        kv, base = sweep["kv_bytes_per_token"], sweep["base_vram_mb"]
+        pts = [(p["context_tokens"], p["peak_mb"]) for p in sweep["curve"] if p["status"] == "ok" and p["peak_mb"]]
+        _, slope = line([n for n, _ in pts], [((pk - base) * MIB - kv * n) for n, pk in pts])
+        for n, peak in pts:
+            pred = m.params * 2 / MIB + (kv + a * 2 * m.intermediate_size) * n / MIB
+            err = pred / peak - 1
+            if n >= 8192:
+                worst = max(worst, abs(err))
+            if n in (2048, 8192, 16384, 32768):
+                lines.append(f"| {m.id} | {m.params_b:g} B | {n:,} | {peak:,.0f} | {pred:,.0f} | {err:+.1%} | "
+                             f"{slope / (2 * m.intermediate_size):.2f} |")
+    lines += ["", f"Largest |error| at 8K-32K: {worst:.1%}."]
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--check":
+        src = (ROOT / sys.argv[2]) if not Path(sys.argv[2]).is_absolute() else Path(sys.argv[2])
+        return check(src, ROOT / "bench" / "results" / (src.stem + "-activation-check.md"))
     sys.path.insert(0, str(ROOT))
     from advisor.knowledge import load_knowledge
 
