@@ -17,6 +17,7 @@ folder, so aiconfigurator never looks a name up on a hub.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import importlib.util
@@ -127,7 +128,7 @@ class AicCosts:
     amdahl_s: float = 0.0
 
     def prefill_ms(self, tokens: int) -> float:
-        return _call(self.engine_handle.predict_prefill_latency, 1, max(int(tokens), 1)) * self.prefill_scale
+        return _call(self.engine_handle.predict_prefill_latency, 1, max(int(tokens), 1), 0) * self.prefill_scale
 
     def step_ms(self, n: int) -> float:
         # a step of n sequences at this context (osl 2: the step right after the prompt's)
@@ -177,16 +178,75 @@ def _engine(backend: str, system: str, model: "ModelSpec", quant: str, tp: int):
 
 @functools.lru_cache(maxsize=None)
 def _latest(system: str, backend: str) -> str:
+    """The engine version aiconfigurator's tables for this GPU describe (its own lookup reads
+    every system's YAML, seconds: kept beside the compiled specs)."""
+    path = os.path.join(os.path.dirname(_spec_cache(backend, system, "x", "fp16", 1)), f"{backend}-{system}.version")
+    try:
+        with open(path, encoding="utf-8") as f:
+            got = f.read(64).strip()
+        if got:
+            return got
+    except OSError:
+        pass
     from aiconfigurator_core.sdk.perf_database import get_latest_database_version
 
-    return get_latest_database_version(system, backend) or ""
+    ver = get_latest_database_version(system, backend) or ""
+    if ver:
+        _write(path, ver)
+    return ver
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache costs seconds next time, nothing else
+        pass
+
+
+def _spec_cache(backend: str, system: str, digest: str, quant: str, tp: int) -> str:
+    """Where a compiled engine spec is kept: building one loads the GPU's tables in Python (about a
+    second); the compiled spec starts the Rust engine in a fraction of that."""
+    base = os.environ.get("ADVISOR_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "advisor")
+    return os.path.join(base, "aiconfigurator", version(), f"{backend}-{system}-{digest}-{GEMM_MODE[quant]}-tp{tp}.json")
+
+
+def _from_cache(path: str):
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) > 1_000_000:
+            return None
+        with open(path, encoding="utf-8") as f:
+            entry = json.load(f)
+        if entry.get("unsupported"):  # aiconfigurator could not build it last time either
+            return None, ""
+        from aiconfigurator_core import AicEngine
+
+        engine = AicEngine.from_spec(base64.b64decode(entry["spec"]), None)
+        engine.predict_prefill_latency(1, 128, 0)
+        return engine, str(entry["backend_version"])
+    except Exception:  # a damaged or stale entry: build it again
+        return None
+
+
+def _to_cache(path: str, spec: bytes | None, ver: str) -> None:
+    entry = {"backend_version": ver, "spec": base64.b64encode(spec).decode()} if spec else {"unsupported": True}
+    _write(path, json.dumps(entry))
 
 
 def _compile(backend: str, system: str, cfg: dict, digest: str, quant: str, tp: int):
-    """(EngineHandle, backend version) or (None, '') where aiconfigurator cannot build it."""
+    """(engine, backend version) or (None, '') where aiconfigurator cannot build it."""
     logging.getLogger("aiconfigurator_core").setLevel(logging.ERROR)
+    cache = _spec_cache(backend, system, digest, quant, tp)
+    hit = _from_cache(cache)
+    if hit is not None:
+        return hit
     try:
-        from aiconfigurator_core.sdk.engine import EngineHandle
+        from aiconfigurator_core import AicEngine
+        from aiconfigurator_core.sdk.engine import compile_engine
     except Exception:  # a broken install is the same as none: the roofline stays
         return None, ""
     folder = os.path.join(tempfile.gettempdir(), f"advisor-aic-{os.getuid() if hasattr(os, 'getuid') else 0}", digest)
@@ -199,11 +259,15 @@ def _compile(backend: str, system: str, cfg: dict, digest: str, quant: str, tp: 
         os.replace(tmp, path)
         ver = _latest(system, backend)
         if not ver:
+            _to_cache(cache, None, "")
             return None, ""
-        handle = EngineHandle.compile(folder, system, backend, backend_version=ver, tp_size=tp,
-                                      gemm_quant_mode=GEMM_MODE[quant], kvcache_quant_mode="bfloat16",
-                                      fmha_quant_mode="bfloat16")
-        handle.predict_prefill_latency(1, 128)  # fails here, not mid-plan, where a table is missing
-        return handle, str(ver)
+        spec = compile_engine(folder, system, backend, backend_version=ver, tp_size=tp,
+                              gemm_quant_mode=GEMM_MODE[quant], kvcache_quant_mode="bfloat16",
+                              fmha_quant_mode="bfloat16")
+        engine = AicEngine.from_spec(spec, None)
+        engine.predict_prefill_latency(1, 128, 0)  # fails here, not mid-plan, where a table is missing
+        _to_cache(cache, bytes(spec), str(ver))
+        return engine, str(ver)
     except Exception:  # unsupported shape or table: this candidate keeps the calibrated roofline
+        _to_cache(cache, None, "")
         return None, ""

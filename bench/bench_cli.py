@@ -87,6 +87,12 @@ def heavy_imports() -> list[str]:
     return sorted(mods & {"torch", "transformers", "textual", "durable", "pydantic"})
 
 
+def _aic_on() -> bool:
+    from advisor import aiconfigurator
+
+    return aiconfigurator.available()
+
+
 def main() -> None:
     cmd = advisor_cmd()
     consult_s, consult_n = one_consultation()
@@ -95,6 +101,10 @@ def main() -> None:
         ("advisor recommend --format json (median of %d)" % RUNS,
          f"{wall(cmd + ['recommend', '--gpu', 'RTX 4090', '--workload', 'rag', '--concurrency', '8', '--format', 'json']) * 1e3:.0f} ms",
          "< 1000 ms"),
+        ("advisor recommend, 64 users on an H100 (vLLM candidates from aiconfigurator's tables: "
+         + ("on" if _aic_on() else "extra not installed or off") + f", median of {RUNS})",
+         f"{wall(cmd + ['recommend', '--gpu', 'H100 80GB', '--workload', 'chat', '--concurrency', '64', '--format', 'json']) * 1e3:.0f} ms",
+         "< 3000 ms"),
         ("recommend() in process, no model named (median of 31)", f"{in_process() * 1e3:.1f} ms", "< 50 ms"),
         ("one consultation: %d candidate facts through the rejection rules (median of 31)" % consult_n,
          f"{consult_s * 1e3:.1f} ms", "< 50 ms"),
