@@ -8,9 +8,10 @@ tokenizer is the real byte-level BPE of the family (tokens and merges from llama
 GGUFs, dumped as JSON by bench/llamacpp/make_gguf.py) with a ChatML chat template, so the server
 applies a chat template as it would for the real model.
 
-A random model's greedy token could be end-of-sequence or a special token that decodes to no text;
-the LM head rows of the special tokens and of the ids past the tokenizer are zeroed (logit 0, below
-the max of ~150K random logits), so every answer runs to max_tokens and streams text.
+A random model's greedy token could be end-of-sequence, a special token or a byte fragment that
+decodes to no text on its own; the LM head rows of those (and of the ids past the tokenizer) are
+zeroed (logit 0, below the max of ~150K random logits), so every answer runs to max_tokens and each
+token streams text: the first text chunk is the first token.
 
     python3 bench/transformers_serve/make_model.py tokenizer --family qwen2 --dump VOCAB.tokenizer.json --out DIR
     python3 bench/transformers_serve/make_model.py model --model qwen2.5-1.5b --tokenizer DIR --out DIR [--device cuda]
@@ -88,9 +89,11 @@ def build(model_id: str, tokenizer_dir: Path, out: Path, dtype: str = "bfloat16"
     torch.manual_seed(seed)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(cfg, dtype=getattr(torch, dtype))
-    with torch.no_grad():  # no special token and no id past the tokenizer ever wins a greedy step
+    with torch.no_grad():  # no special token, byte fragment or id past the tokenizer wins a greedy step
         head = model.get_output_embeddings().weight
-        dead = sorted(set(tok.all_special_ids) | set(range(len(tok), head.shape[0])))
+        texts = tok.batch_decode([[i] for i in range(len(tok))])
+        silent = {i for i, t in enumerate(texts) if not t.strip() or "\ufffd" in t}
+        dead = sorted(set(tok.all_special_ids) | silent | set(range(len(tok), head.shape[0])))
         head[dead] = 0
     model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
                                                pad_token_id=tok.pad_token_id, do_sample=False)

@@ -154,11 +154,14 @@ def step_model(a, model_id: str, pct_extra: float | None) -> None:
     folder = root / served
     if not (folder / "config.json").exists():
         t = time.time()
-        if spec:
-            from make_model import build
-
-            info = build(model_id, Path(a.tok) / FAMILY_TOK[spec.family], folder, a.dtype,
-                         "cuda" if a.device == "auto" else a.device)
+        if spec:  # in a child process: this one keeps no CUDA context (the server sees the whole GPU free)
+            p = subprocess.run([sys.executable, str(HERE / "make_model.py"), "model", "--model", model_id,
+                                "--tokenizer", str(Path(a.tok) / FAMILY_TOK[spec.family]), "--out", str(folder),
+                                "--dtype", a.dtype, "--device", "cuda" if a.device == "auto" else a.device],
+                               capture_output=True, text=True, timeout=300)
+            if p.returncode != 0:
+                raise RuntimeError(f"make_model failed: {p.stderr[-1500:]}")
+            info = json.loads(p.stdout.strip().splitlines()[-1])
         else:
             info = build_tiny(Path(a.tok) / "tok-qwen2", folder)
         emit({"test": "build", "model": model_id, **info, "seconds": round(time.time() - t, 1)})
@@ -177,10 +180,13 @@ def step_model(a, model_id: str, pct_extra: float | None) -> None:
         w = one(url, served, 32, 8, 1)  # the paged cache is built at the first request
         emit({"test": "mem", **base, "when": "after first request", "ready_s": srv.ready_s, "first_request": w,
               "before_device": before, **server_mem(port), "cb": srv.cb_log()})
+        from load import closed_loop
+
+        asyncio.run(closed_loop(url, served, 4, 200, 32, 1, 5))  # warm-up: a small batch, not measured
         if time.time() - T0 < a.deadline:
             pts = []
             for words in a.ttft_words:
-                runs = [one(url, served, words, 4, 100 + 10 * words + r) for r in range(4)]
+                runs = [one(url, served, words, 4, 100 + 10 * words + r) for r in range(1 + a.ttft_reps)]
                 pts.append({"words": words, "prompt_tokens": runs[-1]["prompt_tokens_median"],
                              "ttft_ms": [r["ttft_ms_median"] for r in runs]})
             emit({"test": "ttft", **base, "points": pts})
@@ -193,7 +199,7 @@ def step_model(a, model_id: str, pct_extra: float | None) -> None:
             if time.time() - T0 > a.deadline:
                 log(f"SKIP load N={n} (deadline)")
                 continue
-            rounds = a.rounds if n <= 16 else 1  # 64 users: one request each (the device minutes)
+            rounds = max(a.rounds, 2) if n == 1 else (a.rounds if n <= 16 else 1)  # 64 users: one request each
             r = asyncio.run(closed_loop(url, served, n, a.load_words, a.load_tokens, rounds, 1000 + n))
             emit({"test": "load", **base, **r})
         if a.probe and time.time() - T0 < a.deadline:
@@ -213,7 +219,7 @@ def step_model(a, model_id: str, pct_extra: float | None) -> None:
         emit({"test": "mem", **base, "when": "after the load", **server_mem(port), "cb": srv.cb_log()})
     finally:
         srv.stop()
-    if pct_extra is not None and time.time() - T0 < a.deadline:
+    if pct_extra and time.time() - T0 < a.deadline:
         srv = Server(a, root, served, port, ["--cb-max-memory-percent", str(pct_extra)])
         if srv.start():
             try:
@@ -316,8 +322,9 @@ def main() -> None:
     ap.add_argument("--attn", default="sdpa")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--cb-args", default="", help="extra --cb-* flags (a CPU run: --cb-num-blocks 64)")
-    ap.add_argument("--pct", type=float, default=0.5, help="the other --cb-max-memory-percent to measure")
+    ap.add_argument("--pct", type=float, default=0.5, help="the other --cb-max-memory-percent to measure (0: skip)")
     ap.add_argument("--ttft-words", default="500,2000,8000")
+    ap.add_argument("--ttft-reps", type=int, default=3, help="repetitions after the first, per prompt size")
     ap.add_argument("--n", default="1,4,16,64")
     ap.add_argument("--load-words", type=int, default=500)
     ap.add_argument("--load-tokens", type=int, default=128)
@@ -335,19 +342,14 @@ def main() -> None:
         if time.time() - T0 > a.deadline:
             log(f"SKIP model {m} (deadline)")
             continue
-        try:
-            step_model(a, m, a.pct)
-        except Exception as e:  # noqa: BLE001  a failed model must not cost the others
-            import traceback
+        for step in (lambda: step_model(a, m, a.pct),
+                     lambda: step_sequential(a, m) if m == a.sequential and time.time() - T0 < a.deadline else None):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001  a failed step must not cost the others
+                import traceback
 
-            emit({"test": "error", "model": m, "error": repr(e), "trace": traceback.format_exc()[-3000:]})
-    if a.sequential and time.time() - T0 < a.deadline:
-        try:
-            step_sequential(a, a.sequential)
-        except Exception as e:  # noqa: BLE001
-            import traceback
-
-            emit({"test": "error", "model": a.sequential, "error": repr(e), "trace": traceback.format_exc()[-3000:]})
+                emit({"test": "error", "model": m, "error": repr(e), "trace": traceback.format_exc()[-3000:]})
     log("done")
 
 
