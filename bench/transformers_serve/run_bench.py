@@ -139,6 +139,75 @@ class Server:
         return out
 
 
+class Sampler:
+    """While a load runs: the GPU's utilisation (NVML) and the server process's CPU use, per thread
+    (/proc): is a step waiting on the GPU or on Python?"""
+
+    def __init__(self, pid_file: Path):
+        import threading
+
+        try:
+            self.pid = int(pid_file.read_text())
+            # serve.sh's setsid python is the server itself (no exec in between)
+        except (OSError, ValueError):
+            self.pid = None
+        self.samples: list[dict] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _threads(self) -> dict[str, int]:
+        out = {}
+        for t in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                f = (t / "stat").read_text().rsplit(")", 1)[1].split()
+                out[t.name] = int(f[11]) + int(f[12])  # utime + stime, clock ticks
+            except (OSError, IndexError, ValueError):
+                pass
+        return out
+
+    def _run(self) -> None:
+        try:
+            import pynvml as nv
+
+            nv.nvmlInit()
+            h = nv.nvmlDeviceGetHandleByIndex(0)
+        except Exception:  # noqa: BLE001
+            nv = h = None
+        hz = os.sysconf("SC_CLK_TCK")
+        last, t_last = (self._threads() if self.pid else {}), time.time()
+        while not self._stop.wait(0.25):
+            now, t = (self._threads() if self.pid else {}), time.time()
+            dt = max(t - t_last, 1e-3)
+            per = sorted(((now[k] - last.get(k, now[k])) / hz / dt for k in now), reverse=True)
+            row = {"cpu_total": round(sum(per), 3), "cpu_top_thread": round(per[0], 3) if per else None}
+            if nv is not None:
+                try:
+                    u = nv.nvmlDeviceGetUtilizationRates(h)
+                    row.update(gpu_util=u.gpu, sm_clock=nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM))
+                except Exception:  # noqa: BLE001
+                    pass
+            self.samples.append(row)
+            last, t_last = now, t
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(timeout=2)
+
+    def summary(self) -> dict:
+        import statistics as st
+
+        def med(k):
+            v = [x[k] for x in self.samples if x.get(k) is not None]
+            return round(st.median(v), 3) if v else None
+
+        return {"samples": len(self.samples), "gpu_util_median": med("gpu_util"), "sm_clock_median": med("sm_clock"),
+                "server_cpu_median": med("cpu_total"), "server_top_thread_cpu_median": med("cpu_top_thread")}
+
+
 def one(url: str, served: str, words: int, max_tokens: int, seed: int) -> dict:
     from load import closed_loop
 
@@ -183,14 +252,14 @@ def step_model(a, model_id: str, pct_extra: float | None) -> None:
         from load import closed_loop
 
         asyncio.run(closed_loop(url, served, 4, 200, 32, 1, 5))  # warm-up: a small batch, not measured
-        if time.time() - T0 < a.deadline:
+        if a.ttft_words and time.time() - T0 < a.deadline:
             pts = []
             for words in a.ttft_words:
                 runs = [one(url, served, words, 4, 100 + 10 * words + r) for r in range(1 + a.ttft_reps)]
                 pts.append({"words": words, "prompt_tokens": runs[-1]["prompt_tokens_median"],
                              "ttft_ms": [r["ttft_ms_median"] for r in runs]})
             emit({"test": "ttft", **base, "points": pts})
-        if time.time() - T0 < a.deadline:
+        if a.decode and time.time() - T0 < a.deadline:
             runs = [one(url, served, 400, 256, 7 + r) for r in range(2)]
             emit({"test": "decode", **base, "runs": runs})
         from load import closed_loop
@@ -200,8 +269,9 @@ def step_model(a, model_id: str, pct_extra: float | None) -> None:
                 log(f"SKIP load N={n} (deadline)")
                 continue
             rounds = max(a.rounds, 2) if n == 1 else (a.rounds if n <= 16 else 1)  # 64 users: one request each
-            r = asyncio.run(closed_loop(url, served, n, a.load_words, a.load_tokens, rounds, 1000 + n))
-            emit({"test": "load", **base, **r})
+            with Sampler(Path(f"{srv.log}.pid")) as smp:
+                r = asyncio.run(closed_loop(url, served, n, a.load_words, a.load_tokens, rounds, 1000 + n))
+            emit({"test": "load", **base, **r, "during": smp.summary()})
         if a.probe and time.time() - T0 < a.deadline:
             cmd = [sys.executable, "-m", "advisor", "probe", "--backend", "openai", "--url", url, "--json",
                    "--fresh", "--contexts", a.probe_contexts]
@@ -331,11 +401,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--probe-contexts", default="512,2048,8192")
     ap.add_argument("--no-probe", dest="probe", action="store_false")
+    ap.add_argument("--no-decode", dest="decode", action="store_false")
     ap.add_argument("--sequential", default="qwen2.5-1.5b", help="a model to measure without continuous batching too")
     ap.add_argument("--deadline", type=float, default=540)
     a = ap.parse_args()
     a.n = [int(x) for x in a.n.split(",")]
-    a.ttft_words = [int(x) for x in a.ttft_words.split(",")]
+    a.ttft_words = [int(x) for x in a.ttft_words.split(",") if x]
     OUT.mkdir(parents=True, exist_ok=True)
     env_info()
     for m in a.models.split(","):
