@@ -360,6 +360,7 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
         report(f"{n:,} tokens: TTFT {timings[-1].ttft_ms:.1f} ms (rep 0: {timings[-1].rep0_ms:.1f} ms)")
 
     metrics = _metrics(client)
+    server = server_kind(entry, limits, metrics)
     vram = _server_vram(client)
     report("server GPU memory: " + (f"{vram['mib']:,.0f} MiB ({vram['method']})" if vram.get("mib") is not None
                                     else f"not measured ({vram['why']})"))
@@ -369,7 +370,7 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
         max_model_len=limits.get("limit"), warnings=warnings,
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         duration_s=round(time.perf_counter() - t_start, 3),
-        extra={"url": client.base, "endpoint": endpoint, "max_tokens": MAX_TOKENS,
+        extra={"url": client.base, "server": server, "endpoint": endpoint, "max_tokens": MAX_TOKENS,
                "server_limits": limits, "prompt_tokens_per_word": round(per_word, 3),
                "prompt_overhead_tokens": round(overhead, 1), "server_vram": vram,
                "inter_token_ms_median": round(statistics.median(gaps), 3) if gaps else None,
@@ -377,6 +378,22 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
                "vllm_metrics": metrics, "repetitions": raw,
                "method": "client-side streaming TTFT (request sent -> first text chunk); unique prompt per rep; "
                          "prompts sized inside the server's limits (/v1/models, /props, /slots)"})
+
+
+def server_kind(entry: dict, limits: dict, metrics: dict | None) -> str:
+    """Which server answered, where its own endpoints say so (the engine of knowledge/backends.toml
+    whose plans its figures describe); "" when none does. llama-server: /props and /slots; TGI: /info;
+    vLLM: its Prometheus metrics; transformers serve: the non-OpenAI `status` object of its /v1/models."""
+    if any(key in limits for key in ("props_n_ctx", "n_ctx_per_slot", "build_info")):
+        return "llama-server"
+    if "max_total_tokens" in limits or "max_input_tokens" in limits:
+        return "tgi"
+    if metrics:
+        return "vllm"
+    status = entry.get("status")
+    if isinstance(status, dict) and status.get("value") in ("loaded", "unloaded"):
+        return "transformers-serve"
+    return ""
 
 
 def _server_vram(client: Client) -> dict:
