@@ -81,14 +81,16 @@ class Backend:
             src += f" + {key} ({k.source(key)})"
         return gb, src
 
-    def kv_pool(self, model: "ModelSpec", quant: str, free_gb: float) -> tuple[int, str] | None:
-        """Tokens the engine's own KV pool holds when `free_gb` is free after its weights load, and
-        how that was worked out; None for an engine whose pool the advisor sizes itself (margin x free)."""
+    def kv_pool(self, model: "ModelSpec", quant: str, free_gb: float, base_gb: float = 0.0,
+                total_gb: float = 0.0) -> tuple[int, str] | None:
+        """Tokens the engine's own KV pool holds when `free_gb` is free after its weights and runtime
+        (`base_gb`) load on a GPU of `total_gb`, and how that was worked out; None for an engine whose
+        pool the advisor sizes itself (margin x free)."""
         return None
 
-    def claim_gb(self, base_gb: float, usable_gb: float) -> tuple[float, str] | None:
+    def claim_gb(self, base_gb: float, usable_gb: float, total_gb: float = 0.0) -> tuple[float, str] | None:
         """GPU memory the engine takes whatever the load (its weights and runtime at `base_gb`, on a GPU
-        with `usable_gb`), and why; None for an engine whose memory grows with what it holds."""
+        with `usable_gb` usable of `total_gb`), and why; None for an engine whose memory grows with what it holds."""
         return None
 
     # ------------------------------------------------------------ probes
@@ -261,30 +263,38 @@ class TransformersServe(Backend):
         return {"pages": pages, "tokens": pages * page, "page": page, "max_batch_tokens": m,
                 "cache_bytes": (pages + 2) * bytes_per_page, "mask_bytes": b * m * (pages * page + m)}
 
-    def _available(self, free_gb: float) -> tuple[float, str]:
+    def memory_percent(self, base_gb: float, usable_gb: float, total_gb: float) -> tuple[float, str]:
+        """--cb-max-memory-percent: transformers' default, lowered where the server's whole claim (weights,
+        runtime and that share of the free memory) would pass the VRAM hard stop (H.2)."""
         pct, src = self._value("max_memory_percent")
-        return max(free_gb, 0.0) * pct, src
+        free = usable_gb - base_gb
+        stop = self.k.value("vram_alert_hard_stop")
+        if free > 0 and base_gb + pct * free > stop * total_gb:
+            capped = max(math.floor((stop * total_gb - base_gb) / free * 100) / 100, 0.01)
+            return capped, (f"{src}, lowered to {capped:g} so the server's claim stays under the "
+                            f"{stop:.0%} hard stop ({self.k.source('vram_alert_hard_stop')})")
+        return pct, src
 
-    def kv_pool(self, model, quant, free_gb):
+    def kv_pool(self, model, quant, free_gb, base_gb: float = 0.0, total_gb: float = 0.0):
         from advisor.physics import GIB
 
-        avail, src = self._available(free_gb)
-        g = self.pool_geometry(model, 2, avail * GIB)
-        return g["tokens"], (f"transformers serve's paged cache: {src} of the {free_gb:.1f} GB free after "
-                             f"load, less its per-token reservations (SDPA), = {g['pages']:,} pages of "
+        pct, src = self.memory_percent(base_gb, base_gb + free_gb, total_gb or base_gb + free_gb)
+        g = self.pool_geometry(model, 2, max(free_gb, 0.0) * pct * GIB)
+        return g["tokens"], (f"transformers serve's paged cache: {pct:g} of the {free_gb:.1f} GB free after "
+                             f"load ({src}), less its per-token reservations (SDPA), = {g['pages']:,} pages of "
                              f"{g['page']} tokens")
 
-    def claim_gb(self, base_gb, usable_gb):
-        avail, src = self._available(usable_gb - base_gb)
-        return base_gb + avail, (f"weights + runtime {base_gb:.1f} GB + {src} of the "
-                                 f"{usable_gb - base_gb:.1f} GB free after load (its cache, masks and "
-                                 f"per-step tensors; the H100 runs held 87-101 % of it, "
-                                 f"bench/results/transformers-serve-h100.md)")
+    def claim_gb(self, base_gb, usable_gb, total_gb: float = 0.0):
+        pct, src = self.memory_percent(base_gb, usable_gb, total_gb or usable_gb)
+        return base_gb + pct * max(usable_gb - base_gb, 0.0), (
+            f"weights + runtime {base_gb:.1f} GB + {pct:g} of the {usable_gb - base_gb:.1f} GB free after "
+            f"load ({src}): its cache, masks and per-step tensors (the H100 runs held 87-101 % of it, "
+            f"bench/results/transformers-serve-h100.md)")
 
     def _engine_settings(self, out, answers, est, max_ctx):
         k = self.k
         _put(out, "continuous_batching", True, "backend.continuous-batching", self.row.source)
-        pct, pct_src = self._value("max_memory_percent")
+        pct, pct_src = self.memory_percent(est.weights_gb + est.overhead_gb, est.usable_gb, est.total_gb)
         _put(out, "cb_max_memory_percent", pct, "context.kv-pool", pct_src)
         mbt, mbt_src = self._value("max_batch_tokens")
         _put(out, "cb_max_batch_tokens", int(mbt), "context.kv-pool", mbt_src)

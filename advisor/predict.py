@@ -142,7 +142,7 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
         budget = bound[0]
         mem_src += f"; bounded by {bound[1]}"
     # An engine that sizes its own KV pool (transformers serve) holds what it holds, not the margin's share.
-    pool = b.kv_pool(model, quant, free_for_context)
+    pool = b.kv_pool(model, quant, free_for_context, base_gb, vram)
     if pool is not None:
         budget = pool[0] // max(n, 1)
         mem_src += f"; KV pool {pool[0]:,} tokens ({pool[1]})"
@@ -218,7 +218,7 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     q8_need = physics.weights_gb(k, model, "q8_0") / max(tp, 1) + overhead + context_gb
     # What the engine holds: an engine that claims memory up front (transformers serve) holds its claim
     # whatever the load; the rules' memory checks still read what the load needs (vram_frac).
-    claim = b.claim_gb(base_gb, usable)
+    claim = b.claim_gb(base_gb, usable, vram)
     held_gb = claim[0] if claim is not None else need_gb
     if claim is not None:
         origins["vram_gb"] = Provenance(origin="roofline", source=(
