@@ -105,3 +105,19 @@ def test_the_plan_holds_the_claim_and_the_context_is_the_pools_share(k):
     assert 68 < one.predicted.vram_gb == many.predicted.vram_gb < 75
     assert 300_000 < pool < 400_000  # the H100 server built 1,388-1,424 pages of 256 tokens
     assert many.max_context_tokens == pool // 32
+
+
+@pytest.mark.parametrize("gpu, gib", [("RTX 3060", 12), ("RTX 4090", 24), ("H100 80GB", 80)])
+def test_the_servers_claim_stays_under_the_hard_stop(k, gpu, gib):
+    """transformers' default share of the free memory (0.9) would put the whole server past the 90 % line
+    (H.2) on any card: the plan lowers --cb-max-memory-percent until it does not, and says why."""
+    from advisor.answers import answers_from_dict
+    from advisor.engine import recommend
+
+    a = answers_from_dict({"workload": "chat", "concurrency": 4, "model": {"name": "qwen2.5-1.5b"},
+                           "hardware": {"gpu": gpu}, "constraints": {"backend": "transformers-serve"}})
+    p = recommend(a, knowledge=k).recommendation
+    pct = p.settings["cb_max_memory_percent"]
+    stop = k.value("vram_alert_hard_stop")
+    assert p.predicted.vram_gb <= stop * gib and p.predicted.vram_gb > (stop - 0.02) * gib
+    assert pct.value < 0.9 and "hard stop" in pct.source
