@@ -81,9 +81,25 @@ class Backend:
             src += f" + {key} ({k.source(key)})"
         return gb, src
 
+    def kv_pool(self, model: "ModelSpec", quant: str, free_gb: float, base_gb: float = 0.0,
+                total_gb: float = 0.0) -> tuple[int, str] | None:
+        """Tokens the engine's own KV pool holds when `free_gb` is free after its weights and runtime
+        (`base_gb`) load on a GPU of `total_gb`, and how that was worked out; None for an engine whose
+        pool the advisor sizes itself (margin x free)."""
+        return None
+
+    def claim_gb(self, base_gb: float, usable_gb: float, total_gb: float = 0.0) -> tuple[float, str] | None:
+        """GPU memory the engine takes whatever the load (its weights and runtime at `base_gb`, on a GPU
+        with `usable_gb` usable of `total_gb`), and why; None for an engine whose memory grows with what it holds."""
+        return None
+
     # ------------------------------------------------------------ probes
     def takes_probe(self, probe: "ProbeResult") -> bool:
-        return probe.backend in self.row.probe_kinds
+        """A probe of one of its kinds; a server probe that says which server it met only when it met this one."""
+        if probe.backend not in self.row.probe_kinds:
+            return False
+        server = (probe.extra or {}).get("server")
+        return not isinstance(server, str) or not server or server == self.row.engine
 
     # ------------------------------------------------------------ the plan's knobs
     def settings(self, answers: Answers, est: "Estimate", max_ctx: int) -> dict[str, Setting]:
@@ -186,7 +202,8 @@ class Tgi(PagedServer):
 
 
 class Transformers(Backend):
-    """A transformers generate() loop, optionally with a compiled prefill."""
+    """A transformers generate() loop, optionally with a compiled prefill: served by `transformers serve`
+    without continuous batching, whose requests take turns through generate() on one thread."""
 
     def _engine_settings(self, out, answers, est, max_ctx):
         k = self.k
@@ -195,12 +212,102 @@ class Transformers(Backend):
         compile_src = k.source("compile_prefill_speedup_min")
         _put(out, "compile", "prefill-only" if self.compiled_prefill else "off", "backend.compile-policy",
              compile_src + " (Linux only, never for decode)")
+        _put(out, "continuous_batching", False, "backend.batching",
+             "a generate() loop: one request at a time (the plan's sequential model); " + self.row.source)
         if self.compiled_prefill:  # the compiled prefill graph is specialised to one prompt's shape
             _put(out, "max_num_seqs", 1, "backend.compile-policy",
                  compile_src + "; one prompt per compiled prefill, requests take turns "
                  "(the plan's per-user rate assumes it)")
         else:
-            _put(out, "max_num_seqs", answers.concurrency, "scaling.concurrency", "answers: concurrency")
+            _put(out, "max_num_seqs", 1, "backend.batching",
+                 "transformers serve without --continuous-batching runs one generate() at a time; "
+                 "the others wait (the plan's per-user rate assumes it)")
+
+
+class TransformersServe(Backend):
+    """`transformers serve --continuous-batching`: the ContinuousBatchingManager's paged cache.
+
+    At the first request the cache takes max_memory_percent of the GPU memory free after the weights
+    load, less what it reserves per batch token and per cached token, and holds it; its size in
+    tokens is transformers' own sizing (PagedAttentionMemoryHandler, 5.24), for SDPA attention: the
+    attention masks and the K/V heads SDPA repeats are paid for out of the same budget."""
+
+    def _value(self, name: str) -> tuple[float, str]:
+        """A constant of the engine: the row's own calibration prefix, else transformers serve's defaults."""
+        key = f"{self.calibration_key()}.{name}"
+        if not self.k.has(key):
+            key = f"{self.row.engine}.{name}"
+        return self.k.value(key), f"{key} = {self.k.value(key):g} ({self.k.source(key)})"
+
+    def pool_geometry(self, model: "ModelSpec", dtype_bytes: int, available_bytes: float) -> dict:
+        """transformers' sizing of the paged cache (PagedAttentionMemoryHandler, SDPA, full attention),
+        for `available_bytes` = max_memory_percent x the free memory after load: the pages it holds,
+        the bytes of the cache tensor and of the attention mask it allocates at the first request."""
+        page = int(self._value("page_size")[0])
+        m = int(self._value("max_batch_tokens")[0])
+        rows = int(self._value("max_requests_per_batch")[0])
+        b = dtype_bytes
+        hd, heads, kv = model.head_dim, model.attention_heads, model.kv_heads
+        kv_at_peak = 2 * heads + kv  # SDPA repeats K and V to the query heads while V is read
+        bytes_per_page = model.layers * model.kv_bytes_per_layer_token(b) * page  # every layer, page tokens
+        lm_row = model.hidden_size * b + model.vocab_size * 4  # fp32 logits of one kept row
+        fixed = rows * lm_row + 2 * bytes_per_page  # logit rows of a full batch of requests, 2 trash pages
+        per_batch_token = b * (model.hidden_size + heads * hd + 2 * kv * hd + kv_at_peak * hd) + 4 * 8 + 16
+        per_cache_token = kv_at_peak * hd * b + 8
+        per_page = bytes_per_page + page * per_cache_token
+        pages = int((available_bytes - fixed - m * per_batch_token) // per_page)
+        mask = b * m * (pages * page + m)  # one [M, readable + M] mask
+        grow = b * m * page
+        pages -= math.ceil(mask / (per_page + grow)) if pages > 0 else 0
+        pages = max(pages, 0)
+        return {"pages": pages, "tokens": pages * page, "page": page, "max_batch_tokens": m,
+                "cache_bytes": (pages + 2) * bytes_per_page, "mask_bytes": b * m * (pages * page + m)}
+
+    def memory_percent(self, base_gb: float, usable_gb: float, total_gb: float) -> tuple[float, str]:
+        """--cb-max-memory-percent: transformers' default, lowered where the server's whole claim (weights,
+        runtime and that share of the free memory) would pass the VRAM hard stop (H.2)."""
+        pct, src = self._value("max_memory_percent")
+        free = usable_gb - base_gb
+        stop = self.k.value("vram_alert_hard_stop")
+        if free > 0 and base_gb + pct * free > stop * total_gb:
+            capped = max(math.floor((stop * total_gb - base_gb) / free * 100) / 100, 0.01)
+            return capped, (f"{src}, lowered to {capped:g} so the server's claim stays under the "
+                            f"{stop:.0%} hard stop ({self.k.source('vram_alert_hard_stop')})")
+        return pct, src
+
+    def kv_pool(self, model, quant, free_gb, base_gb: float = 0.0, total_gb: float = 0.0):
+        from advisor.physics import GIB
+
+        pct, src = self.memory_percent(base_gb, base_gb + free_gb, total_gb or base_gb + free_gb)
+        g = self.pool_geometry(model, 2, max(free_gb, 0.0) * pct * GIB)
+        return g["tokens"], (f"transformers serve's paged cache: {pct:g} of the {free_gb:.1f} GB free after "
+                             f"load ({src}), less its per-token reservations (SDPA), = {g['pages']:,} pages of "
+                             f"{g['page']} tokens")
+
+    def claim_gb(self, base_gb, usable_gb, total_gb: float = 0.0):
+        pct, src = self.memory_percent(base_gb, usable_gb, total_gb or usable_gb)
+        return base_gb + pct * max(usable_gb - base_gb, 0.0), (
+            f"weights + runtime {base_gb:.1f} GB + {pct:g} of the {usable_gb - base_gb:.1f} GB free after "
+            f"load ({src}): its cache, masks and per-step tensors (the H100 runs held 87-101 % of it, "
+            f"bench/results/transformers-serve-h100.md)")
+
+    def _engine_settings(self, out, answers, est, max_ctx):
+        k = self.k
+        _put(out, "continuous_batching", True, "backend.continuous-batching", self.row.source)
+        pct, pct_src = self.memory_percent(est.weights_gb + est.overhead_gb, est.usable_gb, est.total_gb)
+        _put(out, "cb_max_memory_percent", pct, "context.kv-pool", pct_src)
+        mbt, mbt_src = self._value("max_batch_tokens")
+        _put(out, "cb_max_batch_tokens", int(mbt), "context.kv-pool", mbt_src)
+        _put(out, "attn_implementation", "sdpa", "context.attention",
+             "the attention the H100 calibration ran (bench/results/transformers-serve-h100.md); with "
+             "flash-attn installed transformers switches to it for continuous batching (auto_switch_to_flash)")
+        _put(out, "compile", "off", "backend.compile-policy", k.source("compile_prefill_speedup_min")
+             + " (never compile decode; transformers serve's --compile compiles the decode step)")
+        _put(out, "max_num_seqs", est.load.seqs, "scaling.concurrency",
+             "offline batch: the throughput-optimal batch (advisor/load.py)" if est.load.mode == "batch"
+             else "answers: concurrency (sequences in flight; transformers serve has no cap of its own)")
+        if est.pool_tokens:
+            _put(out, "kv_pool_tokens", int(est.pool_tokens), "context.kv-pool", est.pool_source)
 
 
 # The engine a row names picks its class; a user's own row can reuse any of them.
@@ -210,6 +317,7 @@ ENGINES: dict[str, type[Backend]] = {
     "vllm": Vllm,
     "tgi": Tgi,
     "transformers": Transformers,
+    "transformers-serve": TransformersServe,
 }
 
 _BUILT: dict[int, tuple[object, dict[str, Backend]]] = {}

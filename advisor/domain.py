@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 WORKLOADS = ("rag", "summarization", "chat", "balanced", "codegen", "classification")
 RISKS = ("high", "moderate", "low")
 OSES = ("linux", "windows")
-BACKENDS = ("ollama", "llamacpp", "vllm", "tgi", "transformers", "transformers-compiled")
+BACKENDS = ("ollama", "llamacpp", "vllm", "tgi", "transformers", "transformers-compiled", "transformers-serve")
 QUANTIZATIONS = (
     "fp16", "bf16", "fp8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_s", "q2_k",
     "awq", "gptq", "int8", "nf4",
@@ -40,6 +40,10 @@ SETTING_KEYS = {
     "gpu_layers": "layers offloaded to the GPU (llama.cpp -ngl); 999 = all",
     "attn_implementation": "transformers attn_implementation: sdpa | eager | flash_attention_2",
     "compile": "transformers torch.compile policy: 'prefill-only' | 'off'",
+    "continuous_batching": "bool: transformers serve --continuous-batching (paged cache, sequences share each step)",
+    "cb_max_memory_percent": "transformers serve --cb-max-memory-percent: share of the free memory after load for the KV pool",
+    "cb_max_batch_tokens": "transformers serve --cb-max-batch-tokens: tokens per step (a longer prompt is chunked)",
+    "kv_pool_tokens": "tokens the engine's KV pool holds, all sequences together (informational)",
     "temperature": "sampling temperature for the task (Modelfile PARAMETER)",
 }
 

@@ -167,7 +167,7 @@ def _fact(k, answers: Answers, hw: Hardware, i: int, e: Estimate) -> CandidateFa
         requests_per_day=answers.requests_per_day, deadline_hours=answers.deadline_hours,
         need_gb=e.weights_gb + e.overhead_gb, weights_gb=e.weights_gb, usable_gb=e.usable_gb,
         fp16_gb=e.fp16_gb, fp16_need_gb=e.fp16_need_gb, q8_need_gb=e.q8_need_gb, usable_all_gb=e.usable_gb * hw.count, tp=e.tp, gpus=hw.count,
-        budget=e.budget_tokens, budget_one=e.budget_one, attn_n2_mb=e.attention_n2_gb * 1024,
+        budget=e.budget_tokens, budget_one=e.budget_one, pool_tokens=e.pool_tokens, attn_n2_mb=e.attention_n2_gb * 1024,
         stored_bound=e.stored_bound, vram_frac=e.vram_frac, ttft_n_ms=e.ttft_at_n_ms, p95_s=e.p95_s,
         ttft_lo_ms=e.ttft_at_n_ms * (1 - e.ttft_band), p95_lo_s=e.p95_s * (1 - max(e.ttft_band, e.decode_band)),
         decode_hi=e.decode_per_user * (1 + e.decode_band), band_pct=round(100 * e.ttft_band),

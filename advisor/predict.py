@@ -60,6 +60,8 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
     # figures a probe replaced: name -> (probe value, table/roofline value, its source)
     replaced: dict[str, tuple[float, float, str]] = field(default_factory=dict)
+    pool_tokens: int = 0  # the engine's own KV pool, all sequences together (0: sized by the advisor's margin)
+    pool_source: str = ""
 
 
 def background_gb(answers: Answers, hw: Hardware) -> float:
@@ -139,6 +141,11 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     if bound is not None and not (probe is not None and probe.fit is not None) and bound[0] < budget:
         budget = bound[0]
         mem_src += f"; bounded by {bound[1]}"
+    # An engine that sizes its own KV pool (transformers serve) holds what it holds, not the margin's share.
+    pool = b.kv_pool(model, quant, free_for_context, base_gb, vram)
+    if pool is not None:
+        budget = pool[0] // max(n, 1)
+        mem_src += f"; KV pool {pool[0]:,} tokens ({pool[1]})"
     need_gb = base_gb + per_token * seq * n + activation * ctx + quad * ctx * ctx
     origins["vram_gb"] = Provenance(
         origin="probe" if mem_src.startswith("probe") else "roofline",
@@ -197,8 +204,10 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     dec_assumed = dec_origin == "roofline" and speed.assumed(k, b, "decode", arch, quant)
 
     # Load as the user described it: N sequences in flight, an arrival rate, or an offline batch.
-    ld = _load(k, answers, b, costs, ctx, n, hw, tp, budget_one=_budget(margin, free_for_context, per_token, 1, activation, quad),
-               seq=seq, per_token=per_token, activation=activation, free=free_for_context)
+    budget_one = pool[0] if pool is not None else _budget(margin, free_for_context, per_token, 1, activation, quad)
+    ld = _load(k, answers, b, costs, ctx, n, hw, tp, budget_one=budget_one,
+               seq=seq, per_token=per_token, activation=activation, free=free_for_context,
+               pool_tokens=pool[0] if pool is not None else 0)
     amdahl = 1.0
     if b.batching == "slots":
         amdahl = 1.0 / (costs.amdahl_s * ld.seqs + 1 - costs.amdahl_s)
@@ -212,25 +221,35 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
     replicas_possible = max(hw.count // max(tp, 1), 0)
     if ld.seqs != n:  # an offline batch holds its batch's KV, not the user's concurrency
         need_gb = base_gb + per_token * seq * ld.seqs + activation * ctx
-        budget = _budget(margin, free_for_context, per_token, ld.seqs, activation, quad)
+        budget = pool[0] // ld.seqs if pool is not None else _budget(margin, free_for_context, per_token, ld.seqs,
+                                                                        activation, quad)
 
     fp16 = physics.weights_gb(k, model, "fp16")
     context_gb = need_gb - base_gb  # KV (and transient activations) for the ask
     fp16_need = fp16 / max(tp, 1) + overhead + context_gb
     q8_need = physics.weights_gb(k, model, "q8_0") / max(tp, 1) + overhead + context_gb
+    # What the engine holds: an engine that claims memory up front (transformers serve) holds its claim
+    # whatever the load; the rules' memory checks still read what the load needs (vram_frac).
+    claim = b.claim_gb(base_gb, usable, vram)
+    held_gb = claim[0] if claim is not None else need_gb
+    if claim is not None:
+        origins["vram_gb"] = Provenance(origin="roofline", source=(
+            f"{claim[1]}; the asked load needs {need_gb:.1f} GB of it ({origins['vram_gb'].source})"))
     served = (probe.extra or {}).get("server_vram") if probe is not None and not b.prefill_activations else None
     if isinstance(served, dict) and isinstance(served.get("mib"), (int, float)) and served["mib"] > 0:
         # the running server's own GPU memory (NVML, per process): what this engine really holds
-        need_gb = served["mib"] / 1024
+        held_gb = served["mib"] / 1024
+        if claim is None:
+            need_gb = held_gb
         origins["vram_gb"] = Provenance(origin="probe", source=(
             f"probe: NVML memory of the server process on {probe.gpu or 'this GPU'} "
             f"({served.get('method', 'per process')})"))
     return Estimate(
         model=model, backend=backend, quant=quant, tp=tp, weights_gb=weights, overhead_gb=overhead,
         per_token_gb=per_token + activation / max(n, 1), usable_gb=usable, total_gb=vram, budget_tokens=budget,
-        budget_one=_budget(margin, free_for_context, per_token, 1, activation, quad),
+        budget_one=budget_one,
         attention_n2_gb=quad, stored_bound=bound[0] if bound else -1,
-        vram_gb=need_gb, vram_frac=need_gb / vram, ttft_ms=ttft, ttft_at_n_ms=ld.ttft_p95_ms,
+        vram_gb=held_gb, vram_frac=need_gb / vram, ttft_ms=ttft, ttft_at_n_ms=ld.ttft_p95_ms,
         decode_single=single, decode_per_user=ld.per_user, total_tok_s=ld.total, p95_s=ld.e2e_p95_s,
         amdahl_eff=amdahl, replicas_needed=ld.replicas, replicas_possible=replicas_possible,
         load=ld, costs=costs, ttft_band=ttft_band, decode_band=dec_band,
@@ -239,6 +258,7 @@ def estimate(k, answers: Answers, hw: Hardware, model: ModelSpec, backend: str, 
         bits=k.quant[quant].bits_per_weight, os=os_name, origins=origins, notes=notes,
         replaced={name: v for name, v in (("TTFT (ms)", replaced_ttft), ("decode (tok/s, one stream)", replaced_decode))
                   if v is not None},
+        pool_tokens=pool[0] if pool is not None else 0, pool_source=pool[1] if pool is not None else "",
     )
 
 
@@ -376,15 +396,17 @@ class Load:
 
 
 def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n: int, hw: Hardware, tp: int,
-          budget_one: int, seq: int, per_token: float, activation: float, free: float) -> Load:
+          budget_one: int, seq: int, per_token: float, activation: float, free: float, pool_tokens: int = 0) -> Load:
     out = answers.output_tokens
     prefill = costs.prefill_ms(ctx)
     rate_asked = answers.arrival_rate_rps
     think = answers.think_time_s * 1e3  # ms each user waits before the next request
     batch_job = answers.requests_per_day > 0 and answers.deadline_hours > 0
-    # What the KV pool holds (margin applied): the most sequences the engine can run at once.
+    # What the KV pool holds (margin applied, or the engine's own pool): the most sequences it runs at once.
     cap = max(int(k.value("context_safety_margin") * free / (per_token * seq + activation)), 1) \
         if free > 0 and per_token > 0 else 1
+    if pool_tokens:
+        cap = max(pool_tokens // max(seq, 1), 1)
     cap = 1 if b.batching == "sequential" else min(cap, int(k.value("batch.max_seqs")))
     if batch_job:
         # Offline: the throughput-optimal batch within what the pool holds.

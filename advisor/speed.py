@@ -205,10 +205,17 @@ def step_costs(k, b: Backend, model: ModelSpec, gpu: GpuSpec, quant: str, tp: in
     ubatch = coefficient(k, b, "prefill_ms_per_layer_per_ubatch", os_name, arch=arch)
     if ubatch:
         prefill_src += f" + {model.layers} layers x {ubatch[1]} per 512-token micro-batch"
-    mult = tuple((n_, k.value(key)) for n_ in (2, 4, 8, 16, 32)
+    # measured step growth with the batch: per quantization where the kernels differ by it (llama.cpp),
+    # else one curve for the engine (transformers serve: a step's time is its Python, not its weights)
+    mult = tuple((n_, k.value(key)) for n_ in (2, 4, 8, 16, 32, 64)
                  if k.has(key := f"{b.calibration_key()}.batch_step_multiplier.{quant}.n{n_}"))
+    mult_key = f"{b.calibration_key()}.batch_step_multiplier.{quant}.*"
+    if not mult:
+        mult = tuple((n_, k.value(key)) for n_ in (2, 4, 8, 16, 32, 64)
+                     if k.has(key := f"{b.calibration_key()}.batch_step_multiplier.n{n_}"))
+        mult_key = f"{b.calibration_key()}.batch_step_multiplier.*"
     if mult:
-        decode_src += f"; batch growth of the weight part measured ({b.calibration_key()}.batch_step_multiplier.{quant}.*)"
+        decode_src += f"; batch growth of the weight part measured ({mult_key})"
     costs = StepCosts(floor_ms=floor_ms, ms_per_flop=1e3 / (peak * eff), model=model,
                       decode_fixed_ms=fixed, decode_per_seq_ms=per_seq, batching=b.batching,
                       amdahl_s=amdahl, prefill_scale=scale, ubatch_ms_per_layer=ubatch[0] if ubatch else 0.0,

@@ -233,6 +233,10 @@ VALUE_BOUNDS: list[tuple[str, Bound]] = [
     ("max_model_len_headroom", Bound(1, 16)),
     ("nearest.min_context_tokens", Bound(1, MAX_TOKENS, whole=True)),
     ("kv_cache_q8_context_gain", Bound(1, 8)),
+    ("*.max_memory_percent", FRACTION),  # transformers serve: share of the free memory after load
+    ("*.max_batch_tokens", Bound(16, 1_000_000, whole=True)),
+    ("*.page_size", Bound(4, 65_536, whole=True)),
+    ("*.max_requests_per_batch", COUNT),
     ("*", FINITE),
 ]
 
@@ -268,7 +272,7 @@ class BackendRow(_Row):
     title: str
     quantizations: list[Quant]
     os: list[Os]
-    engine: Literal["ollama", "llama-server", "vllm", "tgi", "transformers"]  # advisor/backends.py class
+    engine: Literal["ollama", "llama-server", "vllm", "tgi", "transformers", "transformers-serve"]  # advisor/backends.py class
     # continuous: sequences share each decode step; slots: a few parallel slots, then a queue
     # (per-agent efficiency by Amdahl, TR129); sequential: one request at a time
     batching: Literal["continuous", "slots", "sequential"]

@@ -1,6 +1,7 @@
 """The OpenAI-compatible server probe (vLLM, TGI, llama.cpp's llama-server, transformers serve, ...).
 
-Streaming (`stream: true`, server-sent events: `data: {json}` lines, ended by `data: [DONE]`):
+Streaming (`stream: true`, server-sent events: `data: {json}` lines, ended by `data: [DONE]`, or
+by a choice's `finish_reason` where the server sends no [DONE], as transformers serve 5.x does):
 TTFT is the time from sending the request to the first chunk that carries text; inter-token
 latency is the gap between later text chunks. Every repetition sends a unique prompt (prefix
 caches would otherwise fake the prefill); repetition 0 is reported apart and the figure is the
@@ -13,6 +14,8 @@ The server's limits are read before anything is measured, and every prompt is si
 - vLLM: `max_model_len` in every /v1/models entry; its Prometheus /metrics gives the KV-cache
   blocks it reserved.
 - TGI: GET /info `max_input_tokens` (older: max_input_length) and `max_total_tokens`.
+- transformers serve: /v1/models lists the pinned model (its id is the name it was started with)
+  and no limit; /version, /props, /info and /metrics answer 404.
 Prompt tokens per word are measured by the two warm-up requests (usage.prompt_tokens), so a
 prompt's size in tokens is known before it is sent. When the server runs on this machine (a
 loopback URL) the GPU memory its process holds is read with NVML (hardware.server_gpu_memory).
@@ -226,7 +229,7 @@ def stream_once(client: Client, name: str, prompt: str, endpoint: str) -> dict:
     t0 = time.perf_counter()
     arrivals: list[float] = []
     usage = None
-    finished = False
+    finished = False  # [DONE] came, or (transformers serve, which sends no [DONE]) a choice's finish_reason
     with client.stream("POST", path, json=body) as s:
         for line in s.lines():
             line = line.strip()
@@ -266,6 +269,8 @@ def stream_once(client: Client, name: str, prompt: str, endpoint: str) -> dict:
                     raise ProbeError(f"{where}: the streamed text is a {type(text).__name__}, not a string")
                 if text:
                     arrivals.append(time.perf_counter())
+                if isinstance(ch.get("finish_reason"), str) and ch["finish_reason"]:
+                    finished = True
             if len(arrivals) > MAX_TEXT_CHUNKS:
                 raise ProbeError(f"{where}: streamed more than {MAX_TEXT_CHUNKS} text chunks for max_tokens="
                                  f"{MAX_TOKENS} (the server ignores max_tokens)")
@@ -355,6 +360,7 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
         report(f"{n:,} tokens: TTFT {timings[-1].ttft_ms:.1f} ms (rep 0: {timings[-1].rep0_ms:.1f} ms)")
 
     metrics = _metrics(client)
+    server = server_kind(entry, limits, metrics)
     vram = _server_vram(client)
     report("server GPU memory: " + (f"{vram['mib']:,.0f} MiB ({vram['method']})" if vram.get("mib") is not None
                                     else f"not measured ({vram['why']})"))
@@ -364,7 +370,7 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
         max_model_len=limits.get("limit"), warnings=warnings,
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         duration_s=round(time.perf_counter() - t_start, 3),
-        extra={"url": client.base, "endpoint": endpoint, "max_tokens": MAX_TOKENS,
+        extra={"url": client.base, "server": server, "endpoint": endpoint, "max_tokens": MAX_TOKENS,
                "server_limits": limits, "prompt_tokens_per_word": round(per_word, 3),
                "prompt_overhead_tokens": round(overhead, 1), "server_vram": vram,
                "inter_token_ms_median": round(statistics.median(gaps), 3) if gaps else None,
@@ -372,6 +378,22 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
                "vllm_metrics": metrics, "repetitions": raw,
                "method": "client-side streaming TTFT (request sent -> first text chunk); unique prompt per rep; "
                          "prompts sized inside the server's limits (/v1/models, /props, /slots)"})
+
+
+def server_kind(entry: dict, limits: dict, metrics: dict | None) -> str:
+    """Which server answered, where its own endpoints say so (the engine of knowledge/backends.toml
+    whose plans its figures describe); "" when none does. llama-server: /props and /slots; TGI: /info;
+    vLLM: its Prometheus metrics; transformers serve: the non-OpenAI `status` object of its /v1/models."""
+    if any(key in limits for key in ("props_n_ctx", "n_ctx_per_slot", "build_info")):
+        return "llama-server"
+    if "max_total_tokens" in limits or "max_input_tokens" in limits:
+        return "tgi"
+    if metrics:
+        return "vllm"
+    status = entry.get("status")
+    if isinstance(status, dict) and status.get("value") in ("loaded", "unloaded"):
+        return "transformers-serve"
+    return ""
 
 
 def _server_vram(client: Client) -> dict:

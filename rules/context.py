@@ -79,10 +79,17 @@ def plan_rules(k) -> list[Rule]:
              lambda f: ("Windows: past the budget the driver spills to system memory silently (latency cliff, "
                         "no error); watch VRAM, not errors")),
         Rule("context.linux-oom", "DESIGN (Linux has no system-memory fallback)", "note",
-             lambda m: plan(m) & (m.os == "linux"),
+             lambda m: plan(m) & (m.os == "linux") & (m.pool_tokens == 0),
              lambda f: f"Linux: past {f.budget:,} tokens per sequence the allocation fails with out-of-memory"),
+        # An engine that sizes its own pool (transformers serve) never grows past it: requests wait for pages.
+        Rule("context.engine-pool", "transformers 5.24 continuous batching (scheduler.py: a request is "
+                                    "scheduled when its pages fit; cache.py: the pool's size)", "note",
+             lambda m: plan(m) & (m.pool_tokens > 0),
+             lambda f: (f"{f.backend} sizes its own KV pool at start: {f.pool_tokens:,} tokens for all sequences, "
+                        f"{f.budget:,} each at N={f.n}; past it, requests wait for pages instead of failing"),
+             sets=("max_context_tokens",)),
         Rule("context.budget", k.row("context_safety_margin").source, "note",
-             lambda m: plan(m),
+             lambda m: plan(m) & (m.pool_tokens == 0),
              lambda f: (f"safe context {f.budget:,} tokens per sequence = {k.value('context_safety_margin'):g} x "
                         f"({f.usable_gb:.1f} GB usable - {f.weights_gb:.2f} GB weights - overhead) / per-token cost"),
              sets=("max_context_tokens",)),

@@ -75,6 +75,7 @@ class CandidateFact(BaseModel):
     gpus: int
     budget: int  # safe context tokens per sequence
     budget_one: int  # safe context of one sequence alone (a paged pool's longest request)
+    pool_tokens: int = 0  # the engine's own KV pool, all sequences together (0: the advisor's margin sizes it)
     attn_n2_mb: float  # MB per token^2 of attention score matrices the budget assumes (0: a linear kernel)
     stored_bound: int  # a stored measurement's safe budget for this very setup (-1: none)
     vram_frac: float

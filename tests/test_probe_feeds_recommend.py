@@ -105,3 +105,48 @@ def test_a_running_servers_own_gpu_memory_is_the_plans_vram(k):
     hf = recommend(answers_from_dict({**ask, "constraints": {"backend": "transformers"}}), probes=[served],
                    knowledge=k).recommendation
     assert hf.predicted.origins["vram_gb"].origin != "probe"
+
+
+def _h100_transformers_serve_probe():
+    """The advisor's OpenAI probe of a real transformers serve (qwen2.5-1.5b, H100, bench/results); that run
+    predates extra.server, which today's probe writes from the server's /v1/models (test_transformers_serve_runs)."""
+    import json
+    from pathlib import Path
+
+    raw = json.loads((Path(__file__).resolve().parents[1] / "bench" / "results" /
+                      "transformers-serve-probe-h100.json").read_text())["results"]["qwen2.5-1.5b"]
+    p = ProbeResult.model_validate(raw)
+    return p.model_copy(update={"extra": {**p.extra, "server": "transformers-serve"}})
+
+
+def _h100_chat(backend: str) -> dict:
+    return {"workload": "chat", "concurrency": 16, "context_tokens": 2000, "output_tokens": 128,
+            "model": {"name": "qwen2.5-1.5b"}, "hardware": {"gpu": "H100 80GB"},
+            "constraints": {"backend": backend, "quantization": "fp16"}}
+
+
+def test_a_transformers_serve_probe_feeds_its_plan(k):
+    probe = _h100_transformers_serve_probe()
+    a = answers_from_dict(_h100_chat("transformers-serve"))
+    rec = recommend(a, probes=[probe], knowledge=k).recommendation
+    o = rec.predicted.origins
+    assert o["ttft_ms"].origin == o["decode_tok_s_per_user"].origin == o["vram_gb"].origin == "probe"
+    # the server process held 64,406 MiB (NVML): the plan's VRAM is what the server holds
+    assert rec.predicted.vram_gb == round(probe.extra["server_vram"]["mib"] / 1024, 2)
+    single = recommend(answers_from_dict({**_h100_chat("transformers-serve"), "concurrency": 1}),
+                       probes=[probe], knowledge=k).recommendation
+    # one user decodes at the measured stream rate (less the share of the GPU its own prefills take)
+    assert 0.9 * probe.decode_tok_s <= single.predicted.decode_tok_s_per_user <= probe.decode_tok_s
+    # 16 users share each step: slower each, several times the total (the fitted batch curve, scaled to the probe)
+    assert rec.predicted.decode_tok_s_per_user < single.predicted.decode_tok_s_per_user
+    assert rec.predicted.total_tok_s > 4 * single.predicted.total_tok_s
+
+
+def test_a_probe_of_one_server_does_not_describe_another(k):
+    """The same model on vLLM: a transformers serve measurement says nothing of vLLM's kernels."""
+    probe = _h100_transformers_serve_probe()
+    a = answers_from_dict(_h100_chat("vllm"))
+    rec = recommend(a, probes=[probe], knowledge=k).recommendation
+    assert rec.backend == "vllm"
+    assert {o.origin for o in rec.predicted.origins.values()} == {"roofline"}
+    assert rec == recommend(a, knowledge=k).recommendation

@@ -21,7 +21,7 @@ __all__ = ["export", "render_text", "write_files", "Snippet", "ExportError", "TA
 
 TARGETS = EXPORT_TARGETS
 _MODULES = {"vllm": "vllm", "ollama": "ollama", "llamacpp": "llamacpp",
-            "transformers": "transformers_snippet", "tgi": "tgi"}
+            "transformers": "transformers_serve", "tgi": "tgi"}
 
 
 def export(rec: Recommendation, target: str) -> Snippet:

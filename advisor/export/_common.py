@@ -90,11 +90,12 @@ class Ctx:
             v = Val(key, h.value, h.rule, h.source)
         return v
 
-    def missing(self, key: str, consequence: str) -> None:
-        """A knob the plan (made for another backend) does not carry: say so, emit nothing for it."""
+    def missing(self, key: str, consequence: str, backend: str = "") -> None:
+        """A knob the plan (made for another backend) does not carry: say so, emit nothing for it.
+        `backend`: the backend whose plans carry it, where it is not the target's own name."""
         self.notes.append(
             f"{key} is not in this plan (it was made for {self.plan.backend}); {consequence}. "
-            f"For a value from the rules, re-run with constraints.backend = \"{self.target}\"."
+            f"For a value from the rules, re-run with constraints.backend = \"{backend or self.target}\"."
         )
 
     @property

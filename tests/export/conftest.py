@@ -1,6 +1,6 @@
 """Stub servers for running the exported scripts: each records its argv and environment.
 
-`vllm`, `llama-server`, `docker` and `ollama` on PATH are small Python scripts that append one
+`vllm`, `llama-server`, `docker`, `ollama` and `transformers` on PATH are small Python scripts that append one
 JSON line per call to $STUB_LOG. The ollama stub behaves like a server per OLLAMA_HOST:
 `ollama serve` marks the host up and stays running a moment (see the stub), `ollama list` succeeds
 only for a host that is up, and `ollama show` reports the quantization in $STUB_QUANT.
@@ -85,7 +85,7 @@ def run_script(tmp_path):
     """Run an exported shell script (in its own folder, with the other files beside it) against the stubs."""
     bin_dir = tmp_path / "stub-bin"
     bin_dir.mkdir()
-    for prog in ("vllm", "llama-server", "docker", "ollama"):
+    for prog in ("vllm", "llama-server", "docker", "ollama", "transformers"):
         p = bin_dir / prog
         p.write_text(STUB.format(python=sys.executable))
         p.chmod(0o755)

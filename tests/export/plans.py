@@ -85,5 +85,20 @@ def tgi_batch_3_replicas():
 def transformers_compiled(model_dir="/models/qwen", attn="sdpa", compile="prefill-only", quant="fp16"):
     s = {"local_path": S(model_dir, "model.answers", "answers: model.name"), "dtype": S("float16", "quantization.choice", "P.1"),
          "attn_implementation": S(attn, "context.attention", "DESIGN: SDPA"), "compile": S(compile, "backend.compile-policy", "Linux only"),
+         "continuous_batching": S(False, "backend.batching", "one request at a time"),
          "max_num_seqs": S(1, "scaling.concurrency", "answers")}
     return rec("transformers-compiled", quant, model="qwen", ctx=200, n=1, settings=s)
+
+
+def transformers_serve_n16(repo="Qwen/Qwen2.5-1.5B-Instruct", local_path=None, replicas=1):
+    """16 chat users on one H100: transformers serve with continuous batching, its paged pool sized by the plan."""
+    s = {"hf_repo": S(repo, "model.catalog", "catalog"), "dtype": S("bfloat16", "quantization.native-dtype", "ships in bf16"),
+         "continuous_batching": S(True, "backend.continuous-batching", "transformers serve --continuous-batching"),
+         "cb_max_memory_percent": S(0.9, "context.kv-pool", "transformers 5.24 default"),
+         "cb_max_batch_tokens": S(8192, "context.kv-pool", "transformers 5.24 default"),
+         "attn_implementation": S("sdpa", "context.attention", "the H100 calibration"),
+         "compile": S("off", "backend.compile-policy", "TR126"), "max_num_seqs": S(16, "scaling.concurrency", "answers"),
+         "kv_pool_tokens": S(1414400, "context.kv-pool", "transformers serve's paged cache")}
+    if local_path is not None:
+        s["local_path"] = S(local_path, "model.answers", "answers: model.name")
+    return rec("transformers-serve", "bf16", model="qwen2.5-1.5b", ctx=22100, n=16, replicas=replicas, settings=s)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from advisor.cli import main
-from conftest import flag_values, parse_modelfile
+from conftest import bash_n, flag_values, parse_modelfile
 
 H100_N8 = """workload = "chat"
 concurrency = 8
@@ -118,8 +118,8 @@ def test_single_file_target_into_a_folder(tmp_path, capsys):
     folder = tmp_path / "snips"
     folder.mkdir()
     assert main(["export", "--answers", path, "--target", "transformers", "--out", str(folder), "--no-cache"]) == 0
-    src = (folder / "serve.py").read_text()
-    compile(src, "serve.py", "exec")
+    assert sorted(p.name for p in folder.iterdir()) == ["serve.sh"]
+    assert bash_n((folder / "serve.sh").read_text()).returncode == 0
 
 
 @pytest.mark.parametrize("argv,words", [

@@ -13,7 +13,7 @@ import yaml
 
 from advisor.export import ExportError, export
 from conftest import bash_n, flag_values, parse_modelfile
-from plans import S, llamacpp_n4, ollama_chat_n1, rec, transformers_compiled, vllm_n8
+from plans import S, llamacpp_n4, ollama_chat_n1, rec, transformers_compiled, transformers_serve_n16, vllm_n8
 
 NASTY = [
     '"; touch PWNED; echo "',
@@ -34,7 +34,7 @@ def _pwned(root) -> list[str]:
 
 
 @pytest.mark.parametrize("name", NASTY)
-@pytest.mark.parametrize("target", ["vllm", "tgi"])
+@pytest.mark.parametrize("target", ["vllm", "tgi", "transformers"])
 def test_repo_names_reach_the_server_as_one_argument(name, target, run_script, tmp_path):
     snippet = export(vllm_n8(repo=name), target)
     assert bash_n(snippet.files["serve.sh"]).returncode == 0
@@ -42,27 +42,15 @@ def test_repo_names_reach_the_server_as_one_argument(name, target, run_script, t
     assert run.rc == 0, run.stderr
     assert _pwned(tmp_path) == []
     (call,) = run.calls
-    if target == "vllm":
+    if target == "transformers":
+        assert call["argv"][:2] == ["serve", name]  # transformers serve MODEL: pinned to this one name
+    elif target == "vllm":
         assert call["argv"][1] == name
         cmd = yaml.safe_load(snippet.files["compose.yaml"])["services"]["vllm-0"]["command"]
         assert cmd[0].replace("$$", "$") == name  # compose reads $$ as a literal $
         assert flag_values(cmd[1:])["--max-model-len"] == "52873"
     else:
         assert call["argv"][call["argv"].index("--model-id") + 1] == name
-
-
-@pytest.mark.parametrize("name", NASTY)
-def test_python_model_name_is_a_string_literal_equal_to_the_input(name):
-    r = vllm_n8(repo=name)
-    src = export(r, "transformers").files["serve.py"]
-    tree = compile(src, "serve.py", "exec", flags=0x400)  # ast.PyCF_ONLY_AST
-    (model,) = [n.value.value for n in tree.body
-                if n.__class__.__name__ == "Assign" and getattr(n.targets[0], "id", "") == "MODEL"]
-    assert model == name
-    # nothing of the name escaped into code: PWNED appears only inside strings and comments
-    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
-        if "PWNED" in tok.string:
-            assert tok.type in (tokenize.STRING, tokenize.COMMENT), tok
 
 
 @pytest.mark.parametrize("name", [n for n in NASTY if "\n" not in n])
@@ -124,7 +112,7 @@ EVIL_SOURCE = "TR127\n$(touch PWNED)\ntouch PWNED\nimport os; os.system('touch P
 
 @pytest.mark.parametrize("target,make", [
     ("vllm", vllm_n8), ("tgi", vllm_n8), ("transformers", transformers_compiled),
-    ("ollama", ollama_chat_n1), ("llamacpp", llamacpp_n4),
+    ("transformers", transformers_serve_n16), ("ollama", ollama_chat_n1), ("llamacpp", llamacpp_n4),
 ])
 def test_rule_sources_stay_inside_comments(target, make, run_script, tmp_path):
     r = make()

@@ -36,12 +36,12 @@ def _tree(d):
 def test_a_trailing_slash_means_a_folder_even_for_one_file(tmp_path, capsys):
     code, out, err = _export(tmp_path, capsys, "transformers", str(tmp_path / "newdir") + "/", H100)
     assert code == 0, err
-    assert (tmp_path / "newdir").is_dir() and _tree(tmp_path / "newdir") == ["serve.py"]
-    compile((tmp_path / "newdir" / "serve.py").read_text(), "serve.py", "exec")
+    assert (tmp_path / "newdir").is_dir() and _tree(tmp_path / "newdir") == ["serve.sh"]
+    assert os.access(tmp_path / "newdir" / "serve.sh", os.X_OK)
 
 
 def test_a_trailing_slash_on_an_existing_file_is_refused(tmp_path, capsys):
-    mine = tmp_path / "serve.py"
+    mine = tmp_path / "serve.sh"
     mine.write_text("mine\n")
     code, _, err = _export(tmp_path, capsys, "transformers", str(mine) + "/", H100)
     assert code == 2 and len(err.splitlines()) == 1 and "is a file" in err
@@ -49,7 +49,7 @@ def test_a_trailing_slash_on_an_existing_file_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("target, out", [
-    ("transformers", "missing/serve.py"),
+    ("transformers", "missing/serve.sh"),
     ("ollama", "missing/sub/"),
     ("ollama", "missing/sub"),
 ])

@@ -46,6 +46,7 @@ def test_llama_server_limits_are_read_and_every_prompt_fits_its_slot(llama_serve
     assert any("2,048 tokens do not fit the server's context per slot (2,048 tokens in each of 4 slots"
                in w for w in r.warnings)
     assert r.extra["prompt_tokens_per_word"] == pytest.approx(1.0) and r.extra["prompt_overhead_tokens"] == 3  # 5 extra, "Note <nonce>:" 2 fewer
+    assert r.extra["server"] == "llama-server"  # its figures feed the llamacpp plan, not vLLM's
     assert "max context              2,048 tokens a request (the server's context per slot" in render_text(r)
 
 
@@ -89,6 +90,7 @@ def test_tgi_info_limits_bound_the_prompts():
     lim = r.extra["server_limits"]
     assert (lim["max_input_tokens"], lim["max_total_tokens"], lim["limit"]) == (1000, 1100, 1032)
     assert "max_input_tokens 1,000" in lim["why"] and max(t.context_tokens for t in r.ttft) <= 1000
+    assert r.extra["server"] == "tgi"
 
 
 def test_without_nvml_the_result_says_the_server_memory_was_not_measured(llama_server, monkeypatch):

@@ -26,6 +26,7 @@ def test_streaming_ttft_inter_token_latency_and_server_facts(openai_server):
     assert 100 < r.decode_tok_s <= 500  # one token per 2 ms on the wire
     m = r.extra["vllm_metrics"]
     assert m["kv_capacity_tokens"] == 27000 * 16 and m["block_size"] == "16"
+    assert r.extra["server"] == "vllm"  # from its metrics: the figures describe vLLM's plans only
 
 
 def test_unique_prompts_so_the_prefix_cache_cannot_fake_ttft(openai_server):

@@ -220,3 +220,46 @@ def test_a_think_time_the_answers_refuse_is_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "advisor", "recommend", "--gpu", "RTX 4090", "--think-time-s", "-3"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "think" in out.stderr
+
+
+# ------------------------------------------------------------------ transformers as a server
+def _hf_chat(k, backend: str, n: int):
+    return advise(k, workload="chat", concurrency=n, model={"name": "qwen2.5-1.5b"},
+                  hardware={"gpu": "H100 80GB"}, constraints={"backend": backend})
+
+
+def test_sixty_four_chat_users_on_transformers_need_its_server_not_a_generate_loop(k):
+    """A team tied to transformers puts 64 chat users on one H100. The plain engine runs one generate()
+    at a time (transformers serve without --continuous-batching): its 64 users share one stream and wait
+    behind each other's answers. transformers serve with continuous batching shares each step: several
+    times the tokens, seconds not minutes to a first token, and the memory it claims at start."""
+    seq1, seq64 = _hf_chat(k, "transformers", 1), _hf_chat(k, "transformers", 64)
+    cb1, cb64 = _hf_chat(k, "transformers-serve", 1), _hf_chat(k, "transformers-serve", 64)
+    s1, s64 = seq1.recommendation.predicted, seq64.recommendation.predicted
+    c1, c64 = cb1.recommendation.predicted, cb64.recommendation.predicted
+
+    # one request at a time: 64 users get what one user got, split 64 ways, after a long queue
+    assert s64.total_tok_s == pytest.approx(s1.total_tok_s, rel=0.05)
+    assert s64.decode_tok_s_per_user == pytest.approx(s1.decode_tok_s_per_user / 64, rel=0.1)
+    assert s64.load.ttft_p95_ms > 60_000
+    assert "backend.no-batching-at-high-n" in fired(seq64)
+    assert seq64.recommendation.settings["continuous_batching"].value is False
+
+    # continuous batching: the 64 users' total is many times one user's, each still decoding
+    assert c64.total_tok_s > 8 * c1.total_tok_s and c64.total_tok_s > 5 * s64.total_tok_s
+    assert c64.decode_tok_s_per_user > 5 * s64.decode_tok_s_per_user
+    assert c64.load.ttft_p95_ms < 2_000 and c64.load.steady
+    assert cb64.recommendation.settings["continuous_batching"].value is True
+
+    # its paged cache claims 0.9 of the free memory at start, whatever the load: the same VRAM for 1 or 64
+    assert c1.vram_gb == c64.vram_gb > 0.85 * 80 > s64.vram_gb
+    # and the context each of the 64 users gets is the pool's share, said so
+    pool = cb64.recommendation.settings["kv_pool_tokens"].value
+    assert cb64.recommendation.max_context_tokens == pool // 64 < cb1.recommendation.max_context_tokens
+    assert "context.engine-pool" in fired(cb64) and "context.linux-oom" not in fired(cb64)
+
+
+def test_with_no_tie_sixty_four_users_are_never_planned_on_a_generate_loop(k):
+    rec = advise(k, workload="chat", concurrency=64, model={"name": "qwen2.5-1.5b"}, hardware={"gpu": "H100 80GB"})
+    assert rec.recommendation.backend not in ("transformers", "transformers-compiled")
+    assert rec.recommendation.predicted.total_tok_s > 5 * _hf_chat(k, "transformers", 64).recommendation.predicted.total_tok_s
