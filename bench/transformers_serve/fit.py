@@ -3,7 +3,8 @@
 
 The model is the advisor's own (advisor/speed.py StepCosts), with these coefficients:
 
-  prefill(n)   = prefill_floor_ms + FLOPs(n) / (math peak x prefill_flops_efficiency)
+  prefill(n)   = prefill_floor_ms + matmul FLOPs(n) / (math peak x prefill_flops_efficiency)
+                 + attention FLOPs(n) / (FP16 peak x prefill_attention_efficiency)
                  fitted to every TTFT median (the bench's single requests and the advisor probe's),
                  least squares in relative error;
   decode step  = layers x decode_overhead_ms_per_layer x batch_step_multiplier.nN (+ the KV reads)
@@ -90,25 +91,35 @@ def _model(k, model_id):
     return k.model(model_id, field="--model")
 
 
-def fit_prefill(k, gpu, pts) -> tuple[float, float, float]:
-    """(floor ms, efficiency, largest relative residual): least squares in relative error."""
+def fit_prefill(k, gpu, pts) -> tuple[float, float, float, float]:
+    """(floor ms, matmul efficiency, attention efficiency, largest relative residual): least squares
+    in relative error. The matmuls are capped at what vLLM's cuBLAS GEMMs reach on this architecture
+    (vllm.prefill_flops_efficiency.bf16.sm90, fitted to NVIDIA's tables): the TTFT medians jitter by
+    50-100 ms and alone cannot tell the two rates apart, and transformers runs the same GEMMs."""
     from advisor import physics
 
     peak = physics.math_peak(gpu, "bf16")
-    xs = [(physics.prefill_flops(_model(k, p["model"]), p["tokens"]) / peak * 1e3, p["ms"]) for p in pts]
+    cap = k.value("vllm.prefill_flops_efficiency.bf16.sm90") if k.has("vllm.prefill_flops_efficiency.bf16.sm90") else 1.0
+    xs = []
+    for p in pts:
+        m = _model(k, p["model"])
+        attn = m.attention_flops(p["tokens"])
+        xs.append(((physics.prefill_flops(m, p["tokens"]) - attn) / peak * 1e3, attn / gpu.acc32_flops * 1e3, p["ms"]))
     best = None
-    for i in range(1, 400):
-        eff = i / 400
-        # for a fixed efficiency the floor minimising sum((floor + w/eff - y)^2 / y^2) is closed-form
-        num = sum((y - w / eff) / y**2 for w, y in xs)
-        den = sum(1 / y**2 for _, y in xs)
-        floor = max(num / den, 0.0)
-        err = sum(((floor + w / eff) - y) ** 2 / y**2 for w, y in xs)
-        if best is None or err < best[0]:
-            best = (err, floor, eff)
-    _, floor, eff = best
-    worst = max(abs(floor + w / eff - y) / y for w, y in xs)
-    return floor, eff, worst
+    for i in range(1, 201):
+        eff = cap * i / 200
+        for j in range(1, 201):
+            att = eff * j / 200
+            # for fixed rates the floor minimising sum((floor + w/eff + a/att - y)^2 / y^2) is closed-form
+            num = sum((y - w / eff - a / att) / y**2 for w, a, y in xs)
+            den = sum(1 / y**2 for _, _, y in xs)
+            floor = max(num / den, 0.0)
+            err = sum(((floor + w / eff + a / att) - y) ** 2 / y**2 for w, a, y in xs)
+            if best is None or err < best[0]:
+                best = (err, floor, eff, att)
+    _, floor, eff, att = best
+    worst = max(abs(floor + w / eff + a / att - y) / y for w, a, y in xs)
+    return floor, eff, att, worst
 
 
 def _pava(vals: list[tuple[int, float, int]]) -> list[float]:
@@ -147,13 +158,17 @@ def band(x: float) -> float:
 
 def rows(k, gpu) -> tuple[list[tuple[str, float, str, str]], dict]:
     pts = load_points()
-    floor, eff, wp = fit_prefill(k, gpu, pts["ttft"])
+    floor, eff, att, wp = fit_prefill(k, gpu, pts["ttft"])
     per_layer, mult, wd = fit_decode(k, pts["steps"])
     n1 = [p["ms"] for p in pts["steps"] if p["n"] == 1]
     out = [
         ("transformers-serve.prefill_flops_efficiency", round(eff, 4), "fraction of the math peak",
          f"{PROVENANCE}; FLOPs / (BF16 peak x efficiency) + a floor, least squares over {len(pts['ttft'])} TTFT medians "
          f"(504-8,198 prompt tokens, client-side: request sent -> first text chunk)"),
+        ("transformers-serve.prefill_attention_efficiency", round(att, 4), "fraction of the FP16 peak",
+         f"{PROVENANCE}; the prompt's attention at its own rate (transformers' paged SDPA, not a flash kernel), "
+         f"fitted with the matmuls (capped at vLLM's GEMM efficiency on Hopper) and the floor: what makes a "
+         f"long prompt slower than its matmuls alone"),
         ("transformers-serve.prefill_floor_ms", round(floor, 1), "ms per prompt",
          f"{PROVENANCE}; the TTFT a short prompt pays before any FLOP counts: HTTP, tokenising, scheduling, one "
          f"Python-bound forward"),
@@ -174,7 +189,7 @@ def rows(k, gpu) -> tuple[list[tuple[str, float, str, str]], dict]:
          f"{PROVENANCE}; decode residuals: largest {wd:.0%} over {len(pts['steps'])} per-user steps at N=1..64 "
          f"(the first 256 tokens of a fresh server ran 1.5-3x slower and are left out: warm it up before timing)"),
     ]
-    return out, {"floor": floor, "eff": eff, "per_layer": per_layer, "mult": mult, "worst_prefill": wp,
+    return out, {"floor": floor, "eff": eff, "att": att, "per_layer": per_layer, "mult": mult, "worst_prefill": wp,
                  "worst_decode": wd, "points": pts}
 
 
@@ -197,7 +212,7 @@ def main() -> None:
     rs, info = rows(k, gpu)
     text = toml_rows(rs)
     print(text)
-    print(f"# prefill: floor {info['floor']:.1f} ms, efficiency {info['eff']:.3f}, worst {info['worst_prefill']:.1%}; "
+    print(f"# prefill: floor {info['floor']:.1f} ms, efficiency {info['eff']:.3f}, attention {info['att']:.3f}, worst {info['worst_prefill']:.1%}; "
           f"decode: {info['per_layer']:.3f} ms/layer, multipliers {info['mult']}, worst {info['worst_decode']:.1%}",
           file=sys.stderr)
     if a.write:
