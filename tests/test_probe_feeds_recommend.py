@@ -148,5 +148,6 @@ def test_a_probe_of_one_server_does_not_describe_another(k):
     a = answers_from_dict(_h100_chat("vllm"))
     rec = recommend(a, probes=[probe], knowledge=k).recommendation
     assert rec.backend == "vllm"
-    assert {o.origin for o in rec.predicted.origins.values()} == {"roofline"}
+    # nothing measured on this machine: the roofline, or NVIDIA's vLLM tables where the extra has them
+    assert "probe" not in {o.origin for o in rec.predicted.origins.values()}
     assert rec == recommend(a, knowledge=k).recommendation
