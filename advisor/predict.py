@@ -524,7 +524,9 @@ def _load(k, answers: Answers, b: Backend, costs: "speed.StepCosts", ctx: int, n
                      + f" ({rate:.2f} requests/s)")
                     + ": prefill + queueing for the engine's prefill (M/D/1)")
     util = rate / capacity if capacity > 0 else math.inf
-    steady = util < 1 and math.isfinite(ttft95)
+    # A closed loop holds itself to what the engine completes (its N users wait for their answers):
+    # it is always a steady state, a busy one-at-a-time server included; arrivals are not.
+    steady = (util < 1 or mode == "concurrent") and math.isfinite(ttft95)
     burst = seqs * prefill if b.batching != "sequential" else seqs * (prefill + (out - 1) * costs.step_ms(1)) - (out - 1) * costs.step_ms(1)
     return Load(
         mode=mode, seqs=seqs, rate_rps=rate, ttft_p95_ms=min(ttft95, 1e12), e2e_p95_s=min(e2e95, 1e9),

@@ -134,10 +134,10 @@ def load_lines(p: Plan) -> list[str]:
                  f"{fig(ld.capacity_rps, 2)} requests/s ({fig(ld.rate_rps, 2)}/s needed per the deadline)"]
     else:
         if ld.mode == "concurrent" and ld.think_time_s:
-            what = (f"{ld.sequences} users pausing {fig(ld.think_time_s, 1)} s between requests "
+            what = (f"{ld.sequences} user{'s' if ld.sequences != 1 else ''} pausing {fig(ld.think_time_s, 1)} s between requests "
                     f"({fig(ld.rate_rps, 2)} requests/s, {fig(ld.in_flight or 0, 1)} in flight on average)")
         elif ld.mode == "concurrent":
-            what = f"{ld.sequences} users in flight ({fig(ld.rate_rps, 2)} requests/s)"
+            what = f"{ld.sequences} user{'s' if ld.sequences != 1 else ''} in flight ({fig(ld.rate_rps, 2)} requests/s)"
         else:
             what = f"{fig(ld.rate_rps, 2)} requests/s arriving"
         lines = [f"Load: steady state with {what}; TTFT p95 {fig(ld.ttft_p95_ms, 0)} ms, latency p95 "

@@ -194,6 +194,7 @@ VALUE_BOUNDS: list[tuple[str, Bound]] = [
     ("*.prefill_speedup", REDUCTION),
     ("*.gpu_memory_utilization", FRACTION),
     ("*.decode_overhead_ms_per_layer", Bound(0, 1000)),
+    ("*.decode_overhead_ms_per_layer.*", Bound(0, 1000)),
     ("runtime.activation_bytes_per_token", Bound(0, 1000)),
     ("*_gb", GIGABYTES),
     ("vram_alert_*", FRACTION),

@@ -263,3 +263,18 @@ def test_with_no_tie_sixty_four_users_are_never_planned_on_a_generate_loop(k):
     rec = advise(k, workload="chat", concurrency=64, model={"name": "qwen2.5-1.5b"}, hardware={"gpu": "H100 80GB"})
     assert rec.recommendation.backend not in ("transformers", "transformers-compiled")
     assert rec.recommendation.predicted.total_tok_s > 5 * _hf_chat(k, "transformers", 64).recommendation.predicted.total_tok_s
+
+
+def test_one_user_of_a_one_at_a_time_engine_is_a_steady_state_not_an_overload(k):
+    """A closed loop never asks more than the engine completes: one user on a generate() loop
+    keeps it busy, and that is a finite TTFT, not 'unbounded' or 'more than one replica completes'."""
+    from advisor.render import load_lines, predicted_lines
+
+    for users in (1, 4):
+        rec = advise(k, workload="chat", concurrency=users, model={"name": "qwen2.5-1.5b"},
+                     hardware={"gpu": "H100 80GB"}, constraints={"backend": "transformers", "quantization": "fp16"})
+        p = rec.recommendation
+        assert p.predicted.load.steady and math.isfinite(p.predicted.ttft_ms)
+        text = "\n".join(predicted_lines(p) + load_lines(p))
+        assert "unbounded" not in text and "more than one replica completes" not in text
+        assert p.predicted.load.rate_rps == pytest.approx(p.predicted.load.capacity_rps, rel=0.01)
