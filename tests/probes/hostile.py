@@ -27,7 +27,11 @@ class Reply:
 
 
 def http_head(status: int = 200, headers: dict | None = None, reason: str = "OK") -> bytes:
-    lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in (headers or {}).items()]
+    # The handler answers one request per connection and closes it: saying so keeps a client from
+    # reusing a pooled connection the server has already closed (a race that read as a truncated
+    # answer to the *next* request, on a loaded machine)
+    headers = {"Connection": "close", **(headers or {})}
+    lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
