@@ -11,8 +11,8 @@ x a calibrated efficiency. Everything else keeps advisor/speed.py's model, whose
 themselves fitted to these tables (bench/aiconfigurator/fit_vllm.py).
 
 The import is lazy (only when a plan asks for it) and never reaches a network: the model is
-described by a config.json written from the advisor's own architecture facts into a temporary
-folder, so aiconfigurator never looks a name up on a hub.
+described by a config.json written from the advisor's own architecture facts into the
+advisor's cache folder, so aiconfigurator never looks a name up on a hub.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import importlib.util
 import json
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -196,23 +195,25 @@ def _latest(system: str, backend: str) -> str:
     return ver
 
 
-def _write(path: str, text: str) -> None:
+def _write(path: str, text: str) -> bool:
+    """Written whole or not at all (a temporary file renamed over it); False where it could not be."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
+        return True
     except OSError:  # a read-only cache costs seconds next time, nothing else
-        pass
+        return False
 
 
 def _spec_cache(backend: str, system: str, digest: str, quant: str, tp: int) -> str:
     """Where a compiled engine spec is kept: building one loads the GPU's tables in Python (about a
     second); the compiled spec starts the Rust engine in a fraction of that."""
-    base = os.environ.get("ADVISOR_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "advisor")
-    return os.path.join(base, "aiconfigurator", version(), f"{backend}-{system}-{digest}-{GEMM_MODE[quant]}-tp{tp}.json")
+    from advisor.probes.cache import cache_root  # the one cache folder, shared with the probes
+
+    return os.path.join(cache_root(), "aiconfigurator", version(), f"{backend}-{system}-{digest}-{GEMM_MODE[quant]}-tp{tp}.json")
 
 
 def _from_cache(path: str):
@@ -249,14 +250,10 @@ def _compile(backend: str, system: str, cfg: dict, digest: str, quant: str, tp: 
         from aiconfigurator_core.sdk.engine import compile_engine
     except Exception:  # a broken install is the same as none: the roofline stays
         return None, ""
-    folder = os.path.join(tempfile.gettempdir(), f"advisor-aic-{os.getuid() if hasattr(os, 'getuid') else 0}", digest)
+    folder = os.path.join(os.path.dirname(cache), "models", digest)  # the config.json it reads
     try:
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, "config.json")
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(cfg, f)
-        os.replace(tmp, path)
+        if not _write(os.path.join(folder, "config.json"), json.dumps(cfg)):
+            return None, ""
         ver = _latest(system, backend)
         if not ver:
             _to_cache(cache, None, "")

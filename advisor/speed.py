@@ -132,20 +132,22 @@ def coefficient(k, b: Backend, name: str, os_name: str = "", quant: str = "", ar
     return None
 
 
+def _band_key(k, b: Backend, figure: str, arch: str, quant: str) -> str:
+    names = [f"band.{base}.{figure}.{quant}.{arch}" for base in (b.name, b.calibration_key()) if arch and quant]
+    names += [f"band.{base}.{figure}" for base in (b.name, b.calibration_key())]
+    return next((n for n in names if k.has(n)), "band.assumed")
+
+
 def band(k, b: Backend, figure: str, arch: str = "", quant: str = "") -> tuple[float, str]:
     """The relative uncertainty of this engine's figure: its fit's residuals (for this
     quantization on this GPU architecture where the fit was that specific), else the assumed band."""
-    names = [f"band.{base}.{figure}.{quant}.{arch}" for base in (b.name, b.calibration_key()) if arch and quant]
-    names += [f"band.{base}.{figure}" for base in (b.name, b.calibration_key())]
-    key = next((n for n in names if k.has(n)), "band.assumed")
+    key = _band_key(k, b, figure, arch, quant)
     return k.value(key), f"±{k.value(key):.0%} ({k.source(key)})"
 
 
 def assumed(k, b: Backend, figure: str, arch: str = "", quant: str = "") -> bool:
     """True where no fit covers this engine's figure here: its band is the assumed one."""
-    return band(k, b, figure, arch, quant)[0] == k.value("band.assumed") and not any(
-        k.has(f"band.{base}.{figure}{sfx}") for base in (b.name, b.calibration_key())
-        for sfx in ("", f".{quant}.{arch}"))
+    return _band_key(k, b, figure, arch, quant) == "band.assumed"
 
 
 def step_costs(k, b: Backend, model: ModelSpec, gpu: GpuSpec, quant: str, tp: int, avg_ctx: int,

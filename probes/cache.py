@@ -27,11 +27,16 @@ from pydantic import ValidationError
 from advisor.domain import ProbeResult
 
 
-def cache_dir() -> Path:
+def cache_root() -> Path:
+    """The advisor's cache folder: $ADVISOR_CACHE_DIR, else $XDG_CACHE_HOME/advisor, else ~/.cache/advisor."""
     if os.environ.get("ADVISOR_CACHE_DIR"):
-        return Path(os.environ["ADVISOR_CACHE_DIR"]) / "probes"
+        return Path(os.environ["ADVISOR_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "advisor" / "probes"
+    return Path(base) / "advisor"
+
+
+def cache_dir() -> Path:
+    return cache_root() / "probes"
 
 
 def make_key(gpu: str, model: str, backend: str, attention: str = "", dtype: str = "",
