@@ -320,7 +320,7 @@ def _figure_facts(k, answers: Answers, hw: Hardware, r: Ranked, probes: list[Pro
     facts = []
     e = r.est
     groups: dict[tuple, list] = {}
-    for m, v in zip(k.measurements, k.verdicts):
+    for m, v in zip(k.measurements, physics.verdicts(k)):
         if m.model == e.model.id and _family(k, m.backend) == _family(k, e.backend) and not v.plausible:
             groups.setdefault((m.kind, m.backend, m.source), []).append((m, v))
     for i, ((kind, backend, source), rows) in enumerate(groups.items()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+from advisor import physics
 from advisor.errors import choice_error
 
 
@@ -19,7 +20,7 @@ def knowledge_data(k, table: str | None) -> dict:
         t = k.tables[name]
         rows = [_row_dict(r) for r in t.rows]
         if name == "measurements":  # each stored figure carries its roofline verdict
-            for row, v in zip(rows, k.verdicts):
+            for row, v in zip(rows, physics.verdicts(k)):
                 row["plausible"] = v.plausible
                 row["verdict"] = v.reason
                 row["roofline_bound"] = v.bound

@@ -9,14 +9,12 @@ Units: memory in GiB ("GB" in the UI, as nvidia-smi means it), time in ms.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import weakref
 
 from pydantic import BaseModel
 
 from advisor.domain import GpuSpec, ModelSpec
-
-if TYPE_CHECKING:  # pragma: no cover - type names only: knowledge imports physics, never the reverse
-    from advisor.knowledge import Knowledge, MeasurementRow
+from advisor.knowledge import Knowledge, MeasurementRow  # knowledge imports no physics
 
 GIB = 1024**3
 MIB = 1024**2
@@ -24,11 +22,11 @@ GGUF_QUANTS = ("q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_s", "q2_k")
 
 
 # ------------------------------------------------------------------ memory
-def bits_per_weight(k: "Knowledge", quant: str) -> float:
+def bits_per_weight(k: Knowledge, quant: str) -> float:
     return k.quant[quant].bits_per_weight
 
 
-def weight_bytes(k: "Knowledge", model: ModelSpec, quant: str) -> float:
+def weight_bytes(k: Knowledge, model: ModelSpec, quant: str) -> float:
     """Parameters x bytes per parameter (DESIGN: base VRAM = params x bytes/param), with the
     embedding and LM head at the precision the format keeps them (a 4-bit AWQ 8B checkpoint is
     about 5.7 GB, not 4.0); a GGUF file at its own quantization weighs what its tensors store."""
@@ -42,7 +40,7 @@ def weight_bytes(k: "Knowledge", model: ModelSpec, quant: str) -> float:
             + head * (q.head_bits or q.bits_per_weight)) / 8
 
 
-def weights_gb(k: "Knowledge", model: ModelSpec, quant: str) -> float:
+def weights_gb(k: Knowledge, model: ModelSpec, quant: str) -> float:
     return weight_bytes(k, model, quant) / GIB
 
 
@@ -52,7 +50,7 @@ def kv_gb_per_token(model: ModelSpec, kv_dtype_bytes: float = 2.0, context: int 
     return model.kv_bytes_per_token(kv_dtype_bytes, context=context) / GIB
 
 
-def activation_gb_per_token(k: "Knowledge", model: ModelSpec, dtype_bytes: float = 2.0) -> float:
+def activation_gb_per_token(k: Knowledge, model: ModelSpec, dtype_bytes: float = 2.0) -> float:
     """Transient MLP activations per prompt token when a whole prompt is prefilled at once
     (transformers generate()); servers prefill in bounded chunks instead."""
     return k.value("runtime.activation_bytes_per_token") * model.intermediate_size * dtype_bytes / GIB
@@ -104,14 +102,14 @@ def prefill_roofline_ms(model: ModelSpec, gpu: GpuSpec, quant: str, tokens: int)
     return prefill_flops(model, tokens) / peak_ops(gpu, quant) * 1e3
 
 
-def decode_bytes_per_token(k: "Knowledge", model: ModelSpec, quant: str, context: int) -> float:
+def decode_bytes_per_token(k: Knowledge, model: ModelSpec, quant: str, context: int) -> float:
     """Weights read once per token (all but an untied input embedding, a row lookup), plus the
     KV cache of the context so far."""
     weights = weight_bytes(k, model, quant) * model.decode_read_params / model.params
     return weights + model.kv_bytes_for(context)
 
 
-def decode_roofline_tok_s(k: "Knowledge", model: ModelSpec, gpu: GpuSpec, quant: str, context: int) -> float:
+def decode_roofline_tok_s(k: Knowledge, model: ModelSpec, gpu: GpuSpec, quant: str, context: int) -> float:
     """No implementation can decode one sequence faster than bandwidth / bytes per token."""
     return gpu.bandwidth_gb_s * 1e9 / decode_bytes_per_token(k, model, quant, context)
 
@@ -131,7 +129,19 @@ def _against(broken: bool, bound: float, digits: int, broken_why, holds_why: str
     return Verdict(plausible=True, bound=round(bound, digits), reason=holds_why)
 
 
-def judge_measurement(k: "Knowledge", m: "MeasurementRow") -> Verdict:
+_VERDICTS: "weakref.WeakKeyDictionary[Knowledge, list[Verdict]]" = weakref.WeakKeyDictionary()
+
+
+def verdicts(k: Knowledge) -> list[Verdict]:
+    """Each stored measurement's verdict against its roofline, in the measurements' order (once per
+    knowledge object)."""
+    got = _VERDICTS.get(k)
+    if got is None:
+        got = _VERDICTS[k] = [judge_measurement(k, m) for m in k.measurements]
+    return got
+
+
+def judge_measurement(k: Knowledge, m: MeasurementRow) -> Verdict:
     """Does a stored figure respect the roofline of the GPU it was measured on?"""
 
     model = k.models.get(m.model)

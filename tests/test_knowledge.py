@@ -167,7 +167,7 @@ def test_out_of_range_knowledge_values_fail_naming_file_row_and_field(tmp_path, 
 
 def test_every_bundled_key_value_row_has_a_declared_bound(k):
     # A new threshold or calibration key must say what range it lives in, not fall to "any finite number".
-    from advisor.knowledge import FINITE, value_bound
+    from advisor.knowledge.schema import FINITE, value_bound
 
     for key in k._values:
         assert value_bound(key) is not FINITE, key

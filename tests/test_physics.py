@@ -9,7 +9,7 @@ from advisor import physics
 
 def _verdicts(k, **match):
     out = []
-    for m, v in zip(k.measurements, k.verdicts):
+    for m, v in zip(k.measurements, physics.verdicts(k)):
         if all(getattr(m, f) == val for f, val in match.items()):
             out.append((m, v))
     assert out, match
