@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from advisor.domain import Answers
+from advisor.load.demand import Demand
 from advisor.errors import AdvisorError, InputError, closest
 from advisor.fields import AnswerField, answer_fields, shorten, shorten_path
 
@@ -318,3 +319,14 @@ def with_workload_defaults(answers: Answers, k) -> Answers:
     if answers.output_tokens is None:
         update["output_tokens"] = w.default_output_tokens
     return answers.model_copy(update=update) if update else answers
+
+
+def demand(answers: Answers) -> Demand:
+    """The load the answers ask for, once their workload defaults are filled (with_workload_defaults)."""
+    if answers.output_tokens is None or answers.slo.ttft_ms is None or answers.slo.p95_latency_s is None:
+        raise ValueError("demand() needs the answers with their workload defaults filled")
+    return Demand.of(prompt_tokens=answers.context_tokens, output_tokens=answers.output_tokens,
+                     users=answers.concurrency, think_time_s=answers.think_time_s,
+                     rate_rps=answers.arrival_rate_rps, requests_per_day=answers.requests_per_day,
+                     deadline_hours=answers.deadline_hours, ttft_slo_ms=answers.slo.ttft_ms,
+                     e2e_slo_s=answers.slo.p95_latency_s)

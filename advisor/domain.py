@@ -15,12 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 WORKLOADS = ("rag", "summarization", "chat", "balanced", "codegen", "classification")
 RISKS = ("high", "moderate", "low")
 OSES = ("linux", "windows")
-BACKENDS = ("ollama", "llamacpp", "vllm", "tgi", "transformers", "transformers-compiled", "transformers-serve")
 QUANTIZATIONS = (
     "fp16", "bf16", "fp8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_s", "q2_k",
     "awq", "gptq", "int8", "nf4",
 )
-EXPORT_TARGETS = ("vllm", "ollama", "llamacpp", "transformers", "tgi")
 
 # Keys of Plan.settings (each optional; exporters render what is present):
 SETTING_KEYS = {
@@ -554,10 +552,38 @@ class ProbeProgress(_Strict):
     point: CurvePoint | None = None  # a new VRAM-curve point, for the live plot
 
 
+class TtftFit(_Strict):
+    """A probe's TTFT curve: t(n) = c + a n + b n^2 ("sum"), or max(c, a n + b n^2) ("max": short
+    prompts launch-bound, from two batched prefills; probes/fit.py)."""
+
+    model_config = ConfigDict(extra="allow")  # the fit's own diagnostics ride along
+    c_ms: float = Field(ge=0, allow_inf_nan=False)
+    a_ms_per_token: float = Field(ge=0, allow_inf_nan=False)
+    b_ms_per_token2: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    form: Literal["sum", "max"] = "sum"
+
+    def predict_ms(self, n: float) -> float:
+        compute = self.a_ms_per_token * n + self.b_ms_per_token2 * n * n
+        return max(self.c_ms, compute) if self.form == "max" else self.c_ms + compute
+
+
+class ServerVram(_Strict):
+    """GPU memory a probed server's process holds (NVML, per process), or why it was not measured."""
+
+    model_config = ConfigDict(extra="allow")
+    mib: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    method: str = ""
+    why: str = ""
+
+
+# keys an older probe result (a cache entry, a --probes file) kept in `extra`, now fields of their own
+_LIFTED = ("server", "server_vram", "ttft_fit", "server_limits", "inter_token_ms_median")
+
+
 class ProbeResult(_Strict):
     """What a probe measured on this machine; feeds recommend()."""
 
-    backend: str
+    backend: str  # the probe kind: transformers | ollama | openai
     model: str
     gpu: str = ""
     attention: str = ""
@@ -570,11 +596,30 @@ class ProbeResult(_Strict):
     ttft: list[TimingPoint] = []
     decode_tok_s: float | None = None
     max_model_len: int | None = None
+    # an OpenAI-compatible server: which engine answered ('' when its endpoints don't say; then its
+    # figures feed every engine of the probe kind), the memory its process holds, its limits
+    server: str = ""
+    server_vram: ServerVram | None = None
+    server_limits: dict[str, Any] = {}
+    inter_token_ms_median: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    ttft_fit: TtftFit | None = None  # the probe's fitted TTFT curve (transformers: batched prefills)
     warnings: list[str] = []
     measured_at: str = ""
     duration_s: float | None = None
     cached: bool = False
     extra: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift(cls, data: Any) -> Any:
+        """Read older results (cache entries, --probes files) that kept these in `extra`."""
+        if isinstance(data, dict) and isinstance(data.get("extra"), dict):
+            extra = dict(data["extra"])
+            lifted = {key: extra.pop(key) for key in _LIFTED if key in extra}
+            if lifted:
+                data = {**data, "extra": extra,
+                        **{k: v for k, v in lifted.items() if v is not None and k not in data}}
+        return data
 
 
 # ---------------------------------------------------------------- recommendation
@@ -596,8 +641,7 @@ class LoadFigures(_Strict):
     e2e_p95_s: float
     burst_last_ttft_ms: float  # if all N prompts arrived in the same instant: the last one's TTFT
     capacity_rps: float  # one replica saturated
-    max_rate_rps: float | None = None  # the largest arrival rate one replica holds within the SLO (simulated)
-    simulated: dict[str, float] | None = None  # the scheduler simulation at this rate: p50/p95
+    max_rate_rps: float | None = None  # the largest arrival rate one replica holds within the SLO (the load model's)
     steady: bool = True
     # users who pause between requests: the seconds each pauses, and how many requests are then
     # in flight on average (Little: rate x time in system); None for back-to-back users
@@ -653,6 +697,37 @@ class PlaybookRef(_Strict):
     title: str
 
 
+class HardwareSummary(_Strict):
+    """The GPUs the plan is for, as the outputs show them."""
+
+    source: Literal["nvml", "catalog"]
+    gpu: str
+    count: int
+    vram_gb: float
+    os: OS
+    bandwidth_gb_s: float
+    fp16_tflops: float
+    catalog_source: str
+    note: str = ""
+    devices: list[GpuDevice] = []
+
+    @classmethod
+    def of(cls, hw: "Hardware") -> "HardwareSummary":
+        return cls(source=hw.source, gpu=hw.spec.name, count=hw.count, vram_gb=hw.vram_gb, os=hw.os,
+                   bandwidth_gb_s=hw.spec.bandwidth_gb_s, fp16_tflops=hw.spec.fp16_tflops,
+                   catalog_source=hw.spec.source, note=hw.note, devices=list(hw.devices))
+
+
+class ProbeSummary(_Strict):
+    """The probe results a recommendation used (their VRAM curves stay in the probe's own output)."""
+
+    results: list[ProbeResult] = []
+
+    @classmethod
+    def of(cls, probes: list[ProbeResult]) -> "ProbeSummary | None":
+        return cls(results=[p.model_copy(update={"curve": []}) for p in probes]) if probes else None
+
+
 class Recommendation(_Strict):
     recommendation: Plan | None
     # one line on why there is no recommendation (empty when there is one)
@@ -661,6 +736,6 @@ class Recommendation(_Strict):
     playbooks: list[PlaybookRef] = []
     rules_fired: list[RuleFiring] = []
     warnings: list[str] = []
-    probes: dict[str, Any] | None = None
+    probes: ProbeSummary | None = None
     answers: Answers | None = None
-    hardware: dict[str, Any] | None = None
+    hardware: HardwareSummary | None = None

@@ -29,7 +29,7 @@ class Inputs:
     knowledge: object = None
 
     def recommend(self) -> Recommendation:
-        from advisor.engine import recommend
+        from advisor.recommend import recommend
 
         return recommend(self.answers, hardware=self.hardware, probes=self.probes or None,
                          knowledge=self.knowledge)

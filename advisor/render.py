@@ -151,10 +151,6 @@ def load_lines(p: Plan) -> list[str]:
             cap += (f"; holds {fig(ld.max_rate_rps, 2)} requests/s within the SLO" if ld.max_rate_rps > 0
                     else "; no arrival rate meets the SLO")
         lines.append(cap)
-        if ld.simulated:
-            lines.append(f"Simulated at this rate: TTFT p50/p95 {fig(ld.simulated['ttft_p50_ms'], 0)}/"
-                         f"{fig(ld.simulated['ttft_p95_ms'], 0)} ms, latency p50/p95 "
-                         f"{fig(ld.simulated['e2e_p50_s'], 2)}/{fig(ld.simulated['e2e_p95_s'], 2)} s")
     out = []
     for line in lines:
         out += _wrap(line, indent="    ", first="  ")
@@ -163,14 +159,12 @@ def load_lines(p: Plan) -> list[str]:
 
 def to_text(rec: Recommendation) -> str:
     out: list[str] = []
-    hw = rec.hardware or {}
-    if hw:
-        vram = hw.get("vram_gb", 0)
-        vram_text = fig(vram, 1) if isinstance(vram, (int, float)) and not isinstance(vram, bool) else str(vram)
+    hw = rec.hardware
+    if hw is not None:
+        vram_text = fig(hw.vram_gb, 1)
         if vram_text.endswith(".0"):
             vram_text = vram_text[:-2]
-        out += _wrap(f"Hardware: {hw.get('count', 1)} x {hw.get('gpu')} ({vram_text} GB, "
-                     f"{hw.get('os')}) from {hw.get('source')}", first="")
+        out += _wrap(f"Hardware: {hw.count} x {hw.gpu} ({vram_text} GB, {hw.os}) from {hw.source}", first="")
     p = rec.recommendation
     if p is None:
         out += _wrap(f"No recommendation: {rec.no_plan_because or 'nothing can run here for these answers'}.",

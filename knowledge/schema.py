@@ -222,6 +222,7 @@ VALUE_BOUNDS: list[tuple[str, Bound]] = [
     ("kv_cache_q8_context_gain", Bound(1, 8)),
     ("*.max_memory_percent", FRACTION),  # transformers serve: share of the free memory after load
     ("*.max_batch_tokens", Bound(16, 1_000_000, whole=True)),
+    ("*.max_batched_tokens", Bound(16, 1_000_000, whole=True)),
     ("*.page_size", Bound(4, 65_536, whole=True)),
     ("*.max_requests_per_batch", COUNT),
     ("*", FINITE),

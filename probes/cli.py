@@ -189,25 +189,24 @@ def render_text(r) -> str:
         for t in r.ttft:
             rep0 = f" (rep 0: {t.rep0_ms:,.1f} ms)" if t.rep0_ms is not None else ""
             lines.append(f"    {t.context_tokens:>8,} tokens  {t.ttft_ms:>10,.1f} ms x{t.repetitions}{rep0}")
-        fit = (r.extra or {}).get("ttft_fit")
-        if fit:
+        if r.ttft_fit is not None:
             top = max(t.context_tokens for t in r.ttft)
-            lines.append(f"    predicts {top * 8:>8,} tokens  {predict_ttft_ms(fit, top * 8):>10,.1f} ms")
+            lines.append(f"    predicts {top * 8:>8,} tokens  {r.ttft_fit.predict_ms(top * 8):>10,.1f} ms")
     if r.decode_tok_s:
         lines.append(f"  decode                   {r.decode_tok_s:,.1f} tok/s")
-    itl = (r.extra or {}).get("inter_token_ms_median")
+    itl = r.inter_token_ms_median
     if itl:
         lines.append(f"  inter-token latency      {itl:,.1f} ms (median)")
-    limits = (r.extra or {}).get("server_limits") or {}
+    limits = r.server_limits
     if r.max_model_len:
         why = f" ({limits['why']})" if limits.get("why") else ""
         lines.append(f"  max context              {r.max_model_len:,} tokens a request{why}")
-    vram = (r.extra or {}).get("server_vram")
-    if isinstance(vram, dict):
-        if vram.get("mib") is not None:
-            lines.append(f"  server GPU memory        {vram['mib']:,.0f} MiB ({vram.get('method', 'NVML')})")
+    vram = r.server_vram
+    if vram is not None:
+        if vram.mib is not None:
+            lines.append(f"  server GPU memory        {vram.mib:,.0f} MiB ({vram.method or 'NVML'})")
         else:
-            lines.append(f"  server GPU memory        not measured: {vram.get('why', '?')}")
+            lines.append(f"  server GPU memory        not measured: {vram.why or '?'}")
     g = (r.extra or {}).get("gguf")
     if g:
         lines.append(f"  architecture {g['architecture']}: {g['layers']} layers, {g['heads']} heads, "

@@ -551,7 +551,7 @@ def _probe_body(model, *, knowledge, attention, dtype, contexts, device, gpu_nam
         extra: dict[str, Any] = {
             "device": device, "memory_meter": meter.kind, "load_s": round(load_s, 3), "probe_s": round(probe_s, 3),
             "attn_implementation": attn_got, "full_logits_fit": full_fit.model_dump() if full_fit else None,
-            "ttft_fit": ttft_fit, "eager_quadratic_mb_per_token2": q_known_mb or None,
+            "eager_quadratic_mb_per_token2": q_known_mb or None,
             "kv_bytes_per_token_theory": facts.kv_bytes_per_token(es),
             "architecture": {"hf_architecture": facts.hf_architecture, "layers": facts.layers,
                              "hidden": facts.hidden, "heads": facts.heads, "kv_heads": facts.kv_heads,
@@ -565,7 +565,7 @@ def _probe_body(model, *, knowledge, attention, dtype, contexts, device, gpu_nam
                            decode_tok_s=round(decode, 2) if decode else None,
                            max_model_len=facts.max_context, warnings=warnings,
                            measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                           duration_s=round(time.perf_counter() - t_start, 3), extra=extra)
+                           duration_s=round(time.perf_counter() - t_start, 3), ttft_fit=ttft_fit, extra=extra)
     except Cancelled:
         raise ProbeError("probe cancelled; its memory was freed") from None
     finally:

@@ -23,23 +23,23 @@ def candidates_rules(k) -> list[Rule]:
              lambda f: f"compiled HF only helps prefill; {f.workload} is {f.phase}-dominated (never compile decode)",
              sets=("backend",), kind="policy"),
         Rule("backend.compile-single-stream", "Appendix F.6 (compiled HF at N=1 only)", "gate",
-             lambda m: cand(m) & (m.compiled_prefill == 1) & (m.n >= cross.value),
-             lambda f: f"compiled HF serves one request at a time; at N={f.n} continuous batching wins",
+             lambda m: cand(m) & (m.compiled_prefill == 1) & (m.seqs >= cross.value),
+             lambda f: f"compiled HF serves one request at a time; at N={f.seqs} continuous batching wins",
              sets=("backend",), kind="policy"),
         Rule("backend.crossover", cross.source, "penalty",
-             lambda m: cand(m) & (m.n >= cross.value) & (m.continuous == 0),
-             lambda f: (f"N={f.n} >= {cross.value:g}: {f.backend} lacks continuous batching; "
+             lambda m: cand(m) & (m.seqs >= cross.value) & (m.continuous == 0),
+             lambda f: (f"N={f.seqs} >= {cross.value:g}: {f.backend} lacks continuous batching; "
                         f"vLLM leads from the crossover ({adv.value:g}x at N=8, {adv.source})"),
              sets=("backend",)),
         # A bonus (negative penalty) on the one preferred backend: it fires on few candidates,
         # which keeps a consultation fast; the others lose it in the ranking.
         Rule("backend.workload-preference", "Appendix F.1-F.6 (backend by concurrency)", "penalty",
              lambda m: cand(m) & (m.backend == m.pref_backend),
-             lambda f: f"{f.workload} ({f.phase}-dominated) at N={f.n} is served best by {f.pref_backend} (Appendix F)",
+             lambda f: f"{f.workload} ({f.phase}-dominated) at N={f.seqs} is served best by {f.pref_backend} (Appendix F)",
              sets=("backend",)),
         Rule("backend.hf-long-context", redirect.source, "penalty",
-             lambda m: cand(m) & (m.prefill_activations == 1) & (m.context > redirect.value),
-             lambda f: f"context {f.context:,} > {redirect.value:g} on HF: prefill activations grow with the whole prompt",
+             lambda m: cand(m) & (m.prefill_activations == 1) & (m.seq_tokens > redirect.value),
+             lambda f: f"context {f.seq_tokens:,} > {redirect.value:g} on HF: prefill activations grow with the whole prompt",
              sets=("backend",)),
     ]
 
@@ -48,12 +48,12 @@ def plan_rules(k) -> list[Rule]:
     cross = k.row("vllm_crossover_n")
     return [
         Rule("backend.continuous-batching", cross.source, "note",
-             lambda m: plan(m) & (m.continuous == 1) & (m.n >= cross.value),
-             lambda f: f"N={f.n} >= {cross.value:g}: continuous batching shares each weight read across sequences",
+             lambda m: plan(m) & (m.continuous == 1) & (m.seqs >= cross.value),
+             lambda f: f"N={f.seqs} >= {cross.value:g}: continuous batching shares each weight read across sequences",
              sets=("backend",)),
         Rule("backend.no-batching-at-high-n", cross.source, "warn",
-             lambda m: plan(m) & (m.continuous == 0) & (m.n >= cross.value) & (m.mode != "batch"),
-             lambda f: (f"N={f.n} >= {cross.value:g} on {f.backend}, which lacks continuous batching: the batching "
+             lambda m: plan(m) & (m.continuous == 0) & (m.seqs >= cross.value) & (m.mode != "batch"),
+             lambda f: (f"N={f.seqs} >= {cross.value:g} on {f.backend}, which lacks continuous batching: the batching "
                         f"backends rank below it here (see the alternatives for the check each one misses)")),
         Rule("backend.compile-policy", "TR126 (Appendix J.4)", "note",
              lambda m: plan(m) & (m.compiled_prefill == 1),

@@ -27,7 +27,7 @@ class Rule:
     name: str
     source: str
     effect: Effect
-    # m -> durable condition, e.g. lambda m: (m.kind == 'cand') & (m.n >= 4); or a tuple of
+    # m -> durable condition, e.g. lambda m: (m.kind == 'cand') & (m.seqs >= 4); or a tuple of
     # named conditions joining several facts, e.g. (c.v << ..., c.p << ...): then `because`,
     # `asserts` and `source_from` get durable's context (c.v, c.p) instead of one fact
     when: Callable[[Any], Any]

@@ -1,22 +1,36 @@
-"""The facts the rules reason over: typed, frozen, one definition each.
+"""The facts the rules reason over: typed, frozen, one definition each, and how an Estimate becomes one.
 
-A candidate fact carries the numbers (from advisor/predict.py), the knowledge look-ups
-(what the tables say of this model, quantization and backend) and the user's targets;
-it carries no verdicts. Whether the weights fit, whether the context is over budget,
-whether FP16 fits with the margin: those comparisons are the rules' (rules/*.py).
+A candidate fact carries the numbers (advisor/estimate.py: one field per Estimate figure, under
+the same name), the knowledge look-ups (what the tables say of this model, quantization and
+engine) and the user's targets; it carries no verdicts. Whether the weights fit, whether the
+context is over budget, whether FP16 fits with the margin: those comparisons are the rules'
+(rules/*.py). The plan stage adds the figures the winner leans on (stored measurements, probe
+readings), the winner's own verdicts, and TR127's slope where it applies.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from advisor import physics
+from advisor.domain import Answers, ProbeResult
+from advisor.knowledge import GateRow, Knowledge
+from advisor.rules.base import Conclusion
+from advisor.stages import Estimate
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+# durable-rules needs finite numbers: a figure that never settles is held at a number no target passes
+NEVER_MS = 1e12
+NEVER_S = 1e9
+
 
 class CandidateFact(BaseModel):
-    """One deployment candidate (model x backend x quantization) as the rules see it."""
+    """One deployment candidate (model x engine x quantization) as the rules see it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _FROZEN
 
     kind: Literal["cand", "plan"] = "cand"
     id: str
@@ -27,18 +41,18 @@ class CandidateFact(BaseModel):
     backend: str
     quant: str
     q_bits: float
-    # the backend object's behaviour (advisor/backends.py), never its name
-    batching: str  # continuous | slots | sequential
-    continuous: int
+    # the engine's behaviour (advisor/engines), never its name
+    continuous: int  # continuous batching: new requests join the running steps
+    slots: int  # fixed slots with an Amdahl share each (Ollama)
     pages_kv: int
     compiled_prefill: int
     prefill_activations: int
     # knowledge look-ups: what the tables say of this combination
     q_risk_ok: int  # the risk tier allows this quantization (P.1)
-    q_backend_ok: int  # the backend serves this quantization
+    q_backend_ok: int  # the engine serves this quantization
     q_min_cc: float  # the compute capability its kernels need (-1: any)
     gpu_cc: float  # this GPU's compute capability (-1: unknown)
-    os_ok: int  # the backend runs on this OS
+    os_ok: int  # the engine runs on this OS
     in_compat: int  # P.3 validated this quantization for this model
     compat_fail: int  # P.3 found this quantization failing for this model
     pref_backend: str  # Appendix F's backend for this workload and concurrency
@@ -52,9 +66,9 @@ class CandidateFact(BaseModel):
     # the user's ask
     risk: str
     workload: str
-    n: int
+    seqs: int  # sequences each replica runs at once (the load model's)
     os: str
-    context: int  # prompt + output per sequence
+    seq_tokens: int  # prompt + output per sequence
     output: int
     slo_ttft: float
     slo_p95: float
@@ -63,39 +77,212 @@ class CandidateFact(BaseModel):
     deadline_hours: float
     tied: int = 0  # the user tied backend or quantization (constraints)
     constraints: str = ""  # the ties, as "backend=vllm, quantization=fp16"
-    # the numbers
-    need_gb: float  # weights + fixed overhead per GPU
+    # the numbers (advisor/stages.py Estimate)
+    base_gb: float  # weights + fixed overhead per GPU
     weights_gb: float
     usable_gb: float  # per GPU after other tenants
     fp16_gb: float  # the model's FP16 weights
     fp16_need_gb: float  # per GPU, this deployment at 16 bits (weights + overhead + KV for the ask)
     q8_need_gb: float  # the same at 8 bits
     usable_all_gb: float  # usable on every GPU together
-    tp: int
+    tensor_parallel: int
     gpus: int
-    budget: int  # safe context tokens per sequence
+    budget_tokens: int  # safe context tokens per sequence
     budget_one: int  # safe context of one sequence alone (a paged pool's longest request)
     pool_tokens: int = 0  # the engine's own KV pool, all sequences together (0: the advisor's margin sizes it)
     attn_n2_mb: float  # MB per token^2 of attention score matrices the budget assumes (0: a linear kernel)
     stored_bound: int  # a stored measurement's safe budget for this very setup (-1: none)
     vram_frac: float
-    ttft_n_ms: float  # p95 TTFT under the described load (steady state)
-    p95_s: float  # p95 end to end
-    decode_pu: float
+    ttft_p95_ms: float  # p95 TTFT under the described load (steady state)
+    e2e_p95_s: float  # p95 end to end
+    decode_per_user: float
     # the optimistic ends of the bands (calibration residuals, else assumed): a target missed
     # even there fails its gate; one missed only by the central figure is "at risk"
     ttft_lo_ms: float
-    p95_lo_s: float
-    decode_hi: float
+    e2e_p95_lo_s: float
+    decode_per_user_hi: float
     band_pct: int  # the prefill band, for the reason's words
     mode: str  # concurrent | rate | batch
     burst_ttft_ms: float  # the last of N prompts arriving together, shown apart
     capacity_rps: float
-    total: float
-    amdahl: float
+    total_tok_s: float
+    slot_efficiency: float  # fixed slots: each slot's share of one stream (Amdahl); 1 otherwise
     replicas_needed: int
     replicas_possible: int
 
     def as_plan(self, constraints: str) -> "CandidateFact":
         return self.model_copy(update={"kind": "plan", "id": "plan", "tied": int(bool(constraints)),
                                        "constraints": constraints})
+
+
+class FigureFact(BaseModel):
+    """A figure the plan leans on: a stored measurement (judged against the roofline), or a probe's
+    reading beside the table's value it replaces."""
+
+    model_config = _FROZEN
+    kind: Literal["figure"] = "figure"
+    id: str
+    what: str
+    value: float
+    plausible: int
+    reason: str = ""
+    source: str
+    table_value: float = -1
+    table_source: str = ""
+
+
+class VerdictFact(BaseModel):
+    """The winner's candidate-stage gate or penalty, asserted again for the plan stage's advice rules."""
+
+    model_config = _FROZEN
+    kind: Literal["verdict"] = "verdict"
+    id: str
+    rule: str
+    source: str
+    effect: str
+    rule_kind: str
+    weight: float
+    because: str
+
+
+class SlopeFact(BaseModel):
+    """TR127's per-token slope for the winner's model, beside its KV and logits bytes."""
+
+    model_config = _FROZEN
+    kind: Literal["slope"] = "slope"
+    id: str
+    model: str
+    table_slope: float
+    kv_mb: float
+    logits_mb: float
+    source: str
+    n2_bytes: float
+
+
+class ConcernFact(BaseModel):
+    """Asserted by a plan rule (context.near-budget, context.vram-alert-plan) for others to join on."""
+
+    model_config = _FROZEN
+    kind: Literal["concern"] = "concern"
+    topic: str
+    because: str
+
+
+# ------------------------------------------------------------------ from an Estimate
+def gate_for(k: Knowledge, answers: Answers) -> GateRow | None:
+    """P.2: the medical-legal gate for high risk, else the workload's application gate."""
+    for g in k.gates:
+        if answers.risk == "high" and g.risk == "high":
+            return g
+    for g in k.gates:
+        if answers.workload in g.workloads:
+            return g
+    return None
+
+
+def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) -> CandidateFact:
+    """The candidate as the rules see it. `answers` have their workload defaults filled."""
+    m, q, eng = e.model, k.quant[e.quant], e.engine
+    w = k.workloads[answers.workload]
+    ld, mem = e.load, e.memory
+    sched = e.scheduler
+    high = ld.seqs >= w.high_n_from
+    compat = k.compat.get(m.id)
+    gate = gate_for(k, answers)
+    mmlu = m.mmlu if m.mmlu is not None else -1.0
+    hw = e.hardware
+    serves, runs = eng.supports(e.quant, hw.os)
+    ttft = min(ld.ttft_p95_ms, NEVER_MS) if math.isfinite(ld.ttft_p95_ms) else NEVER_MS
+    e2e = min(ld.e2e_p95_s, NEVER_S) if math.isfinite(ld.e2e_p95_s) else NEVER_S
+    return CandidateFact(
+        id=str(fact_id), model=m.id, params_b=m.params_b, origin=m.origin,
+        backend=e.backend, quant=e.quant, q_bits=q.bits_per_weight,
+        continuous=int(sched.continuous), slots=int(sched.fixed_slots), pages_kv=int(eng.pages_kv),
+        compiled_prefill=int(eng.compiled_prefill), prefill_activations=int(eng.prefill_activations),
+        q_risk_ok=int(answers.risk in q.risk_tiers), q_backend_ok=int(serves),
+        q_min_cc=q.min_compute_capability if q.min_compute_capability is not None else -1.0,
+        gpu_cc=hw.compute_capability if hw.compute_capability is not None else -1.0,
+        os_ok=int(runs),
+        in_compat=int(compat is not None and e.quant in compat.passes),
+        compat_fail=int(compat is not None and e.quant in compat.fails),
+        pref_backend=w.backend_high_n if high else w.backend_low_n,
+        pref_quant=w.quant_high_n if high else w.quant_low_n, phase=w.dominant_phase,
+        mmlu=mmlu, eff_mmlu=round(mmlu - q.mmlu_delta_pp, 2) if mmlu >= 0 else -1.0,
+        gate_min=gate.min_mmlu if gate is not None and gate.min_mmlu is not None else -1.0,
+        gate_name=gate.application if gate is not None else "none", max_context=m.max_context,
+        risk=answers.risk, workload=answers.workload, seqs=ld.seqs, os=hw.os,
+        seq_tokens=e.demand.seq_tokens, output=e.demand.output_tokens,
+        slo_ttft=e.demand.ttft_slo_ms, slo_p95=e.demand.e2e_slo_s, slo_decode=answers.slo.min_decode_tok_s,
+        requests_per_day=answers.requests_per_day, deadline_hours=answers.deadline_hours,
+        base_gb=mem.weights_gb + mem.overhead_gb, weights_gb=mem.weights_gb, usable_gb=mem.usable_gb,
+        fp16_gb=mem.fp16_gb, fp16_need_gb=e.fp16_need_gb, q8_need_gb=e.q8_need_gb,
+        usable_all_gb=mem.usable_gb * hw.count, tensor_parallel=e.tensor_parallel, gpus=hw.count,
+        budget_tokens=e.budget_tokens, budget_one=e.budget_one, pool_tokens=mem.pool_tokens,
+        attn_n2_mb=mem.attention_n2_gb * 1024, stored_bound=mem.stored_bound, vram_frac=e.vram_frac,
+        ttft_p95_ms=ttft, e2e_p95_s=e2e, decode_per_user=ld.per_user_tok_s,
+        ttft_lo_ms=ttft * (1 - e.ttft_band), e2e_p95_lo_s=e2e * (1 - e.p95_band),
+        decode_per_user_hi=ld.per_user_tok_s * (1 + e.decode_band), band_pct=round(100 * e.ttft_band),
+        mode=ld.mode, burst_ttft_ms=ld.burst_ttft_ms, capacity_rps=ld.capacity_rps, total_tok_s=ld.total_tok_s,
+        slot_efficiency=sched.efficiency(ld.seqs),
+        replicas_needed=e.replicas.needed, replicas_possible=e.replicas.possible,
+    )
+
+
+def verdict_facts(conclusions: list[Conclusion]) -> list[VerdictFact]:
+    """The winner's candidate-stage verdicts, asserted again for the plan stage: the warning rules
+    (rules/advice.py) join the plan on them."""
+    return [VerdictFact(id=f"v{i}", rule=c.rule, source=c.source, effect=c.effect, rule_kind=c.kind,
+                        weight=c.weight, because=c.because)
+            for i, c in enumerate(conclusions) if c.effect in ("gate", "penalty")]
+
+
+def figure_facts(k: Knowledge, e: Estimate, probes: list[ProbeResult]) -> list[FigureFact | SlopeFact]:
+    """Figures the plan leans on: stored measurements of this model and engine family that break the
+    roofline, probe readings beside the tables, and TR127's slope for the model."""
+    facts: list[FigureFact | SlopeFact] = []
+    groups: dict[tuple, list] = {}
+    for m, v in zip(k.measurements, physics.verdicts(k)):
+        if m.model == e.model.id and _family(k, m.backend) == e.engine.family and not v.plausible:
+            groups.setdefault((m.kind, m.backend, m.source), []).append((m, v))
+    for i, ((kind, backend, source), rows) in enumerate(groups.items()):
+        # One warning per stored series: the longest context shows the gap best.
+        m, v = max(rows, key=lambda mv: mv[0].context_tokens)
+        lo, hi = min(r[0].context_tokens for r in rows), m.context_tokens
+        facts.append(FigureFact(id=f"m{i}", plausible=0, source=source, value=m.value, reason=v.reason,
+                                what=f"{len(rows)} {backend} {kind} figure(s) for {m.model} at {lo:,}-{hi:,} tokens"))
+    for j, p in enumerate(probes):
+        for what, measured, table, src in _probe_vs_table(k, e, p):
+            facts.append(FigureFact(id=f"p{j}{what}", what=what, value=measured, plausible=1,
+                                    source=f"probe on {p.gpu or 'this GPU'}", table_value=table, table_source=src))
+    for what, measured, table, src in e.speed.replaced:
+        facts.append(FigureFact(id=f"r{what}", what=what, value=measured, plausible=1, source="probe on this GPU",
+                                table_value=table, table_source=src))
+    row = k.context.get(e.model.id)
+    if row is not None and e.engine.family == _family(k, row.backend):
+        facts.append(SlopeFact(id="tr127", model=e.model.id, table_slope=row.slope_mb_per_token,
+                               kv_mb=round(e.model.kv_bytes_per_token() / physics.MIB, 3),
+                               logits_mb=round(physics.logits_gb_per_token(e.model) * 1024, 3), source=row.source,
+                               n2_bytes=k.value("attention.n2_bytes_per_head.math")))
+    for n_, note in enumerate(e.speed.notes):
+        facts.append(FigureFact(id=f"n{n_}", what="probe figure", value=0, plausible=0, reason=note, source="probe"))
+    return facts
+
+
+def _family(k: Knowledge, backend: str) -> str:
+    """The engine family a stored measurement's backend belongs to (ollama and llama.cpp are one)."""
+    row = k.backends.get(backend)
+    return row.family if row is not None else backend
+
+
+def _probe_vs_table(k: Knowledge, e: Estimate, p: ProbeResult) -> list[tuple[str, float, float, str]]:
+    """(what, measured, table value, table source) pairs to compare, for this candidate's model."""
+    if p.model.lower() not in {e.model.id, e.model.ollama_tag.lower(), e.model.hf_repo.lower()}:
+        return []
+    out = []
+    if p.base_vram_mb:
+        table = physics.weights_gb(k, e.model, "fp16" if p.dtype in ("float16", "fp16", "") else "bf16") * 1024
+        out.append(("base VRAM (MB)", p.base_vram_mb, table, "weights = params x 2 B (catalog)"))
+    if p.kv_bytes_per_token:
+        out.append(("KV bytes per token", p.kv_bytes_per_token, e.model.kv_bytes_per_token(),
+                    "2 x layers x kv_heads x head_dim x 2 B (catalog)"))
+    return out

@@ -10,8 +10,8 @@ def plan_rules(k) -> list[Rule]:
     pb = k.playbooks
     return [
         Rule("playbook.h1-move-to-vllm", pb["H.1"].source, "playbook",
-             lambda m: plan(m) & (m.n >= cross.value) & (m.pages_kv == 1),
-             lambda f: f"N={f.n} >= {cross.value:g} on {f.backend}: {pb['H.1'].title}", value="H.1"),
+             lambda m: plan(m) & (m.seqs >= cross.value) & (m.pages_kv == 1),
+             lambda f: f"N={f.seqs} >= {cross.value:g} on {f.backend}: {pb['H.1'].title}", value="H.1"),
         # chained: the context rules' VRAM concerns (rules/context.py) call for H.2
         Rule("playbook.h2-vram", pb["H.2"].source, "playbook",
              lambda m: (m.kind == "concern") & (m.topic == "vram"),
@@ -23,8 +23,8 @@ def plan_rules(k) -> list[Rule]:
              lambda m: plan(m) & (m.origin != "catalog"),
              lambda f: f"{f.model} is not in the catalog ({f.origin}): add and validate it", value="H.4"),
         Rule("playbook.h5-agents", pb["H.5"].source, "playbook",
-             lambda m: plan(m) & (m.n >= 2),
-             lambda f: f"N={f.n} concurrent agents on one GPU", value="H.5"),
+             lambda m: plan(m) & (m.seqs >= 2),
+             lambda f: f"N={f.seqs} concurrent agents on one GPU", value="H.5"),
     ]
 
 

@@ -68,7 +68,7 @@ def candidates_rules(k) -> list[Rule]:
         Rule("quantization.workload-default", "Appendix F (recommended quantization per workload)", "penalty",
              lambda m: cand(m) & (m.quant == m.pref_quant) & (m.risk != "high")
              & (_reference(m) | (m.fp16_need_gb >= m.usable_gb * room.value)),
-             lambda f: f"{f.pref_quant} is the default quantization for {f.workload} at N={f.n} (Appendix F)",
+             lambda f: f"{f.pref_quant} is the default quantization for {f.workload} at N={f.seqs} (Appendix F)",
              sets=("quantization",)),
     ]
 

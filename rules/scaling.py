@@ -12,18 +12,18 @@ def candidates_rules(k) -> list[Rule]:
     oll = k.row("ollama_max_agents")
     return [
         Rule("scaling.ollama-agents", oll.source, "penalty",
-             lambda m: cand(m) & (m.batching == "slots") & (m.n > oll.value),
-             lambda f: (f"Ollama serves {oll.value:g} agents per GPU well; at N={f.n} each gets "
-                        f"{f.amdahl:.0%} of a single stream (Amdahl, TR129)"),
+             lambda m: cand(m) & (m.slots == 1) & (m.seqs > oll.value),
+             lambda f: (f"Ollama serves {oll.value:g} agents per GPU well; at N={f.seqs} each gets "
+                        f"{f.slot_efficiency:.0%} of a single stream (Amdahl, TR129)"),
              sets=("backend", "concurrency")),
         Rule("scaling.tensor-parallel-too-few-gpus", TP_SOURCE, "reject",
-             lambda m: cand(m) & (m.need_gb < m.usable_gb) & (m.tp > m.gpus),
-             lambda f: f"the weights need tensor parallel {f.tp} but only {f.gpus} GPU(s) are available",
+             lambda m: cand(m) & (m.base_gb < m.usable_gb) & (m.tensor_parallel > m.gpus),
+             lambda f: f"the weights need tensor parallel {f.tensor_parallel} but only {f.gpus} GPU(s) are available",
              sets=("tensor_parallel",)),
         Rule("scaling.replicas-short", BATCH_SOURCE, "gate",
              lambda m: cand(m) & (m.replicas_needed > m.replicas_possible),
              lambda f: (f"{f.requests_per_day:,} requests in {f.deadline_hours:g} h need {f.replicas_needed} "
-                        f"replica(s); {f.gpus} GPU(s) at TP={f.tp} hold {f.replicas_possible}"),
+                        f"replica(s); {f.gpus} GPU(s) at TP={f.tensor_parallel} hold {f.replicas_possible}"),
              sets=("replicas",), kind="performance"),
     ]
 
@@ -32,12 +32,12 @@ def plan_rules(k) -> list[Rule]:
     vmax = k.row("vllm_max_agents")
     return [
         Rule("scaling.single-gpu", TP_SOURCE, "note",
-             lambda m: plan(m) & (m.tp == 1),
+             lambda m: plan(m) & (m.tensor_parallel == 1),
              lambda f: f"weights ({f.weights_gb:.1f} GB) fit one GPU: no tensor parallel",
              sets=("tensor_parallel",)),
         Rule("scaling.tensor-parallel", TP_SOURCE, "note",
-             lambda m: plan(m) & (m.tp > 1),
-             lambda f: f"weights split over TP={f.tp} GPUs ({f.weights_gb:.1f} GB each)",
+             lambda m: plan(m) & (m.tensor_parallel > 1),
+             lambda f: f"weights split over TP={f.tensor_parallel} GPUs ({f.weights_gb:.1f} GB each)",
              sets=("tensor_parallel",)),
         Rule("scaling.single-replica", BATCH_SOURCE, "note",
              lambda m: plan(m) & (m.replicas_needed <= 1),
@@ -47,14 +47,14 @@ def plan_rules(k) -> list[Rule]:
         Rule("scaling.replicas", BATCH_SOURCE, "note",
              lambda m: plan(m) & (m.replicas_needed > 1),
              lambda f: (f"{f.requests_per_day:,} requests in {f.deadline_hours:g} h at "
-                        f"{f.total:.0f} tok/s per replica need {f.replicas_needed} replicas"),
+                        f"{f.total_tok_s:.0f} tok/s per replica need {f.replicas_needed} replicas"),
              sets=("replicas",)),
         Rule("scaling.concurrency", "answers: concurrency", "note",
              lambda m: plan(m),
-             lambda f: (f"{f.n} concurrent sequence(s) on {f.backend}"
-                        + (f"; Amdahl per-agent efficiency {f.amdahl:.0%} (TR129)" if f.batching == "slots" and f.n > 1 else "")),
+             lambda f: (f"{f.seqs} concurrent sequence(s) on {f.backend}"
+                        + (f"; Amdahl per-agent efficiency {f.slot_efficiency:.0%} (TR129)" if f.slots and f.seqs > 1 else "")),
              sets=("concurrency",)),
         Rule("scaling.vllm-agents", vmax.source, "warn",
-             lambda m: plan(m) & (m.continuous == 1) & (m.n > vmax.value) & (m.mode != "batch"),
-             lambda f: f"N={f.n} is past the {vmax.value:g} agents per GPU measured for vLLM; latency grows"),
+             lambda m: plan(m) & (m.continuous == 1) & (m.seqs > vmax.value) & (m.mode != "batch"),
+             lambda f: f"N={f.seqs} is past the {vmax.value:g} agents per GPU measured for vLLM; latency grows"),
     ]

@@ -15,54 +15,54 @@ def candidates_rules(k) -> list[Rule]:
     return [
         Rule("slo.ttft", "answers: slo.ttft_ms", "gate",
              lambda m: cand(m) & (m.ttft_lo_ms > m.slo_ttft),
-             lambda f: (f"predicted p95 TTFT {f.ttft_n_ms:,.0f} ms (-{f.band_pct}%: {f.ttft_lo_ms:,.0f} ms) with "
-                        f"{f.n} {load(f)} misses the {f.slo_ttft:,.0f} ms target"),
+             lambda f: (f"predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms (-{f.band_pct}%: {f.ttft_lo_ms:,.0f} ms) with "
+                        f"{f.seqs} {load(f)} misses the {f.slo_ttft:,.0f} ms target"),
              kind="performance"),
         Rule("slo.ttft-unacceptable", bad.source, "gate",
              lambda m: cand(m) & (m.ttft_lo_ms > bad.value),
-             lambda f: f"predicted p95 TTFT {f.ttft_n_ms:,.0f} ms is in the unacceptable band (> {bad.value:,.0f} ms)",
+             lambda f: f"predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms is in the unacceptable band (> {bad.value:,.0f} ms)",
              kind="performance"),
         Rule("slo.p95-latency", "answers: slo.p95_latency_s", "gate",
-             lambda m: cand(m) & (m.p95_lo_s > m.slo_p95),
-             lambda f: (f"predicted p95 latency {f.p95_s:.1f} s (TTFT + {f.output:,} tokens at "
-                        f"{f.decode_pu:.1f} tok/s) misses the {f.slo_p95:g} s target even at the band's best "
-                        f"({f.p95_lo_s:.1f} s)"),
+             lambda m: cand(m) & (m.e2e_p95_lo_s > m.slo_p95),
+             lambda f: (f"predicted p95 latency {f.e2e_p95_s:.1f} s (TTFT + {f.output:,} tokens at "
+                        f"{f.decode_per_user:.1f} tok/s) misses the {f.slo_p95:g} s target even at the band's best "
+                        f"({f.e2e_p95_lo_s:.1f} s)"),
              kind="performance"),
         Rule("slo.decode-rate", "answers: slo.min_decode_tok_s", "gate",
-             lambda m: cand(m) & (m.decode_hi < m.slo_decode),
-             lambda f: f"predicted {f.decode_pu:.1f} tok/s per user is below the {f.slo_decode:g} tok/s target",
+             lambda m: cand(m) & (m.decode_per_user_hi < m.slo_decode),
+             lambda f: f"predicted {f.decode_per_user:.1f} tok/s per user is below the {f.slo_decode:g} tok/s target",
              kind="performance"),
     ]
 
 
 def plan_rules(k) -> list[Rule]:
     ex, good, poor, bad = (k.row(f"ttft_{b}_ms") for b in ("excellent", "good", "poor", "unacceptable"))
-    band = lambda name: (lambda f: f"predicted p95 TTFT {f.ttft_n_ms:,.0f} ms at N={f.n} is {name}")  # noqa: E731
+    band = lambda name: (lambda f: f"predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms at N={f.seqs} is {name}")  # noqa: E731
     live = lambda m: plan(m) & (m.mode != "batch")  # noqa: E731
     return [
         Rule("slo.ttft-at-risk", "calibration bands (knowledge/calibration.toml band.*)", "warn",
-             lambda m: live(m) & (m.ttft_n_ms > m.slo_ttft) & (m.ttft_lo_ms <= m.slo_ttft),
-             lambda f: (f"at risk: predicted p95 TTFT {f.ttft_n_ms:,.0f} ms misses the {f.slo_ttft:,.0f} ms target, "
+             lambda m: live(m) & (m.ttft_p95_ms > m.slo_ttft) & (m.ttft_lo_ms <= m.slo_ttft),
+             lambda f: (f"at risk: predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms misses the {f.slo_ttft:,.0f} ms target, "
                         f"but the prediction's band (±{f.band_pct}%) reaches it; measure it (advisor probe) before "
                         f"relying on it")),
         Rule("slo.p95-at-risk", "calibration bands (knowledge/calibration.toml band.*)", "warn",
-             lambda m: live(m) & (m.p95_s > m.slo_p95) & (m.p95_lo_s <= m.slo_p95),
-             lambda f: (f"at risk: predicted p95 latency {f.p95_s:.1f} s misses the {f.slo_p95:g} s target, but the "
-                        f"band reaches it ({f.p95_lo_s:.1f} s); measure it before relying on it")),
+             lambda m: live(m) & (m.e2e_p95_s > m.slo_p95) & (m.e2e_p95_lo_s <= m.slo_p95),
+             lambda f: (f"at risk: predicted p95 latency {f.e2e_p95_s:.1f} s misses the {f.slo_p95:g} s target, but the "
+                        f"band reaches it ({f.e2e_p95_lo_s:.1f} s); measure it before relying on it")),
         Rule("slo.burst", "DESIGN/SERVING: a burst is not steady state", "note",
-             lambda m: live(m) & (m.n > 1),
-             lambda f: (f"burst: if all {f.n} prompts arrived in the same instant, the last would wait "
+             lambda m: live(m) & (m.seqs > 1),
+             lambda f: (f"burst: if all {f.seqs} prompts arrived in the same instant, the last would wait "
                         f"{f.burst_ttft_ms:,.0f} ms for its first token (prefills back to back); the TTFT above is "
                         f"the steady state")),
         Rule("slo.ttft-band-excellent", ex.source, "note",
-             lambda m: live(m) & (m.ttft_n_ms < ex.value), band(f"excellent (< {ex.value:,.0f} ms)")),
+             lambda m: live(m) & (m.ttft_p95_ms < ex.value), band(f"excellent (< {ex.value:,.0f} ms)")),
         Rule("slo.ttft-band-good", good.source, "note",
-             lambda m: live(m) & (m.ttft_n_ms >= ex.value) & (m.ttft_n_ms < good.value),
+             lambda m: live(m) & (m.ttft_p95_ms >= ex.value) & (m.ttft_p95_ms < good.value),
              band(f"good (< {good.value:,.0f} ms)")),
         Rule("slo.ttft-band-poor", poor.source, "warn",
-             lambda m: live(m) & (m.ttft_n_ms >= good.value) & (m.ttft_n_ms < poor.value),
+             lambda m: live(m) & (m.ttft_p95_ms >= good.value) & (m.ttft_p95_ms < poor.value),
              band(f"poor ({good.value:,.0f}-{poor.value:,.0f} ms)")),
         Rule("slo.ttft-band-bad", bad.source, "warn",
-             lambda m: live(m) & (m.ttft_n_ms >= poor.value),
+             lambda m: live(m) & (m.ttft_p95_ms >= poor.value),
              band(f"bad (>= {poor.value:,.0f} ms; > {bad.value:,.0f} ms is unacceptable)")),
     ]

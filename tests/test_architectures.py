@@ -20,7 +20,7 @@ from gguf_files import write_gguf_file
 from advisor import physics
 from advisor.answers import answers_from_dict
 from advisor.cli import main
-from advisor.engine import recommend
+from advisor.recommend import recommend
 from advisor.models import from_hf_directory
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"

@@ -14,7 +14,7 @@ from gguf_files import write_gguf_file
 
 from advisor.answers import answers_from_dict
 from advisor.cli import main
-from advisor.engine import recommend
+from advisor.recommend import recommend
 
 
 def write_gguf(path, file_type=15, with_output=True):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from advisor.answers import answers_from_dict
-from advisor.engine import recommend
+from advisor.recommend import recommend
 
 HF = {"backend": "transformers", "quantization": "fp16"}
 

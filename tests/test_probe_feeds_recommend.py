@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from advisor import physics
 from advisor.answers import answers_from_dict
-from advisor.domain import CurveFit, ProbeResult, TimingPoint
-from advisor.engine import recommend
+from advisor.domain import CurveFit, ProbeResult, TimingPoint, TtftFit
+from advisor.recommend import recommend
 
 ANSWERS = {"workload": "summarization", "context_tokens": 4096, "output_tokens": 128, "model": {"name": "qwen2.5-1.5b"},
            "hardware": {"gpu": "RTX 4090"}, "constraints": {"backend": "transformers", "quantization": "fp16"}}
@@ -62,7 +62,7 @@ def test_ttft_comes_from_the_probes_fitted_curve_not_a_flops_scaled_short_prompt
     a = answers_from_dict({**ANSWERS, "context_tokens": 16384})
     fit = {"form": "max", "c_ms": 30.0, "a_ms_per_token": 0.02, "b_ms_per_token2": 1e-7}
     probe = _probe(k, ttft_ms=30.0, decode=30.0).model_copy(update={
-        "ttft": [TimingPoint(context_tokens=512, ttft_ms=30.0, repetitions=3)], "extra": {"ttft_fit": fit}})
+        "ttft": [TimingPoint(context_tokens=512, ttft_ms=30.0, repetitions=3)], "ttft_fit": TtftFit(**fit)})
     rec = recommend(a, probes=[probe], knowledge=k).recommendation
     expected = max(30.0, 0.02 * 16384 + 1e-7 * 16384 ** 2)  # 354.5 ms for one prompt
     assert expected > physics.prefill_roofline_ms(k.model("qwen2.5-1.5b"), k.gpu("RTX 4090"), "fp16", 16384)
@@ -95,8 +95,10 @@ def test_a_running_servers_own_gpu_memory_is_the_plans_vram(k):
            "constraints": {"backend": "vllm", "quantization": "fp16"}}
     a = answers_from_dict(ask)
     table = recommend(a, knowledge=k).recommendation
-    served = ProbeResult(backend="openai", model="llama3.1-8b", gpu="NVIDIA H100 80GB HBM3",
-                         extra={"server_vram": {"mib": 72_000, "method": "pid listening on the port"}})
+    # an older result kept the server's memory in `extra`: it still reads
+    served = ProbeResult.model_validate({"backend": "openai", "model": "llama3.1-8b", "gpu": "NVIDIA H100 80GB HBM3",
+                                         "extra": {"server_vram": {"mib": 72_000, "method": "pid listening on the port"}}})
+    assert served.server_vram is not None and served.server_vram.mib == 72_000
     rec = recommend(a, probes=[served], knowledge=k).recommendation
     assert rec.predicted.vram_gb == round(72_000 / 1024, 2) != table.predicted.vram_gb
     assert rec.predicted.origins["vram_gb"].origin == "probe"
@@ -109,14 +111,14 @@ def test_a_running_servers_own_gpu_memory_is_the_plans_vram(k):
 
 def _h100_transformers_serve_probe():
     """The advisor's OpenAI probe of a real transformers serve (qwen2.5-1.5b, H100, bench/results); that run
-    predates extra.server, which today's probe writes from the server's /v1/models (test_transformers_serve_runs)."""
+    predates the `server` field, which today's probe writes from the server's /v1/models (test_transformers_serve_runs)."""
     import json
     from pathlib import Path
 
     raw = json.loads((Path(__file__).resolve().parents[1] / "bench" / "results" /
                       "transformers-serve-probe-h100.json").read_text())["results"]["qwen2.5-1.5b"]
     p = ProbeResult.model_validate(raw)
-    return p.model_copy(update={"extra": {**p.extra, "server": "transformers-serve"}})
+    return p.model_copy(update={"server": "transformers-serve"})
 
 
 def _h100_chat(backend: str) -> dict:
@@ -132,7 +134,7 @@ def test_a_transformers_serve_probe_feeds_its_plan(k):
     o = rec.predicted.origins
     assert o["ttft_ms"].origin == o["decode_tok_s_per_user"].origin == o["vram_gb"].origin == "probe"
     # the server process held 64,406 MiB (NVML): the plan's VRAM is what the server holds
-    assert rec.predicted.vram_gb == round(probe.extra["server_vram"]["mib"] / 1024, 2)
+    assert rec.predicted.vram_gb == round(probe.server_vram.mib / 1024, 2)
     single = recommend(answers_from_dict({**_h100_chat("transformers-serve"), "concurrency": 1}),
                        probes=[probe], knowledge=k).recommendation
     # one user decodes at the measured stream rate (less the share of the GPU its own prefills take)

@@ -1,4 +1,4 @@
-"""What a maintainer relies on: one namespace, no import cycles, backend behaviour in one place."""
+"""What a maintainer relies on: one namespace, no import cycles, each engine's behaviour in its own module."""
 
 from __future__ import annotations
 
@@ -22,14 +22,10 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path, modules: dict[str, Path], me: str) -> set[str]:
-    """Every advisor module this file imports, at the top or inside a function."""
+    """Every advisor module this file imports: at the top, inside a function, or for type names
+    only (under TYPE_CHECKING: a cycle hidden there is still a cycle of the design)."""
     found = set()
-    tree = ast.parse(path.read_text())
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and getattr(block.test, "id", "") == "TYPE_CHECKING" for n in ast.walk(block)}
-    for node in ast.walk(tree):
-        if id(node) in typing_only:  # type names only, never imported at run time
-            continue
+    for node in ast.walk(ast.parse(path.read_text())):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -43,7 +39,7 @@ def _imports(path: Path, modules: dict[str, Path], me: str) -> set[str]:
     return found
 
 
-def test_no_import_cycles():
+def test_no_import_cycles_type_checking_included():
     modules = _modules()
     graph = {m: _imports(p, modules, m) for m, p in modules.items()}
     cycles = []
@@ -61,23 +57,52 @@ def test_no_import_cycles():
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles[:5])
 
 
-def test_no_backend_name_comparisons_outside_the_backend_objects():
-    from advisor.knowledge import load_knowledge
+def _compared_constants(tree: ast.AST):
+    """(line, constant) of every string compared with ==, !=, in, or passed to startswith."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            consts = [c for c in [node.left, *node.comparators] if isinstance(c, ast.Constant)]
+            consts += [e for c in node.comparators if isinstance(c, (ast.Tuple, ast.List, ast.Set))
+                       for e in c.elts if isinstance(e, ast.Constant)]
+            for c in consts:
+                yield node.lineno, c.value
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "startswith"
+                and node.args and isinstance(node.args[0], ast.Constant)):
+            yield node.lineno, node.args[0].value
 
-    names = set(load_knowledge().backends)
+
+def test_engine_and_scheduler_names_are_compared_only_in_their_own_modules():
+    """An engine's behaviour is asked of its object (advisor/engines), a scheduler's of its object
+    (advisor/load/schedulers.py); nothing else tells them apart by name."""
+    from advisor.engines import KINDS
+    from advisor.knowledge import load_knowledge
+    from advisor.load import SCHEDULERS
+
+    engine_names = set(load_knowledge(None).backends) | set(KINDS)
+    scheduler_kinds = set(SCHEDULERS)
     hits = []
     for mod, path in _modules().items():
-        if mod == "advisor.backends":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Compare):
-                consts = [c for c in [node.left, *node.comparators] if isinstance(c, ast.Constant)]
-                consts += [e for c in node.comparators if isinstance(c, (ast.Tuple, ast.List, ast.Set))
-                           for e in c.elts if isinstance(e, ast.Constant)]
-                if any(c.value in names for c in consts):
-                    hits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "startswith" and node.args
-                    and isinstance(node.args[0], ast.Constant) and node.args[0].value in names):
-                hits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert not hits, "backend names compared outside advisor/backends.py: " + ", ".join(hits)
+        own_engine = mod.startswith("advisor.engines")
+        own_scheduler = mod == "advisor.load.schedulers"
+        for line, value in _compared_constants(ast.parse(path.read_text())):
+            if (value in engine_names and not own_engine) or (value in scheduler_kinds and not own_scheduler):
+                hits.append(f"{path.relative_to(ROOT)}:{line} ({value!r})")
+    assert not hits, "engine or scheduler names compared outside their modules: " + ", ".join(hits)
+
+
+def test_each_engine_module_holds_its_memory_speed_scheduler_and_export():
+    """A newcomer finds an engine's behaviour in one module: the class its backends rows name, and
+    the exporter it registers for its target."""
+    from advisor.engines import EXPORTERS, KINDS
+    from advisor.engines.base import Engine
+
+    for kind, cls in KINDS.items():
+        assert issubclass(cls, Engine) and cls.kind == kind
+        assert cls.__module__.startswith("advisor.engines."), cls
+    for target, exporter in EXPORTERS.items():
+        assert exporter.__module__.startswith("advisor.engines."), (target, exporter.__module__)
+
+
+def test_the_package_maps_its_folders_without_touching_its_own_path():
+    text = (ROOT / "advisor" / "__init__.py").read_text()
+    assert "__path__" not in text.replace('"__path__"', "")

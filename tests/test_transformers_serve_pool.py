@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor.backends import backend
+from advisor.engines import engine as backend
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "transformers-serve-h100.json"
 MIB = 2**20
@@ -36,7 +36,7 @@ def _measured_pools():
 def test_the_pool_has_the_pages_the_h100_server_built(k, model, available_mb, pages):
     ts = backend(k, "transformers-serve")
     got = ts.pool_geometry(k.model(model), 2, available_mb * MIB + MIB // 2)  # the log floors to whole MiB
-    assert got["pages"] == pages
+    assert got.pages == pages
 
 
 @pytest.mark.parametrize("model", ["qwen2.5-0.5b", "qwen2.5-1.5b", "llama3.2-1b", "llama3.1-8b", "qwen2.5-7b",
@@ -64,7 +64,7 @@ def test_the_pool_is_sized_as_transformers_sizes_it(k, model, gib):
     _, theirs = Given(config=cfg, cb_config=cb, dtype=torch.bfloat16, bytes_per_sector=page_bytes,
                       tokens_per_sector=256, bytes_per_block=page_bytes, attn_types=["full_attention"],
                       model_supports_logits_to_keep=True).infer_max_batch_tokens_and_num_sectors()
-    assert backend(k, "transformers-serve").pool_geometry(m, 2, avail)["pages"] == theirs
+    assert backend(k, "transformers-serve").pool_geometry(m, 2, avail).pages == theirs
 
 
 def test_what_the_server_holds_after_its_first_request_and_at_most(k):
@@ -83,7 +83,7 @@ def test_what_the_server_holds_after_its_first_request_and_at_most(k):
         g = ts.pool_geometry(k.model(r["model"]), 2, int(cb["available_mb"]) * MIB + MIB // 2)
         held = r["server"]["mib"]
         if r["when"] == "after first request":
-            assert held == pytest.approx(base + (g["cache_bytes"] + g["mask_bytes"]) / MIB, rel=0.01)
+            assert held == pytest.approx(base + (g.cache_bytes + g.mask_bytes) / MIB, rel=0.01)
         claim = base + int(cb["available_mb"])
         assert held <= claim * 1.02  # the most seen: 1.1 % over (llama3.1-8b after 64 users)
         checked += 1
@@ -92,7 +92,7 @@ def test_what_the_server_holds_after_its_first_request_and_at_most(k):
 
 def test_the_plan_holds_the_claim_and_the_context_is_the_pools_share(k):
     from advisor.answers import answers_from_dict
-    from advisor.engine import recommend
+    from advisor.recommend import recommend
 
     def plan(n):
         a = answers_from_dict({"workload": "chat", "concurrency": n, "model": {"name": "llama3.1-8b"},
@@ -112,7 +112,7 @@ def test_the_servers_claim_stays_under_the_hard_stop(k, gpu, gib):
     """transformers' default share of the free memory (0.9) would put the whole server past the 90 % line
     (H.2) on any card: the plan lowers --cb-max-memory-percent until it does not, and says why."""
     from advisor.answers import answers_from_dict
-    from advisor.engine import recommend
+    from advisor.recommend import recommend
 
     a = answers_from_dict({"workload": "chat", "concurrency": 4, "model": {"name": "qwen2.5-1.5b"},
                            "hardware": {"gpu": gpu}, "constraints": {"backend": "transformers-serve"}})

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from advisor.domain import EXPORT_TARGETS
+    from advisor.engines import TARGETS as EXPORT_TARGETS
     from advisor.inputs import add_input_flags
 
     parser.add_argument("--target", required=True, metavar="|".join(EXPORT_TARGETS),
@@ -30,7 +30,7 @@ def recommendation_for(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from advisor.domain import EXPORT_TARGETS
+    from advisor.engines import TARGETS as EXPORT_TARGETS
     from advisor.errors import choice_error
     from advisor.export import export, render_text, write_files
 

@@ -1,1 +1,1 @@
-"""The Textual TUI: a thin front end over advisor.engine.recommend()."""
+"""The Textual TUI: a thin front end over advisor.recommend.recommend()."""

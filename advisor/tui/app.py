@@ -1,6 +1,6 @@
 """The advisor TUI: hardware -> questions -> probe -> advice -> playbook -> export.
 
-A thin front end over advisor.engine.recommend(). Start-up imports Textual,
+A thin front end over advisor.recommend.recommend(). Start-up imports Textual,
 pydantic, the domain types and the knowledge tables (checked before the screen
 opens); the engine, NVML, the exporters and (only when a probe starts)
 torch/transformers load later.

@@ -10,7 +10,7 @@ import tomllib
 import pytest
 
 from advisor.answers import answers_from_dict
-from advisor.engine import recommend
+from advisor.recommend import recommend
 from advisor.render import fig, render
 
 

@@ -8,6 +8,7 @@ import signal
 import pytest
 import yaml
 
+from advisor.domain import HardwareSummary
 from advisor.errors import AdvisorError
 from advisor.export import ExportError, export, render_text
 from conftest import bash_n, flag_values, parse_modelfile
@@ -352,7 +353,9 @@ def test_ollama_folder_at_a_quantization_ollama_cannot_make_says_how_to_get_it()
 # ------------------------------------------------------------------ a plan for Windows
 def windows(make):
     r = make()
-    return r.model_copy(update={"hardware": {"os": "windows", "gpu": "RTX 4080 Laptop", "count": 1}})
+    hw = HardwareSummary(source="catalog", gpu="RTX 4080 Laptop", count=1, vram_gb=12.0, os="windows",
+                         bandwidth_gb_s=432.0, fp16_tflops=98.0, catalog_source="catalog")
+    return r.model_copy(update={"hardware": hw})
 
 
 def test_ollama_env_for_a_windows_plan_says_how_the_windows_app_gets_the_settings():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from advisor.answers import answers_from_dict
-from advisor.engine import recommend
+from advisor.recommend import recommend
 from advisor.export import export
 from plans import transformers_compiled, transformers_serve_n16, vllm_n8
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from advisor.answers import answers_from_dict
-from advisor.engine import recommend
+from advisor.recommend import recommend
 from advisor.export import export
 from advisor.probes.runner import run_probe
 
@@ -120,7 +120,7 @@ def test_the_probe_measures_the_real_server_and_knows_it(server, k, tmp_path, mo
     monkeypatch.setenv("ADVISOR_CACHE_DIR", str(tmp_path / "cache"))
     r = run_probe(backend="openai", url=url, contexts=[64, 256], knowledge=k, fresh=True)
     assert r.model == name  # pinned to the folder the script names
-    assert r.extra["server"] == "transformers-serve" and r.extra["endpoint"] == "completions"
+    assert r.server == "transformers-serve" and r.extra["endpoint"] == "completions"
     # transformers serve ends a stream with finish_reason and no [DONE]: still a complete stream
     assert not [w for w in r.warnings if "truncated" in w]
     assert [t.context_tokens for t in r.ttft] and all(t.ttft_ms > 0 and t.repetitions == 3 for t in r.ttft)

@@ -36,7 +36,7 @@ def test_the_trap_is_real_a_2048_word_prompt_does_not_fit_a_2048_token_slot(llam
 def test_llama_server_limits_are_read_and_every_prompt_fits_its_slot(llama_server):
     r = _probe(llama_server)
     assert llama_server.rejected == []  # no request was refused
-    lim = r.extra["server_limits"]
+    lim = r.server_limits
     assert lim["slots"] == 4 and lim["n_ctx_per_slot"] == [2048] * 4 and lim["props_n_ctx"] == 2048
     assert lim["n_ctx_train"] == 32768 and lim["limit"] == 2048
     assert r.max_model_len == 2048  # the longest request this server takes, not the model's 32K
@@ -46,7 +46,7 @@ def test_llama_server_limits_are_read_and_every_prompt_fits_its_slot(llama_serve
     assert any("2,048 tokens do not fit the server's context per slot (2,048 tokens in each of 4 slots"
                in w for w in r.warnings)
     assert r.extra["prompt_tokens_per_word"] == pytest.approx(1.0) and r.extra["prompt_overhead_tokens"] == 3  # 5 extra, "Note <nonce>:" 2 fewer
-    assert r.extra["server"] == "llama-server"  # its figures feed the llamacpp plan, not vLLM's
+    assert r.server == "llama-server"  # its figures feed the llamacpp plan, not vLLM's
     assert "max context              2,048 tokens a request (the server's context per slot" in render_text(r)
 
 
@@ -71,14 +71,14 @@ def test_a_tokenizer_that_counts_more_than_usage_says_is_retried_once_smaller(ll
 def test_a_single_slot_server_gives_the_whole_context(llama_server):
     llama_server.parallel = 1
     r = _probe(llama_server)
-    assert r.extra["server_limits"]["limit"] == 8192 and [t.context_tokens for t in r.ttft] == [515, 2051]
+    assert r.server_limits["limit"] == 8192 and [t.context_tokens for t in r.ttft] == [515, 2051]
     assert not r.warnings
 
 
 def test_vllm_max_model_len_bounds_the_prompts(openai_server):
     openai_server.max_model_len = 1024
     r = _probe(openai_server)
-    assert r.max_model_len == 1024 and r.extra["server_limits"] == {"max_model_len": 1024, "limit": 1024,
+    assert r.max_model_len == 1024 and r.server_limits == {"max_model_len": 1024, "limit": 1024,
                                                                      "why": "the server's max_model_len 1,024"}
     assert max(t.context_tokens for t in r.ttft) <= 1024 - 32
 
@@ -87,10 +87,10 @@ def test_tgi_info_limits_bound_the_prompts():
     info = {"model_id": "m", "max_input_tokens": 1000, "max_total_tokens": 1100, "max_concurrent_requests": 128}
     with HostileServer(openai_routes({"/info": info})) as s:
         r = _probe(s)
-    lim = r.extra["server_limits"]
+    lim = r.server_limits
     assert (lim["max_input_tokens"], lim["max_total_tokens"], lim["limit"]) == (1000, 1100, 1032)
     assert "max_input_tokens 1,000" in lim["why"] and max(t.context_tokens for t in r.ttft) <= 1000
-    assert r.extra["server"] == "tgi"
+    assert r.server == "tgi"
 
 
 def test_without_nvml_the_result_says_the_server_memory_was_not_measured(llama_server, monkeypatch):
@@ -99,8 +99,8 @@ def test_without_nvml_the_result_says_the_server_memory_was_not_measured(llama_s
 
     monkeypatch.setattr(pynvml, "nvmlInit", no_lib)
     r = _probe(llama_server, contexts=[256])
-    assert r.extra["server_vram"]["mib"] is None
-    assert r.extra["server_vram"]["why"].startswith("no NVIDIA GPU found")
+    assert r.server_vram.mib is None
+    assert r.server_vram.why.startswith("no NVIDIA GPU found")
     assert "server GPU memory        not measured: no NVIDIA GPU found" in render_text(r)
 
 
@@ -120,9 +120,9 @@ def test_a_local_server_gpu_memory_is_its_own_process_figure(llama_server, monke
     # The loopback server runs in this process: NVML's figure for this pid is the server's.
     _fake_nvml(monkeypatch, [(os.getpid(), 3 * 2**30), (999_999_999, 7 * 2**30)])
     r = run_probe(backend="openai", url=llama_server.url, contexts=[256])
-    vram = r.extra["server_vram"]
-    assert vram["mib"] == 3072.0 and vram["pids"] == [os.getpid()]
-    assert f"listening on port {llama_server.server_address[1]}" in vram["method"]
+    vram = r.server_vram
+    assert vram.mib == 3072.0 and vram.model_extra["pids"] == [os.getpid()]
+    assert f"listening on port {llama_server.server_address[1]}" in vram.method
     assert "server GPU memory        3,072 MiB" in render_text(r)
 
 

@@ -72,7 +72,7 @@ def test_ttft_is_a_median_after_warm_up_and_decode_is_measured(k, tiny):
     assert [t.context_tokens for t in r.ttft] == [128, 256, 512]
     assert all(t.repetitions == 3 and t.rep0_ms is not None and t.ttft_ms > 0 for t in r.ttft)
     assert r.decode_tok_s and r.decode_tok_s > 0
-    assert r.extra["ttft_fit"]["form"] == "max"  # the batched-prefill model
+    assert r.ttft_fit.form == "max"  # the batched-prefill model
     assert r.kv_bytes_per_token == 2 * 2 * 2 * 16 * 4  # measured from the KV cache: layers x kv heads x head_dim x fp32
     assert r.base_vram_mb > 0 and r.extra["probe_s"] < 30
 

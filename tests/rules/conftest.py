@@ -4,29 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.answers import answers_from_dict
-from advisor.engine import _fact
-from advisor.hardware import resolve_hardware
-from advisor.predict import estimate
-from advisor.rules.engine import consult, consult_candidates
+from advisor.answers import answers_from_dict, with_workload_defaults
+from advisor.estimate import estimate_for
+from advisor.rules.facts import candidate_fact
+from advisor.rules.session import consult, consult_candidates
 
 
 @pytest.fixture(scope="session")
 def base_fact(k):
     a = answers_from_dict({"workload": "chat", "hardware": {"gpu": "RTX 4090"}, "model": {"name": "llama3.2-1b"}})
-    hw = resolve_hardware(a, k)
-    est = estimate(k, a, hw, k.model("llama3.2-1b"), "ollama", "q4_k_m")
-    return _fact(k, a, hw, 0, est)
+    est = estimate_for(k, a, "llama3.2-1b", "ollama", "q4_k_m")
+    return candidate_fact(k, with_workload_defaults(a, k), 0, est)
 
 
 def perturb(k, fact, **overrides):
-    """The fact with some fields changed; naming another backend brings that backend's
-    behaviour (batching, paging, compiled prefill) along, as the engine would."""
+    """The fact with some fields changed; naming another engine brings that engine's
+    behaviour (its scheduler, paging, compiled prefill) along, as the pipeline would."""
     if "backend" in overrides:
-        from advisor.backends import backend
+        from advisor.engines import engine
 
-        b = backend(k, overrides["backend"])
-        overrides = {"batching": b.batching, "continuous": int(b.continuous), "pages_kv": int(b.pages_kv),
+        b = engine(k, overrides["backend"])
+        sched = b.scheduler(k.model(fact.model))
+        overrides = {"continuous": int(sched.continuous), "slots": int(sched.fixed_slots), "pages_kv": int(b.pages_kv),
                      "compiled_prefill": int(b.compiled_prefill),
                      "prefill_activations": int(b.prefill_activations), **overrides}
     return fact.model_copy(update=overrides)

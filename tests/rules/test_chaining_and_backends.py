@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from advisor.answers import answers_from_dict
-from advisor.engine import recommend
+from advisor.recommend import recommend
 from advisor.knowledge import load_knowledge
 
 
@@ -93,7 +93,7 @@ def test_numbers_durable_cannot_parse_never_reach_it(value):
     # child so a regression shows as a crash of the child, not of the test session.
     code = textwrap.dedent(f"""
         from advisor.knowledge import load_knowledge
-        from advisor.rules.engine import consult
+        from advisor.rules.session import consult
         k = load_knowledge()
         t = consult(k, "plan", [{{"kind": "figure", "id": "f", "what": "x", "value": {value!r},
                                   "plausible": 1, "reason": "", "source": "s", "table_value": {value!r},
@@ -106,7 +106,7 @@ def test_numbers_durable_cannot_parse_never_reach_it(value):
 
 
 def test_a_non_finite_figure_is_a_rule_error_not_a_crash():
-    from advisor.rules.engine import RuleError, engine_safe
+    from advisor.rules.session import RuleError, engine_safe
 
     with pytest.raises(RuleError, match="'value'"):
         engine_safe({"value": float("inf")})

@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from advisor.answers import answers_from_dict
-from advisor.engine import recommend
+from advisor.recommend import recommend
 from advisor.knowledge import Knowledge, load_knowledge
 from advisor.rules.base import Rule
-from advisor.rules.engine import RuleError, consult, consult_candidates
+from advisor.rules.session import RuleError, consult, consult_candidates
 
 
 def test_an_exception_inside_a_rule_is_reported_not_swallowed(k, base_fact, monkeypatch):
@@ -55,7 +55,7 @@ def test_many_consultations_in_one_process():
     # With durable's default host, its dispatch threads raced consultations: after a few
     # dozen, rules stopped firing half-way, then error 307 and a segfault. Every run must
     # give the same complete answer.
-    code = ("from advisor.answers import answers_from_dict\nfrom advisor.engine import recommend\n"
+    code = ("from advisor.answers import answers_from_dict\nfrom advisor.recommend import recommend\n"
             "a = answers_from_dict({'workload': 'chat', 'risk': 'high', 'hardware': {'gpu': 'RTX 2060'}})\n"
             "first = recommend(a).model_dump()\n"
             "for _ in range(60):\n    assert recommend(a).model_dump() == first\nprint('same')\n")

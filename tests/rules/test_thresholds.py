@@ -42,16 +42,15 @@ def test_high_risk_uses_fp16_when_it_fits_with_margin_else_q8(fired, k):
 
 def test_fp16_fit_margin_is_the_p1_fraction(k):
     from advisor.answers import answers_from_dict
-    from advisor.hardware import resolve_hardware
-    from advisor.predict import estimate
+    from advisor.estimate import estimate_for
 
     frac = k.value("fp16_fit_fraction")
     m = k.model("qwen2.5-3b")
     fp16_gb = m.params * 2 / 1024**3
     for vram, fits in ((fp16_gb / frac * 0.98, False), (fp16_gb / frac * 1.02, True)):
         a = answers_from_dict({"hardware": {"gpu": "RTX 4090", "vram_gb": vram}})
-        est = estimate(k, a, resolve_hardware(a, k), m, "vllm", "fp16")
-        assert (est.fp16_gb < frac * est.usable_gb) is fits, vram
+        est = estimate_for(k, a, m, "vllm", "fp16")
+        assert (est.memory.fp16_gb < frac * est.memory.usable_gb) is fits, vram
 
 
 # ---------------------------------------------------------------- backend
@@ -66,17 +65,17 @@ def test_compiled_hf_only_for_prefill_and_single_stream(fired, k):
     base = dict(backend="transformers-compiled", quant="fp16")
     assert "backend.compile-prefill-only" in fired(**base, phase="decode")
     assert "backend.compile-prefill-only" not in fired(**base, phase="prefill")
-    assert "backend.compile-single-stream" in fired(**base, phase="prefill", n=cross)
-    assert "backend.compile-single-stream" not in fired(**base, phase="prefill", n=cross - 1)
+    assert "backend.compile-single-stream" in fired(**base, phase="prefill", seqs=cross)
+    assert "backend.compile-single-stream" not in fired(**base, phase="prefill", seqs=cross - 1)
 
 
 def test_crossover_penalises_backends_without_continuous_batching(fired, k):
     cross = int(k.value("vllm_crossover_n"))
-    assert "backend.crossover" in fired(n=cross, backend="ollama")
-    assert "backend.crossover" in fired(n=cross, backend="transformers")
-    assert "backend.crossover" not in fired(n=cross - 1, backend="ollama")
-    assert "backend.crossover" not in fired(n=cross + 4, backend="llamacpp")
-    assert "backend.crossover" not in fired(n=cross + 4, backend="vllm")
+    assert "backend.crossover" in fired(seqs=cross, backend="ollama")
+    assert "backend.crossover" in fired(seqs=cross, backend="transformers")
+    assert "backend.crossover" not in fired(seqs=cross - 1, backend="ollama")
+    assert "backend.crossover" not in fired(seqs=cross + 4, backend="llamacpp")
+    assert "backend.crossover" not in fired(seqs=cross + 4, backend="vllm")
 
 
 def test_workload_preference_is_a_bonus_on_the_preferred_backend(fired):
@@ -85,8 +84,8 @@ def test_workload_preference_is_a_bonus_on_the_preferred_backend(fired):
 
 
 @pytest.mark.parametrize("rule, threshold, knob, backend, other", [
-    ("backend.hf-long-context", "hf_fp16_context_redirect", "context", "transformers", "vllm"),  # above 4k
-    ("scaling.ollama-agents", "ollama_max_agents", "n", "ollama", "llamacpp"),  # agents per GPU
+    ("backend.hf-long-context", "hf_fp16_context_redirect", "seq_tokens", "transformers", "vllm"),  # above 4k
+    ("scaling.ollama-agents", "ollama_max_agents", "seqs", "ollama", "llamacpp"),  # agents per GPU
 ])
 def test_a_backend_limit_fires_just_above_its_threshold_on_its_backend_only(fired, k, rule, threshold, knob,
                                                                               backend, other):
@@ -98,13 +97,13 @@ def test_a_backend_limit_fires_just_above_its_threshold_on_its_backend_only(fire
 
 # ---------------------------------------------------------------- context budget
 def test_weights_that_do_not_fit_are_rejected(fired):
-    assert "context.weights-do-not-fit" in fired(need_gb=24.0, usable_gb=24.0)
-    assert "context.weights-do-not-fit" not in fired(need_gb=23.9, usable_gb=24.0)
+    assert "context.weights-do-not-fit" in fired(base_gb=24.0, usable_gb=24.0)
+    assert "context.weights-do-not-fit" not in fired(base_gb=23.9, usable_gb=24.0)
 
 
 def test_a_context_longer_than_the_model_was_trained_for_is_rejected(fired):
-    assert "context.model-max-context" in fired(max_context=4096, context=4097)
-    assert "context.model-max-context" not in fired(max_context=4096, context=4096)
+    assert "context.model-max-context" in fired(max_context=4096, seq_tokens=4097)
+    assert "context.model-max-context" not in fired(max_context=4096, seq_tokens=4096)
 
 
 @pytest.mark.parametrize("os_name, rule, words", [
@@ -112,13 +111,13 @@ def test_a_context_longer_than_the_model_was_trained_for_is_rejected(fired):
     ("windows", "context.over-budget-windows", "silently spills"),
 ])
 def test_context_over_the_budget_fails_the_os_way(k, base_fact, os_name, rule, words):
-    from advisor.rules.engine import consult, consult_candidates
+    from advisor.rules.session import consult, consult_candidates
 
-    fact = base_fact.model_copy(update={"os": os_name, "budget": 8000, "context": 8001})
+    fact = base_fact.model_copy(update={"os": os_name, "budget_tokens": 8000, "seq_tokens": 8001})
     conclusions = consult_candidates(k, [fact]).conclusions
     hit = [c for c in conclusions if c.rule == rule]
     assert hit and words in hit[0].because
-    fact = fact.model_copy(update={"context": 8000})
+    fact = fact.model_copy(update={"seq_tokens": 8000})
     assert rule not in {c.rule for c in consult_candidates(k, [fact]).conclusions}
 
 
@@ -132,46 +131,46 @@ def test_vram_alert_and_hard_stop_lines(fired, k):
 
 def test_near_budget_warning_at_ninety_percent(fired, k):
     near = k.value("context_near_budget")
-    assert "context.near-budget" in fired("plan", budget=10000, context=int(10000 * near))
-    assert "context.near-budget" not in fired("plan", budget=10000, context=int(10000 * near) - 1)
+    assert "context.near-budget" in fired("plan", budget_tokens=10000, seq_tokens=int(10000 * near))
+    assert "context.near-budget" not in fired("plan", budget_tokens=10000, seq_tokens=int(10000 * near) - 1)
 
 
 # ---------------------------------------------------------------- SLO
 def test_ttft_slo_and_bands(fired, k):
     # A target the whole band misses fails the gate; one missed only by the central figure is at risk.
-    assert "slo.ttft" in fired(ttft_n_ms=2000, ttft_lo_ms=1000.1, slo_ttft=1000)
-    assert "slo.ttft" not in fired(ttft_n_ms=2000, ttft_lo_ms=1000, slo_ttft=1000)
-    assert "slo.ttft-at-risk" in fired("plan", ttft_n_ms=1500, ttft_lo_ms=750, slo_ttft=1000)
-    assert "slo.ttft-at-risk" not in fired("plan", ttft_n_ms=900, ttft_lo_ms=450, slo_ttft=1000)
+    assert "slo.ttft" in fired(ttft_p95_ms=2000, ttft_lo_ms=1000.1, slo_ttft=1000)
+    assert "slo.ttft" not in fired(ttft_p95_ms=2000, ttft_lo_ms=1000, slo_ttft=1000)
+    assert "slo.ttft-at-risk" in fired("plan", ttft_p95_ms=1500, ttft_lo_ms=750, slo_ttft=1000)
+    assert "slo.ttft-at-risk" not in fired("plan", ttft_p95_ms=900, ttft_lo_ms=450, slo_ttft=1000)
     bad = k.value("ttft_unacceptable_ms")
     assert "slo.ttft-unacceptable" in fired(ttft_lo_ms=bad + 1, slo_ttft=10**9)
     assert "slo.ttft-unacceptable" not in fired(ttft_lo_ms=bad, slo_ttft=10**9)
     ex, good, poor = (k.value(f"ttft_{b}_ms") for b in ("excellent", "good", "poor"))
-    assert "slo.ttft-band-excellent" in fired("plan", ttft_n_ms=ex - 1)
-    assert "slo.ttft-band-good" in fired("plan", ttft_n_ms=ex)
-    assert "slo.ttft-band-good" in fired("plan", ttft_n_ms=good - 1)
-    assert "slo.ttft-band-poor" in fired("plan", ttft_n_ms=good)
-    assert "slo.ttft-band-bad" in fired("plan", ttft_n_ms=poor)
+    assert "slo.ttft-band-excellent" in fired("plan", ttft_p95_ms=ex - 1)
+    assert "slo.ttft-band-good" in fired("plan", ttft_p95_ms=ex)
+    assert "slo.ttft-band-good" in fired("plan", ttft_p95_ms=good - 1)
+    assert "slo.ttft-band-poor" in fired("plan", ttft_p95_ms=good)
+    assert "slo.ttft-band-bad" in fired("plan", ttft_p95_ms=poor)
 
 
 def test_p95_and_decode_targets(fired):
-    assert "slo.p95-latency" in fired(p95_s=8, p95_lo_s=5.01, slo_p95=5)
-    assert "slo.p95-latency" not in fired(p95_s=8, p95_lo_s=5.0, slo_p95=5)
-    assert "slo.p95-at-risk" in fired("plan", p95_s=8, p95_lo_s=4, slo_p95=5)
-    assert "slo.decode-rate" in fired(decode_pu=10, decode_hi=19.9, slo_decode=20)
-    assert "slo.decode-rate" not in fired(decode_pu=10, decode_hi=20, slo_decode=20)
+    assert "slo.p95-latency" in fired(e2e_p95_s=8, e2e_p95_lo_s=5.01, slo_p95=5)
+    assert "slo.p95-latency" not in fired(e2e_p95_s=8, e2e_p95_lo_s=5.0, slo_p95=5)
+    assert "slo.p95-at-risk" in fired("plan", e2e_p95_s=8, e2e_p95_lo_s=4, slo_p95=5)
+    assert "slo.decode-rate" in fired(decode_per_user=10, decode_per_user_hi=19.9, slo_decode=20)
+    assert "slo.decode-rate" not in fired(decode_per_user=10, decode_per_user_hi=20, slo_decode=20)
 
 
 def test_an_offline_batch_has_its_deadline_not_interactive_targets(fired):
-    assert "slo.ttft" not in fired(mode="batch", ttft_n_ms=10**6, ttft_lo_ms=10**6, slo_ttft=1000)
-    assert "slo.p95-latency" not in fired(mode="batch", p95_s=10**4, p95_lo_s=10**4, slo_p95=5)
+    assert "slo.ttft" not in fired(mode="batch", ttft_p95_ms=10**6, ttft_lo_ms=10**6, slo_ttft=1000)
+    assert "slo.p95-latency" not in fired(mode="batch", e2e_p95_s=10**4, e2e_p95_lo_s=10**4, slo_p95=5)
 
 
 # ---------------------------------------------------------------- scaling and sizing
 def test_tensor_parallel_needs_the_gpus(fired):
-    assert "scaling.tensor-parallel-too-few-gpus" in fired(tp=2, gpus=1)
-    assert "scaling.tensor-parallel-too-few-gpus" not in fired(tp=2, gpus=2)
-    assert "scaling.tensor-parallel" in fired("plan", tp=2, gpus=2)
+    assert "scaling.tensor-parallel-too-few-gpus" in fired(tensor_parallel=2, gpus=1)
+    assert "scaling.tensor-parallel-too-few-gpus" not in fired(tensor_parallel=2, gpus=2)
+    assert "scaling.tensor-parallel" in fired("plan", tensor_parallel=2, gpus=2)
 
 
 def test_replicas_for_a_batch_deadline(fired):
@@ -192,18 +191,18 @@ def test_quality_gate_after_the_quantization_loss(fired):
 def test_playbook_selection(fired, k):
     cross = int(k.value("vllm_crossover_n"))
     warn = k.value("vram_alert_warning")
-    assert "playbook.h1-move-to-vllm" in fired("plan", backend="vllm", n=cross)
-    assert "playbook.h1-move-to-vllm" not in fired("plan", backend="vllm", n=cross - 1)
-    assert "playbook.h1-move-to-vllm" in fired("plan", backend="tgi", n=cross)
-    assert "playbook.h1-move-to-vllm" not in fired("plan", backend="ollama", n=cross)
+    assert "playbook.h1-move-to-vllm" in fired("plan", backend="vllm", seqs=cross)
+    assert "playbook.h1-move-to-vllm" not in fired("plan", backend="vllm", seqs=cross - 1)
+    assert "playbook.h1-move-to-vllm" in fired("plan", backend="tgi", seqs=cross)
+    assert "playbook.h1-move-to-vllm" not in fired("plan", backend="ollama", seqs=cross)
     assert "playbook.h2-vram" in fired("plan", vram_frac=warn + 0.001)
-    assert "playbook.h2-vram" not in fired("plan", vram_frac=warn, budget=10**6, context=10)
+    assert "playbook.h2-vram" not in fired("plan", vram_frac=warn, budget_tokens=10**6, seq_tokens=10)
     assert "playbook.h3-quality" in fired("plan", risk="high")
     assert "playbook.h3-quality" not in fired("plan", risk="moderate")
     assert "playbook.h4-new-model" in fired("plan", origin="local")
     assert "playbook.h4-new-model" not in fired("plan", origin="catalog")
-    assert "playbook.h5-agents" in fired("plan", n=2)
-    assert "playbook.h5-agents" not in fired("plan", n=1)
+    assert "playbook.h5-agents" in fired("plan", seqs=2)
+    assert "playbook.h5-agents" not in fired("plan", seqs=1)
 
 
 # ---------------------------------------------------------------- plausibility
@@ -214,7 +213,7 @@ def _figure(**kw):
 
 
 def test_a_figure_beating_the_roofline_is_a_warning(k):
-    from advisor.rules.engine import consult, consult_candidates
+    from advisor.rules.session import consult, consult_candidates
 
     t = consult(k, "plan", [_figure(plausible=0, reason="8.4 ms beats the 75 ms roofline")])
     assert [c.rule for c in t.conclusions] == ["plausibility.roofline"]
@@ -223,7 +222,7 @@ def test_a_figure_beating_the_roofline_is_a_warning(k):
 
 
 def test_a_probe_more_than_25_percent_off_the_table_is_a_warning_naming_both(k):
-    from advisor.rules.engine import consult, consult_candidates
+    from advisor.rules.session import consult, consult_candidates
 
     d = k.value("probe_table_disagreement")
     off = consult(k, "plan", [_figure(value=100 * (1 + d) + 0.1, table_value=100.0, table_source="catalog")])

@@ -9,9 +9,11 @@ import math
 
 import pytest
 
-from advisor import load as queue
+from advisor.load import Demand, OneAtATime
+from advisor.load import closed_forms as cf
+from advisor.load.simulation import Workload, simulate
 from advisor.answers import answers_from_dict
-from advisor.engine import recommend
+from advisor.recommend import recommend
 
 
 def advise(k, **answers):
@@ -146,15 +148,30 @@ def test_a_prediction_within_its_band_of_the_target_is_at_risk_not_rejected(k):
 
 
 # ------------------------------------------------------------------ the load model
-def test_the_simulation_matches_m_d_1_at_low_load():
-    costs = queue.EngineCosts(batching="sequential", max_seqs=1, prefill_ms=(50.0, 0.0, 0.0),
-                              decode_step_ms=(10.0, 0.0))
-    service = queue.service_ms(costs, 100, 11)
+class _Flat:
+    """A prompt of 50 ms whatever its length, and 10 ms a decode step: a textbook server."""
+
+    def prefill_ms(self, tokens: int) -> float:
+        return 50.0
+
+    def step_ms(self, n: int) -> float:
+        return 10.0
+
+    def scaled(self, prefill: float = 1.0, decode: float = 1.0):
+        return self
+
+
+def test_one_request_at_a_time_waits_as_m_d_1_says_in_the_plan_and_the_simulation():
+    costs, sched = _Flat(), OneAtATime()
+    service = 50.0 + 10 * 10.0
     rate = 0.3 / service * 1e3
-    sim = queue.simulate(costs, queue.Workload(prompt_tokens=100, output_tokens=11, rate_rps=rate,
-                                               requests=20_000, seed=3))
-    assert sim.wait_mean_ms == pytest.approx(queue.md1_mean_wait_ms(rate, service), rel=0.1)
-    assert sim.wait_p95_ms == pytest.approx(queue.md1_wait_quantile_ms(0.95, rate, service), rel=0.1)
+    plan = sched.figures(costs, Demand.of(prompt_tokens=100, output_tokens=11, rate_rps=rate), 1)
+    # the plan's p95 is the closed form's, exactly: the wait, then this prompt's own prefill
+    assert plan.ttft_p95_ms == pytest.approx(cf.md1_wait_quantile_ms(0.95, rate, service) + 50.0)
+    sim = simulate(sched.replica(costs, 1), Workload(prompt_tokens=100, output_tokens=11, rate_rps=rate,
+                                                      requests=20_000, seed=3))
+    assert sim.wait_mean_ms == pytest.approx(cf.md1_mean_wait_ms(rate, service), rel=0.1)
+    assert sim.ttft_p95_ms == pytest.approx(plan.ttft_p95_ms, rel=0.1)
 
 
 def test_the_plan_says_how_many_requests_per_second_one_replica_holds(k):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from advisor.answers import answers_from_dict
-from advisor.engine import recommend
+from advisor.recommend import recommend
 
 WORKLOADS = ["rag", "summarization", "chat", "balanced", "codegen", "classification"]
 GPUS = {"RTX 2060": 6, "RTX 3060": 12, "H100 80GB": 80}

@@ -54,7 +54,8 @@ REC = Recommendation(
     warnings=["predicted TTFT 212 ms at N=8 is good (200-1,000 ms) [TR127 §7]"],
     answers=Answers(workload="rag", concurrency=8, model=ModelAnswers(name="qwen2.5-1.5b"),
                     hardware=HardwareAnswers(gpu="RTX 4090")),
-    hardware={"gpu": "RTX 4090", "count": 1, "vram_gb": 24.0, "os": "linux", "source": "catalog"},
+    hardware={"gpu": "RTX 4090", "count": 1, "vram_gb": 24.0, "os": "linux", "source": "catalog",
+              "bandwidth_gb_s": 1008.0, "fp16_tflops": 165.2, "catalog_source": "NVIDIA RTX 4090 datasheet"},
 )
 
 

@@ -33,7 +33,7 @@ def test_the_advice_on_screen_follows_a_change_of_the_answers(make_app, run):
         app.set_answers(ANSWERS.model_copy(update={"hardware": HardwareAnswers(gpu="RTX 4090", vram_gb=12)}))
         text = await wait_for_text(pilot, ["(12 GB, linux, catalog)"])
         assert "for 1 x RTX 4090 (12 GB, linux, catalog)" in text
-        assert app.recommendation.hardware["vram_gb"] == 12
+        assert app.recommendation.hardware.vram_gb == 12
 
     run(app, go)
 
@@ -54,7 +54,7 @@ def test_the_export_screen_opens_on_the_new_plans_target(make_app, run):
         backend = app.recommendation.recommendation.backend
         from advisor.tui.screens.export import default_target
 
-        assert app.screen.target == default_target(backend)
+        assert app.screen.target == default_target(app.knowledge, backend)
         assert f"on {backend} at" in screen_text(app)
 
     run(app, go)

@@ -155,7 +155,7 @@ class AdviceScreen(AdvisorScreen):
 
     async def _show(self, rec: Recommendation) -> None:
         p = rec.recommendation
-        hw = rec.hardware or {}
+        hw = rec.hardware
         head = self.query_one("#headline", Static)
         if p is None:
             head.update(f"NO RECOMMENDATION: {rec.no_plan_because or 'nothing can run here for these answers'}.")
@@ -168,9 +168,8 @@ class AdviceScreen(AdvisorScreen):
             await box.mount(Collapsible(Static(sources_text(p, self.wrap - 2), markup=False), collapsed=True,
                                         title="Where each figure comes from (sources)"))
         self._set("#hardware-line",
-                  f"for {hw.get('count', 1)} x {hw.get('gpu', '?')} ({hw.get('vram_gb', 0):g} GB, "
-                  f"{hw.get('os', '?')}, {hw.get('source', '?')})"
-                  + ("; with probe results" if rec.probes else "; no probe (tables)") if hw else "")
+                  f"for {hw.count} x {hw.gpu} ({hw.vram_gb:g} GB, {hw.os}, {hw.source})"
+                  + ("; with probe results" if rec.probes else "; no probe (tables)") if hw is not None else "")
         warn = "\n".join(_wrap(w, "WARN ", "     ", self.wrap) for w in rec.warnings)
         self._set("#warnings", warn)
         self._set("#playbooks", ("Playbooks (p): " + "; ".join(f"{pb.id} {pb.title}" for pb in rec.playbooks))

@@ -9,16 +9,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer
 from textual.widgets import Label, Select, Static
 
-from advisor.domain import EXPORT_TARGETS
+from advisor.engines import TARGETS, engines
 from advisor.tui.base import AdvisorScreen
 from advisor.tui.dialogs import save_answers_dialog, save_flow, snippet_targets, write_snippet
 
 
-def default_target(backend: str) -> str:
-    if backend in EXPORT_TARGETS:
-        return backend
-    # a variant of a backend family ("transformers-compiled") exports as its family; else vLLM's
-    return next((t for t in EXPORT_TARGETS if backend.startswith(t)), EXPORT_TARGETS[0])
+def default_target(knowledge, backend: str) -> str:
+    """The exporter of the plan's engine (its backends row's export_target)."""
+    eng = engines(knowledge).get(backend)
+    return eng.export_target if eng is not None else TARGETS[0]
 
 
 class ExportScreen(AdvisorScreen):
@@ -37,7 +36,7 @@ class ExportScreen(AdvisorScreen):
         with Horizontal(classes="row"):
             yield Label("target", classes="field")
             # blank until the recommendation names its backend: no stale first Changed event
-            yield Select([(t, t) for t in EXPORT_TARGETS], id="target-pick", prompt="target", compact=True)
+            yield Select([(t, t) for t in TARGETS], id="target-pick", prompt="target", compact=True)
             yield Static("", id="export-for", markup=False)
         yield Static("", id="export-status", markup=False)
         with ScrollableContainer(id="snippet-box"):  # long lines scroll sideways, never wrap
@@ -77,7 +76,7 @@ class ExportScreen(AdvisorScreen):
             return
         sel = self.query_one("#target-pick", Select)
         if target is None:
-            target = self.target or default_target(rec.recommendation.backend)
+            target = self.target or default_target(self.advisor.knowledge, rec.recommendation.backend)
             self.target = target  # before the Select changes, so its Changed event is a no-op
             if sel.value != target:
                 sel.value = target

@@ -7,8 +7,8 @@ and decode step from them. Where a GPU row names its system (`aiconfigurator_sys
 knowledge/gpus.toml), the engine row names the aiconfigurator backend that models it
 (`aiconfigurator` in knowledge/backends.toml) and the architecture and quantization are ones it
 models, the plan's prefill curve and decode steps come from those tables instead of the roofline
-x a calibrated efficiency. Everything else keeps advisor/speed.py's model, whose vLLM rows were
-themselves fitted to these tables (bench/aiconfigurator/fit_vllm.py).
+x a calibrated efficiency. Everything else keeps advisor/engines/roofline.py's model, whose vLLM
+rows were themselves fitted to these tables (bench/calibrate/aiconfigurator_vllm.py).
 
 The import is lazy (only when a plan asks for it) and never reaches a network: the model is
 described by a config.json written from the advisor's own architecture facts into the
@@ -25,14 +25,10 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
 
-from advisor.load import EngineCosts
-
-if TYPE_CHECKING:  # pragma: no cover
-    from advisor.backends import Backend
-    from advisor.domain import GpuSpec, ModelSpec
+from advisor.domain import GpuSpec, ModelSpec
+from advisor.probes.cache import cache_root  # the one cache folder, shared with the probes
 
 DIST = "aiconfigurator-core"
 # The advisor's quantization -> aiconfigurator's GEMM mode under vLLM. FP16 runs the BF16
@@ -69,7 +65,7 @@ def version() -> str:
         return "?"
 
 
-def hf_config(model: "ModelSpec") -> dict | None:
+def hf_config(model: ModelSpec) -> dict | None:
     """A config.json for the architectures aiconfigurator composes, from the stored facts."""
     arch = model.hf_architecture
     if model.is_mla or model.sliding_layers:
@@ -97,14 +93,15 @@ def hf_config(model: "ModelSpec") -> dict | None:
     return cfg
 
 
-def why_not(b: "Backend", model: "ModelSpec", gpu: "GpuSpec", quant: str) -> str:
-    """'' when aiconfigurator models this candidate; else the reason, in a few words."""
-    if not b.row.aiconfigurator:
-        return f"{b.name}: aiconfigurator has no tables for this engine"
+def why_not(backend: str, model: ModelSpec, gpu: GpuSpec, quant: str, engine: str = "") -> str:
+    """'' when aiconfigurator models this candidate under its `backend` (vllm, sglang, trtllm: the
+    backends row's `aiconfigurator`); else the reason, in a few words."""
+    if not backend:
+        return f"{engine or 'this engine'}: aiconfigurator has no tables for this engine"
     if not gpu.aiconfigurator_system:
         return f"{gpu.name}: aiconfigurator has no measured tables for this GPU"
     if quant not in GEMM_MODE:
-        return f"{quant}: not a quantization aiconfigurator models under {b.row.aiconfigurator}"
+        return f"{quant}: not a quantization aiconfigurator models under {backend}"
     if hf_config(model) is None:
         return f"{model.id} ({model.hf_architecture}): not an architecture aiconfigurator composes"
     if not available():
@@ -114,31 +111,37 @@ def why_not(b: "Backend", model: "ModelSpec", gpu: "GpuSpec", quant: str) -> str
 
 @dataclass(frozen=True)
 class AicCosts:
-    """The StepCosts interface (advisor/speed.py) over an aiconfigurator engine: the prefill of a
-    prompt of n tokens, and a decode step of n sequences at the plan's mean context."""
+    """The StepCosts protocol (advisor/load/costs.py) over an aiconfigurator engine: the prefill of
+    a prompt of n tokens, and a decode step of n sequences at the plan's mean context."""
 
-    engine_handle: object
+    handle: object  # aiconfigurator_core.AicEngine
     context: int  # mean context of a decoding sequence (prompt + half the output)
     system: str
     backend_version: str
     prefill_scale: float = 1.0  # a probe on this machine rescales, as it does the roofline
     decode_scale: float = 1.0
-    batching: str = "continuous"
-    amdahl_s: float = 0.0
+    # the tables' answers, each asked once (a call into the Rust engine costs tens of microseconds)
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def _raw(self, kind: str, n: int) -> float:
+        key = (kind, n)
+        got = self._memo.get(key)
+        if got is None:
+            if kind == "prefill":
+                got = _call(self.handle.predict_prefill_latency, 1, n, 0)
+            else:  # a step of n sequences at this context (osl 2: the step right after the prompt's)
+                got = _call(self.handle.predict_decode_latency, n, self.context, 2)
+            self._memo[key] = got
+        return got
 
     def prefill_ms(self, tokens: int) -> float:
-        return _call(self.engine_handle.predict_prefill_latency, 1, max(int(tokens), 1), 0) * self.prefill_scale
+        return self._raw("prefill", max(int(tokens), 1)) * self.prefill_scale
 
     def step_ms(self, n: int) -> float:
-        # a step of n sequences at this context (osl 2: the step right after the prompt's)
-        return _call(self.engine_handle.predict_decode_latency, max(int(n), 1), self.context, 2) * self.decode_scale
+        return self._raw("decode", max(int(n), 1)) * self.decode_scale
 
     def scaled(self, prefill: float = 1.0, decode: float = 1.0) -> "AicCosts":
         return replace(self, prefill_scale=self.prefill_scale * prefill, decode_scale=self.decode_scale * decode)
-
-    def engine(self, max_seqs: int) -> EngineCosts:
-        return EngineCosts(batching=self.batching, max_seqs=max(int(max_seqs), 1), prefill_ms=self.prefill_ms,
-                           decode_step_ms=self.step_ms, chunked_prefill=True)
 
 
 def _call(fn, *args) -> float:
@@ -146,23 +149,24 @@ def _call(fn, *args) -> float:
         return float(fn(*args))
 
 
-def step_costs(b: "Backend", model: "ModelSpec", gpu: "GpuSpec", quant: str, tp: int,
+def step_costs(backend: str, model: ModelSpec, gpu: GpuSpec, quant: str, tp: int,
                avg_ctx: int) -> tuple[AicCosts, dict[str, str]] | None:
-    """The candidate's step costs from aiconfigurator's tables, or None where it has none."""
-    if why_not(b, model, gpu, quant):
+    """The candidate's step costs from aiconfigurator's tables for its `backend`, or None where it
+    has none."""
+    if why_not(backend, model, gpu, quant):
         return None
-    handle, ver = _engine(b.row.aiconfigurator, gpu.aiconfigurator_system, model, quant, max(int(tp), 1))
+    handle, ver = _engine(backend, gpu.aiconfigurator_system, model, quant, max(int(tp), 1))
     if handle is None:
         return None
-    costs = AicCosts(engine_handle=handle, context=max(int(avg_ctx), 1), system=gpu.aiconfigurator_system,
+    costs = AicCosts(handle=handle, context=max(int(avg_ctx), 1), system=gpu.aiconfigurator_system,
                      backend_version=ver)
-    where = (f"aiconfigurator-core {version()}: {b.row.aiconfigurator} {ver} kernel tables measured on "
+    where = (f"aiconfigurator-core {version()}: {backend} {ver} kernel tables measured on "
              f"{gpu.aiconfigurator_system} ({GEMM_MODE[quant]} GEMMs, bf16 KV cache, TP {max(int(tp), 1)})")
     return costs, {"prefill": f"{where}, prefill of the prompt",
                    "decode": f"{where}, decode step at {costs.context:,} tokens of context"}
 
 
-def _engine(backend: str, system: str, model: "ModelSpec", quant: str, tp: int):
+def _engine(backend: str, system: str, model: ModelSpec, quant: str, tp: int):
     cfg = hf_config(model)
     digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
     key = (backend, system, digest, quant, tp)
@@ -211,8 +215,6 @@ def _write(path: str, text: str) -> bool:
 def _spec_cache(backend: str, system: str, digest: str, quant: str, tp: int) -> str:
     """Where a compiled engine spec is kept: building one loads the GPU's tables in Python (about a
     second); the compiled spec starts the Rust engine in a fraction of that."""
-    from advisor.probes.cache import cache_root  # the one cache folder, shared with the probes
-
     return os.path.join(cache_root(), "aiconfigurator", version(), f"{backend}-{system}-{digest}-{GEMM_MODE[quant]}-tp{tp}.json")
 
 

@@ -1,4 +1,13 @@
-"""Hugging Face transformers: serve.sh running `transformers serve`, the OpenAI-compatible server.
+"""Hugging Face transformers' generate() loop, served by `transformers serve` without continuous batching.
+
+Memory: weights, the KV cache of the sequence being generated, and the whole prompt's
+activations at prefill (no chunking; eager or SDPA's math fallback adds n x n score matrices).
+Scheduler: one request at a time (requests take turns through generate() on one thread). Speed:
+transformers' measured coefficients on the H100 (calibration.toml `transformers.*`); the
+compiled variant (torch.compile on the prefill only, TR126) scales the prefill. Probes: the
+transformers probe (a real model with random weights on this GPU).
+
+Export (also for transformers serve's plans): Hugging Face transformers: serve.sh running `transformers serve`, the OpenAI-compatible server.
 
 Checked against transformers 5.24 (transformers/cli/serve.py, the typer options of `Serve`; tests
 parse the script's flags with that very parser): the model as the positional argument (the server
@@ -14,20 +23,51 @@ the raw prompt. There is no tensor-parallel option and no compile-the-prefill-on
 
 from __future__ import annotations
 
-from advisor.export import _shell
-from advisor.export._common import (
-    Ctx, ExportError, Snippet, balancing_note, bind_host_comment, boolean, fraction, header, hf_checkpoint,
-    integer, one_line, one_of, sh,
+from advisor.domain import Setting
+from advisor.engines.base import Engine, Sizing, put
+from advisor.snippet import (
+    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, bind_host_comment, boolean, compose_str,
+    docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, number, one_line, one_of, require_quant,
+    require_single_gpu_model, sh, text,
 )
-from advisor.export._shell import Flag
+from advisor.snippet import shell
+from advisor.snippet.shell import Flag
 
+
+class Transformers(Engine):
+    """A transformers generate() loop, optionally with a compiled prefill: served by `transformers serve`
+    without continuous batching, whose requests take turns through generate() on one thread."""
+
+    kind = "transformers"
+
+    def _engine_settings(self, out: dict[str, Setting], s: Sizing) -> None:
+        k = self.k
+        put(out, "attn_implementation", "sdpa", "context.attention",
+            "DESIGN: SDPA keeps peak memory linear in context; eager is quadratic")
+        compile_src = k.source("compile_prefill_speedup_min")
+        put(out, "compile", "prefill-only" if self.compiled_prefill else "off", "backend.compile-policy",
+            compile_src + " (Linux only, never for decode)")
+        put(out, "continuous_batching", False, "backend.batching",
+            "a generate() loop: one request at a time (the plan's sequential model); " + self.row.source)
+        if self.compiled_prefill:  # the compiled prefill graph is specialised to one prompt's shape
+            put(out, "max_num_seqs", 1, "backend.compile-policy",
+                compile_src + "; one prompt per compiled prefill, requests take turns "
+                "(the plan's per-user rate assumes it)")
+        else:
+            put(out, "max_num_seqs", 1, "backend.batching",
+                "transformers serve without --continuous-batching runs one generate() at a time; "
+                "the others wait (the plan's per-user rate assumes it)")
+
+
+# ------------------------------------------------------------------ export: serve.sh (`transformers serve`)
+TARGET = "transformers"
 CHECKED = "transformers 5.24 `transformers serve` (transformers/cli/serve.py), the [serving] extra"
 QUANTS = ("fp16", "bf16", "awq", "gptq", "int8", "nf4")
 DTYPES = ("auto", "float16", "bfloat16")
 ATTN = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
 BNB = {"int8": "bnb-8bit", "nf4": "bnb-4bit"}
 BASE_PORT = 8000
-SERVE = "transformers-serve"  # the backend whose plans carry the continuous-batching knobs
+SERVE = "transformers-serve"  # the engine whose plans carry the continuous-batching knobs
 
 
 def server_flags(ctx: Ctx) -> list[Flag]:
@@ -93,7 +133,7 @@ def export(ctx: Ctx) -> Snippet:
     pool = ctx.setting("kv_pool_tokens")
     cb_on = any(f.flag == "--continuous-batching" for f in flags)
 
-    lines = _shell.prologue(header(ctx, "transformers serve", CHECKED))
+    lines = shell.prologue(header(ctx, "transformers serve", CHECKED))
     lines += ["# Needs: pip install 'transformers[serving]>=5.24' and torch with CUDA (and bitsandbytes for --quantization).",
               f"# {model_head.why()}", f"# {ref.val.why()}",
               f"MODEL={sh(ref.location)}",
@@ -108,7 +148,7 @@ def export(ctx: Ctx) -> Snippet:
     if pool is not None:
         lines.append(f"# {one_line(pool.why())}: the paged cache holds about {integer(pool):,} tokens, all requests together")
     lines.append("")
-    lines += _shell.array("args", flags)
+    lines += shell.array("args", flags)
     lines += ["",
               "# Clients: the OpenAI API at http://$HOST:PORT/v1, model = \"$MODEL\" as written above;",
               "# /v1/chat/completions applies the chat template of the model's tokenizer, /v1/completions sends",
@@ -116,7 +156,7 @@ def export(ctx: Ctx) -> Snippet:
               "#   curl -s http://127.0.0.1:" + str(ports[0]) + "/v1/chat/completions -H 'Content-Type: application/json' \\",
               "#     -d '{\"model\": \"'\"$MODEL\"'\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'",
               "# GET /health says when it is up; GET /v1/models lists the model.", ""]
-    lines += _shell.launch(ctx, lambda port, i: f'transformers serve "$MODEL" --host "$HOST" --port {port} "${{args[@]}}"',
+    lines += shell.launch(ctx, lambda port, i: f'transformers serve "$MODEL" --host "$HOST" --port {port} "${{args[@]}}"',
                            ports)
     ctx.notes.append(
         f"clients call the OpenAI-compatible API at http://127.0.0.1:{ports[0]}/v1 with model {ref.location!r}; "

@@ -1,4 +1,13 @@
-"""vLLM: a `vllm serve` script and a docker compose file (one service per replica).
+"""vLLM: PagedAttention, continuous batching with chunked prefill, a paged KV pool claimed at start.
+
+Memory: at start it claims --gpu-memory-utilization of the GPU (weights, activations, CUDA
+graphs, and a KV pool that fills the rest), shared by all running sequences block by block.
+Scheduler: continuous batching; long prompts ride along in chunks of the step's token budget.
+Speed: NVIDIA's measured vLLM kernel tables where the optional extra covers the GPU
+(advisor/engines/aiconfigurator.py), else the roofline with coefficients fitted to those tables
+per GPU architecture (calibration.toml `vllm.*`). Probes: an OpenAI-compatible probe that met vLLM.
+
+Export: vLLM: a `vllm serve` script and a docker compose file (one service per replica).
 
 Flags (checked against vLLM v0.31 docs and vllm/entrypoints/cli/serve.py; stable since v0.5):
 model as the first positional argument of `vllm serve`, --max-model-len, --gpu-memory-utilization,
@@ -9,13 +18,46 @@ so the compose `command` starts with the model.
 
 from __future__ import annotations
 
-from advisor.export import _shell
-from advisor.export._common import (
-    Ctx, Snippet, balancing_note, bind_host_comment, compose_str, header,
-    hf_checkpoint, one_line, one_of, sh,
-)
-from advisor.export._shell import Flag
+import math
 
+from advisor.domain import Setting
+from advisor.engines.base import Engine, Sizing, memory_share, put
+from advisor.snippet import (
+    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, bind_host_comment, boolean, compose_str,
+    docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, number, one_line, one_of, require_quant,
+    require_single_gpu_model, sh, text,
+)
+from advisor.snippet import shell
+from advisor.snippet.shell import Flag
+
+
+class PagedServer(Engine):
+    """vLLM-style servers: claim a fraction of the GPU at start, page the KV cache on demand."""
+
+    def _engine_settings(self, out: dict[str, Setting], s: Sizing) -> None:
+        k = self.k
+        # --max-model-len is the longest single request the server accepts, not pool / N: the
+        # workload's request with headroom, up to what the pool holds for one sequence.
+        ask = s.prompt_tokens + s.output_tokens
+        room = k.value("max_model_len_headroom")
+        longest = min(max(int(math.ceil(ask * room / 256) * 256), ask), s.budget_one, s.model.max_context)
+        put(out, "max_model_len", max(longest, min(ask, s.model.max_context)), "context.max-model-len",
+            f"the workload's {ask:,}-token request x {room:g} ({k.source('max_model_len_headroom')}), "
+            f"at most one sequence's share of the KV pool ({s.budget_one:,}) and the model's {s.model.max_context:,}")
+        put(out, "max_num_seqs", s.seqs, "scaling.concurrency",
+            self.seqs_source(s, "answers: concurrency (sequences in flight; vLLM pages KV on demand)"))
+        # the server refuses to start if it cannot claim this fraction
+        util = memory_share(s.usable_gb, s.total_gb, k.value("vllm.gpu_memory_utilization"))
+        put(out, "gpu_memory_utilization", util, "context.gpu-memory-utilization",
+            k.source("vllm.gpu_memory_utilization") + "; capped by what other tenants leave free")
+
+
+class Vllm(PagedServer):
+    kind = "vllm"
+
+
+# ------------------------------------------------------------------ export: serve.sh and compose.yaml
+TARGET = "vllm"
 CHECKED = "vLLM v0.31 (`vllm serve`, vllm/vllm-openai image)"
 QUANTS = ("fp16", "bf16", "fp8", "awq", "gptq")
 DTYPES = ("auto", "float16", "bfloat16")
@@ -63,13 +105,13 @@ def export(ctx: Ctx) -> Snippet:
     model_path = ref.location
 
     # ---- serve.sh
-    lines = _shell.prologue(header(ctx, "vLLM server", CHECKED))
+    lines = shell.prologue(header(ctx, "vLLM server", CHECKED))
     lines += [f"# {model_head.why()}", f"# {ref.val.why()}", f"MODEL={sh(model_path)}",
               bind_host_comment(f"port {ports[0]}" if n == 1 else f"ports {ports[0]}-{ports[-1]}"),
               'HOST="${HOST:-127.0.0.1}"', ""]
-    lines += _shell.array("args", flags)
+    lines += shell.array("args", flags)
     lines.append("")
-    lines += _shell.launch(ctx, lambda port, i: f'vllm serve "$MODEL" --host "$HOST" --port {port} "${{args[@]}}"', ports)
+    lines += shell.launch(ctx, lambda port, i: f'vllm serve "$MODEL" --host "$HOST" --port {port} "${{args[@]}}"', ports)
     serve = "\n".join(lines) + "\n"
 
     # ---- compose.yaml

@@ -1,4 +1,11 @@
-"""Hugging Face TGI: serve.sh with the `docker run` of the TGI image, one container per replica.
+"""Text Generation Inference: continuous batching over a paged KV pool, as vLLM does.
+
+Memory and scheduler: vLLM's (a paged pool claimed at start; --max-concurrent-requests answers 429
+past it rather than queueing). Speed: no one measured TGI here: it borrows vLLM's per-architecture
+rows (the same class of kernels; the backends row's `calibration_like`), and its figures stay
+assumed with the wide band. Probes: an OpenAI-compatible probe that met TGI.
+
+Export: Hugging Face TGI: serve.sh with the `docker run` of the TGI image, one container per replica.
 
 Checked against TGI 3.3.5 (quick tour image tag) and launcher/src/main.rs: --model-id,
 --max-input-tokens (--max-input-length is its legacy name), --max-total-tokens,
@@ -10,13 +17,29 @@ over every visible GPU, so the snippet always passes it and names the GPUs with 
 
 from __future__ import annotations
 
-from advisor.export import _shell
-from advisor.export._common import (
-    Ctx, Snippet, balancing_note, docker_mount_source, header, hf_checkpoint, one_of,
-    sh,
+from advisor.domain import Setting
+from advisor.engines.base import Sizing, put
+from advisor.engines.vllm import PagedServer
+from advisor.snippet import (
+    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, bind_host_comment, boolean, compose_str,
+    docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, number, one_line, one_of, require_quant,
+    require_single_gpu_model, sh, text,
 )
-from advisor.export._shell import Flag
+from advisor.snippet import shell
+from advisor.snippet.shell import Flag
 
+
+class Tgi(PagedServer):
+    kind = "tgi"
+
+    def _engine_settings(self, out: dict[str, Setting], s: Sizing) -> None:
+        super()._engine_settings(out, s)
+        put(out, "max_input_tokens", max(s.max_context_tokens - s.output_tokens, 1), "context.budget",
+            self.budget_source())
+
+
+# ------------------------------------------------------------------ export: serve.sh (docker run)
+TARGET = "tgi"
 IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.5"
 CHECKED = f"TGI 3.3.5 ({IMAGE}, text-generation-launcher)"
 QUANTS = ("fp16", "bf16", "fp8", "awq", "gptq", "int8", "nf4")
@@ -60,7 +83,7 @@ def export(ctx: Ctx) -> Snippet:
     ports = ctx.ports(BASE_PORT)
     local = ref.kind == "local-dir"
 
-    lines = _shell.prologue(header(ctx, "TGI server", CHECKED))
+    lines = shell.prologue(header(ctx, "TGI server", CHECKED))
     lines += [f"# {ctx.head('model').why()}", f"# {ref.val.why()}"]
     if local:
         lines += [f"MOUNT={sh(docker_mount_source(ref.location))}  # the model folder, read-only at /model",
@@ -69,7 +92,7 @@ def export(ctx: Ctx) -> Snippet:
         lines.append(f"MODEL_ID={sh(ref.value)}")
     lines += ['VOLUME="${VOLUME:-$HOME/.cache/tgi}"  # export default: where TGI keeps downloaded weights',
               f"IMAGE={sh(IMAGE)}  # export default, not advice: the version these flags were checked against", ""]
-    lines += _shell.array("args", flags)
+    lines += shell.array("args", flags)
     lines.append("")
     mount = ' --mount "$MOUNT"' if local else ""
 
@@ -81,7 +104,7 @@ def export(ctx: Ctx) -> Snippet:
 
     lines.append(f"# export default, not advice: published on 127.0.0.1:{ports[0]}"
                  + (f"-{ports[-1]}" if n > 1 else "") + "; the container listens on 80")
-    lines += _shell.launch(ctx, command, ports, gpu_env=False)  # docker picks GPUs with --gpus
+    lines += shell.launch(ctx, command, ports, gpu_env=False)  # docker picks GPUs with --gpus
     ctx.windows_note("TGI runs as a Linux container; run serve.sh inside WSL2 with Docker Desktop "
                      "(WSL2 backend, GPU support on)")
     if n > 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from advisor.export._common import Ctx, Val, fmt_num, fraction, integer, one_line, sh
+from advisor.snippet import Ctx, Val, fmt_num, fraction, integer, one_line, sh
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
-"""Load on one serving replica: a seeded discrete-event model of each engine's scheduler.
+"""The reference for the load model: a seeded discrete-event simulation of one serving replica.
 
-Pure library: no I/O, no torch, nothing from the rest of advisor. The caller turns its
-calibrated costs (physics x efficiency, or a probe) into an :class:`EngineCosts`, describes the
-traffic as a :class:`Workload`, and reads p50/p95 TTFT and end-to-end latency, per-user and
-total tok/s from :func:`simulate`; :func:`max_rate` answers "how many requests per second does
-one instance hold within the SLO", :func:`best_batch` the throughput-optimal batch of an
-offline job. Closed forms (M/D/1, a burst on a one-at-a-time server, saturation) cross-check it.
+Pure library: no I/O, no torch, nothing from the rest of advisor. The plan's figures come from
+the load model (advisor/load/schedulers.py), whose closed forms are fast enough for every
+candidate; this simulation is what they are checked against (tests/load, bench/bench_load.py),
+step by step as an engine schedules: describe the engine as an :class:`ReplicaCosts` and the
+traffic as a :class:`Workload`, and read p50/p95 TTFT and end-to-end latency, per-user and total
+tok/s from :func:`simulate`; :func:`max_rate` answers "how many requests per second does one
+instance hold within the SLO" by bisection over simulations.
 
 The model (docs: /work/shared/SERVING.md, "Modelling load")
 -----------------------------------------------------------
@@ -23,9 +24,9 @@ Time advances in engine steps (iteration-level scheduling, as vLLM/TGI/llama.cpp
 * A request is admitted when a slot is free (at most ``max_seqs`` in flight) at a step boundary,
   first come first served. Its first token comes out of its prefill (TTFT = queue wait + the
   steps until its prefill completes); it then needs ``output - 1`` decode steps.
-* ``sequential`` is max_seqs = 1 without chunking: prefill, decode to the end, next request.
-  ``slots`` (Ollama's OLLAMA_NUM_PARALLEL, a few slots then a queue) stalls the running slots
-  while a new prompt is prefilled; its decode cost follows Amdahl (see :func:`amdahl_step`).
+* One request at a time is max_seqs = 1 without chunking: prefill, decode to the end, next request.
+  Fixed slots (Ollama's OLLAMA_NUM_PARALLEL, a few slots then a queue) stall the running slots
+  while a new prompt is prefilled; their decode cost follows Amdahl (schedulers.amdahl_step).
 * Not modelled: KV-pool preemption (cap ``max_seqs`` at what the pool holds for the workload's
   sequences), prefix caching, speculative decoding, a step cost that grows with the context
   during a request (use the average context when deriving ``decode_step_ms``).
@@ -40,91 +41,16 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
+
 
 import numpy as np
 
-Batching = Literal["continuous", "slots", "sequential"]
+from advisor.load.closed_forms import saturation_rps, service_ms
+from advisor.load.replica import ReplicaCosts
+
 Dist = Literal["fixed", "uniform", "exponential"]
-
-
-def amdahl_step(step1_ms: float, s: float) -> tuple[float, float]:
-    """Decode-step coefficients ``(fixed_ms, ms_per_seq)`` of a slots engine with Amdahl serial
-    fraction ``s`` (TR129) and one-stream step time ``step1_ms``.
-
-    With n slots active, each sequence runs at eta(n) = 1 / (s*n + 1 - s) of its single-stream
-    rate. A step advances every active slot by one token, so it lasts one token at that rate:
-    step(n) = step1 * (s*n + 1 - s) = step1*(1 - s) + step1*s*n, a straight line. Total tok/s is
-    n / step(n) = S(n) / step1 with S(n) the Amdahl speedup.
-    """
-    if not 0.0 <= s <= 1.0:
-        raise ValueError(f"Amdahl serial fraction must be in [0, 1], got {s}")
-    return step1_ms * (1.0 - s), step1_ms * s
-
-
-@dataclass(frozen=True)
-class EngineCosts:
-    """How one replica of an engine spends its time.
-
-    batching: "continuous" (vLLM, TGI, llama-server, transformers serve), "slots" (Ollama),
-        "sequential" (a plain generate() loop; max_seqs must be 1).
-    max_seqs: sequences in flight at most (vLLM --max-num-seqs, llama.cpp -np,
-        OLLAMA_NUM_PARALLEL); also the cap that keeps the KV pool from preempting.
-    prefill_ms: the whole-prompt prefill time, a callable tokens -> ms or coefficients
-        (floor_ms, ms_per_token, ms_per_token2): floor + a*t + b*t**2 for t > 0.
-    decode_step_ms: one decode step with n sequences in the batch, a callable n -> ms or
-        coefficients (fixed_ms, ms_per_seq): fixed + per_seq*n. A bandwidth roofline gives
-        fixed = weight bytes / (bw x eff) (+ launch overhead), per_seq = one sequence's KV
-        bytes at the average context / (bw x eff); a slots engine takes :func:`amdahl_step`.
-    chunked_prefill: prefill chunks share steps with running decodes (vLLM V1 default,
-        llama-server's batch); otherwise a prefill stalls the running sequences.
-    max_batched_tokens: tokens per step (vLLM --max-num-batched-tokens, llama.cpp -b): the
-        chunk budget, and the prompt tokens one prefill-only step takes.
-    """
-
-    batching: Batching
-    max_seqs: int
-    prefill_ms: Callable[[int], float] | tuple[float, float, float]
-    decode_step_ms: Callable[[int], float] | tuple[float, float]
-    chunked_prefill: bool = False
-    max_batched_tokens: int = 2048
-    _prefill: Callable[[int], float] = field(init=False, repr=False, compare=False)
-    _step: Callable[[int], float] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.batching not in ("continuous", "slots", "sequential"):
-            raise ValueError(f"batching must be continuous, slots or sequential, got {self.batching!r}")
-        if self.max_seqs < 1:
-            raise ValueError("max_seqs must be at least 1")
-        if self.batching == "sequential" and (self.max_seqs != 1 or self.chunked_prefill):
-            raise ValueError("a sequential engine serves one request at a time: max_seqs=1, no chunked prefill")
-        if self.max_batched_tokens < 1 or (self.chunked_prefill and self.max_batched_tokens <= self.max_seqs):
-            raise ValueError("max_batched_tokens must exceed max_seqs with chunked prefill "
-                             "(each running sequence takes one token of every step)")
-        p, d = self.prefill_ms, self.decode_step_ms
-        if callable(p):
-            pf = p
-        else:
-            floor, a, b = (float(x) for x in p)
-            def pf(t: int, floor=floor, a=a, b=b) -> float:
-                return floor + a * t + b * t * t if t > 0 else 0.0
-        if callable(d):
-            sf = d
-        else:
-            fixed, per = (float(x) for x in d)
-            def sf(n: int, fixed=fixed, per=per) -> float:
-                return fixed + per * n
-        object.__setattr__(self, "_prefill", pf)
-        object.__setattr__(self, "_step", sf)
-
-    def prefill(self, tokens: int) -> float:
-        """Prefill of a whole prompt of ``tokens`` tokens, ms (0 for no tokens)."""
-        return float(self._prefill(int(tokens))) if tokens > 0 else 0.0
-
-    def step(self, n: int) -> float:
-        """One decode step with ``n`` sequences in the batch, ms."""
-        return float(self._step(int(n)))
 
 
 @dataclass(frozen=True)
@@ -220,74 +146,8 @@ class LoadResult:
     steady: bool
 
 
-# ------------------------------------------------------------------ closed forms
-def service_ms(costs: EngineCosts, prompt_tokens: int, output_tokens: int, batch: int = 1) -> float:
-    """Engine time one request takes when ``batch`` sequences share the decode steps:
-    its prefill + (output - 1) decode steps of step(batch) / batch each. With batch = 1 it is
-    the deterministic service time of a one-at-a-time server."""
-    return costs.prefill(prompt_tokens) + (output_tokens - 1) * costs.step(batch) / batch
-
-
-def saturation_rps(costs: EngineCosts, prompt_tokens: float, output_tokens: float,
-                   _mean_prefill_ms: float | None = None) -> float:
-    """The most requests per second the replica completes, every slot busy: each request costs
-    its prefill plus its share of the full-batch decode steps (prefills and decodes add up in
-    both the chunked and the stalling model)."""
-    m = costs.max_seqs
-    pf = costs.prefill(int(round(prompt_tokens))) if _mean_prefill_ms is None else _mean_prefill_ms
-    per_req = pf + max(output_tokens - 1, 0) * costs.step(m) / m
-    return math.inf if per_req <= 0 else 1e3 / per_req
-
-
-def md1_mean_wait_ms(rate_rps: float, service: float) -> float:
-    """M/D/1 (Pollaczek-Khinchine) mean queue wait, ms: rho * S / (2 (1 - rho))."""
-    rho = rate_rps * service / 1e3
-    return math.inf if rho >= 1 else rho * service / (2 * (1 - rho))
-
-
-def md1_wait_cdf(x_ms: float, rate_rps: float, service: float) -> float:
-    """P(W <= x) for the M/D/1 queue wait (Erlang 1909, Crommelin 1932):
-    (1 - rho) * sum_{k=0}^{floor(x/S)} (lam (kS - x))^k / k! * exp(-lam (kS - x)).
-    An alternating sum: exact to float precision for x up to a few tens of S."""
-    lam, s = rate_rps / 1e3, service
-    rho = lam * s
-    if rho >= 1:
-        return 0.0
-    if x_ms < 0:
-        return 0.0
-    total = 0.0
-    for k in range(int(x_ms // s) + 1):
-        u = lam * (k * s - x_ms)  # <= 0
-        total += (u ** k) / math.factorial(k) * math.exp(-u)
-    return min(max((1 - rho) * total, 0.0), 1.0)
-
-
-def md1_wait_quantile_ms(q: float, rate_rps: float, service: float) -> float:
-    """The q-quantile of the M/D/1 queue wait, ms (0 when q <= P(no wait) = 1 - rho)."""
-    rho = rate_rps * service / 1e3
-    if rho >= 1:
-        return math.inf
-    if q <= 1 - rho:
-        return 0.0
-    lo, hi = 0.0, service
-    while md1_wait_cdf(hi, rate_rps, service) < q:
-        lo, hi = hi, hi * 2
-        if hi > 60 * service:  # past where the alternating sum stays accurate
-            return math.nan
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if md1_wait_cdf(mid, rate_rps, service) < q else (lo, mid)
-    return hi
-
-
-def burst_sequential_ttft_ms(k: int, costs: EngineCosts, prompt_tokens: int, output_tokens: int) -> float:
-    """TTFT of the k-th (1-based) of a burst on a one-at-a-time server: the k-1 before it are
-    served whole, then its own prefill: k x prefill + (k-1) x (output-1) x step(1)."""
-    return k * costs.prefill(prompt_tokens) + (k - 1) * (output_tokens - 1) * costs.step(1)
-
-
 # ------------------------------------------------------------------ simulation
-def simulate(costs: EngineCosts, workload: Workload) -> LoadResult:
+def simulate(costs: ReplicaCosts, workload: Workload) -> LoadResult:
     """Run the workload through one replica (see the module docstring for the model)."""
     arr_np, pl_np, ol_np = workload.draw()
     n = len(arr_np)
@@ -451,7 +311,7 @@ def simulate(costs: EngineCosts, workload: Workload) -> LoadResult:
 
 
 # ------------------------------------------------------------------ sizing
-def max_rate(costs: EngineCosts, prompt_tokens: int, output_tokens: int,
+def max_rate(costs: ReplicaCosts, prompt_tokens: int, output_tokens: int,
              slo_ttft_p95_ms: float = math.inf, slo_e2e_p95_s: float = math.inf, *,
              requests: int = 2000, seed: int = 0, rel_tol: float = 0.01,
              max_iter: int = 20) -> float:
@@ -495,7 +355,7 @@ class BatchChoice:
     curve: tuple[tuple[int, float], ...]
 
 
-def best_batch(costs_for: Callable[[int], EngineCosts], prompt_tokens: int, output_tokens: int,
+def best_batch(costs_for: Callable[[int], ReplicaCosts], prompt_tokens: int, output_tokens: int,
                memory_cap_seqs: int) -> BatchChoice:
     """The max_seqs in 1..memory_cap_seqs that maximises steady total tok/s of a deep offline
     queue (every slot busy: output x :func:`saturation_rps`, which a long burst through

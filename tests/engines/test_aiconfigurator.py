@@ -12,11 +12,11 @@ import sys
 
 import pytest
 
-from advisor import aiconfigurator as aic
-from advisor import speed
 from advisor.answers import answers_from_dict
-from advisor.backends import backend
-from advisor.engine import recommend
+from advisor.engines import aiconfigurator as aic
+from advisor.engines import engine as backend
+from advisor.engines.roofline import arch_token, roofline_costs
+from advisor.recommend import recommend
 
 needs_tables = pytest.mark.skipif(not aic.available(), reason="needs the aiconfigurator extra (in the test extra)")
 logging.getLogger("aiconfigurator_core").setLevel(logging.ERROR)
@@ -83,14 +83,13 @@ def test_a_quantization_the_tables_lack_is_not_dressed_up_as_measured(k):
 
 @needs_tables
 def test_an_architecture_it_does_not_compose_falls_back_without_a_network(k):
-    b, gpu = backend(k, "vllm"), k.gpu("H100 80GB")
-    gemma = k.model("gemma-2-9b")
-    assert aic.step_costs(b, gemma, gpu, "bf16", 1, 2048) is None
-    assert "not an architecture" in aic.why_not(b, gemma, gpu, "bf16")
+    gpu, gemma = k.gpu("H100 80GB"), k.model("gemma-2-9b")
+    assert aic.step_costs("vllm", gemma, gpu, "bf16", 1, 2048) is None
+    assert "not an architecture" in aic.why_not("vllm", gemma, gpu, "bf16")
 
 
 # ---------------------------------------------------------------- the cross-check
-# Off the fit's grid (bench/aiconfigurator/fit_vllm.py samples 256..32K-token prompts in powers of
+# Off the fit's grid (bench/calibrate/aiconfigurator_vllm.py samples 256..32K-token prompts in powers of
 # two and batches of 1..128 at 512/2K/8K tokens): prompts, batches and contexts it never saw.
 CASES = [("H100 80GB", "llama3.1-8b", "bf16"), ("H100 80GB", "qwen2.5-14b", "fp8"), ("H200 141GB", "qwen2.5-32b", "bf16"),
          ("H200 141GB", "mistral-7b", "fp8"), ("L40S", "qwen2.5-7b", "bf16"), ("L40S", "llama3.2-3b", "fp8"),
@@ -103,15 +102,15 @@ STEPS = ((3, 1000), (24, 3000), (48, 6000))
 @pytest.mark.parametrize("gpu,model,quant", CASES)
 def test_the_calibrated_model_agrees_with_nvidias_tables_within_its_band(k, gpu, model, quant):
     b, g, m = backend(k, "vllm"), k.gpu(gpu), k.model(model)
-    arch = speed.arch_token(g)
+    arch = arch_token(g)
     for n in PROMPTS:
-        ours, _ = speed.step_costs(k, b, m, g, quant, 1, n, "linux")
-        tables, _ = aic.step_costs(b, m, g, quant, 1, n)
+        ours, _ = roofline_costs(b.calibration, m, g, quant, 1, n, "linux")
+        tables, _ = aic.step_costs("vllm", m, g, quant, 1, n)
         band = k.value(f"band.vllm.prefill.{quant}.{arch}")
         assert abs(ours.prefill_ms(n) / tables.prefill_ms(n) - 1) <= band, (gpu, model, quant, "prefill", n)
     for batch, ctx in STEPS:
-        ours, _ = speed.step_costs(k, b, m, g, quant, 1, ctx, "linux")
-        tables, _ = aic.step_costs(b, m, g, quant, 1, ctx)
+        ours, _ = roofline_costs(b.calibration, m, g, quant, 1, ctx, "linux")
+        tables, _ = aic.step_costs("vllm", m, g, quant, 1, ctx)
         band = k.value(f"band.vllm.decode.{quant}.{arch}")
         assert abs(ours.step_ms(batch) / tables.step_ms(batch) - 1) <= band, (gpu, model, quant, "decode", batch, ctx)
 

@@ -1,4 +1,11 @@
-"""Ollama: a Modelfile, the server environment (ollama.env) and serve.sh (serve, pull, check, create, run).
+"""Ollama: llama.cpp underneath, GGUF weights, OLLAMA_NUM_PARALLEL fixed slots, num_ctx reserved at load.
+
+Memory: the runner reserves num_ctx x OLLAMA_NUM_PARALLEL of KV cache at load, plus llama.cpp's
+compute buffer. Scheduler: fixed slots (a new prompt stalls the others while it is prefilled;
+each slot at an Amdahl share of one stream, TR129), then a queue. Speed: llama.cpp's measured
+coefficients (calibration.toml `llamacpp.*`). Probes: Ollama's own (/api/ps size_vram at two num_ctx).
+
+Export: Ollama: a Modelfile, the server environment (ollama.env) and serve.sh (serve, pull, check, create, run).
 
 The model is a library tag, a local GGUF file, or a local Safetensors folder, which `ollama create`
 imports (docs/import.md) and, with `--quantize q8_0|q4_K_M`, quantizes from its 16-bit weights.
@@ -16,12 +23,22 @@ from __future__ import annotations
 import os
 import re
 
-from advisor.export import _shell
-from advisor.export._common import (
-    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, boolean, fmt_num, header, integer,
-    number, one_line, one_of, require_quant, require_single_gpu_model, sh, text,
+from advisor.engines.llamacpp import LlamaCppFamily
+from advisor.snippet import (
+    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, bind_host_comment, boolean, compose_str,
+    docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, number, one_line, one_of, require_quant,
+    require_single_gpu_model, sh, text,
 )
+from advisor.snippet import shell
+from advisor.snippet.shell import Flag
 
+
+class Ollama(LlamaCppFamily):
+    kind = "ollama"
+
+
+# ------------------------------------------------------------------ export: Modelfile, ollama.env, serve.sh
+TARGET = "ollama"
 CHECKED = "Ollama Modelfile reference + parser, envconfig (Ollama 0.12-0.20)"
 QUANTS = ("fp16", "bf16", *GGUF_QUANTS)
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -156,7 +173,7 @@ def export(ctx: Ctx) -> Snippet:
     envfile = "\n".join(ev) + "\n"
 
     # ---- serve.sh
-    s = _shell.prologue(header(ctx, "Ollama server", CHECKED))
+    s = shell.prologue(header(ctx, "Ollama server", CHECKED))
     s.append("# the server reads these at start; a server that is already running keeps its own settings")
     for k, v, why in env:
         s.append(f"export {k}={sh(v)}  # {one_line(why)}")

@@ -12,29 +12,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advisor.load import (
-    EngineCosts,
-    Workload,
-    amdahl_step,
-    best_batch,
+from advisor.load.closed_forms import (
     burst_sequential_ttft_ms,
-    max_rate,
     md1_mean_wait_ms,
     md1_wait_quantile_ms,
     saturation_rps,
     service_ms,
-    simulate,
 )
+from advisor.load.replica import ReplicaCosts
+from advisor.load.schedulers import amdahl_step
+from advisor.load.simulation import Workload, best_batch, max_rate, simulate
 
 PROMPT, OUTPUT = 500, 100
 PREFILL = (20.0, 0.1, 0.0)  # 70 ms for 500 tokens
-SEQ = EngineCosts("sequential", 1, PREFILL, (10.0, 0.0))  # 10 ms a token, one at a time
+SEQ = ReplicaCosts(1, PREFILL, (10.0, 0.0))  # 10 ms a token, one at a time
 S = service_ms(SEQ, PROMPT, OUTPUT)  # 70 + 99 x 10 = 1060 ms
 
 
-def continuous(max_seqs: int = 256, per_seq: float = 0.05, chunked: bool = True) -> EngineCosts:
+def continuous(max_seqs: int = 256, per_seq: float = 0.05, chunked: bool = True) -> ReplicaCosts:
     """Same single-stream costs as SEQ; a step with n sequences costs 10 + per_seq x n ms."""
-    return EngineCosts("continuous", max_seqs, PREFILL, (10.0 - per_seq, per_seq), chunked_prefill=chunked,
+    return ReplicaCosts(max_seqs, PREFILL, (10.0 - per_seq, per_seq), chunked_prefill=chunked,
                        max_batched_tokens=max(2048, max_seqs + 1))
 
 
@@ -70,7 +67,7 @@ def test_max_rate_of_a_one_at_a_time_server_matches_md1(slo_services):
 
 
 def test_littles_law_holds_in_flight_and_queued():
-    for costs, lam in ((continuous(), 8.0), (EngineCosts("slots", 4, PREFILL, amdahl_step(10.0, 0.54)), 1.1)):
+    for costs, lam in ((continuous(), 8.0), (ReplicaCosts(4, PREFILL, amdahl_step(10.0, 0.54)), 1.1)):
         r = simulate(costs, Workload(PROMPT, OUTPUT, rate_rps=lam, requests=5000, seed=3))
         assert r.steady and r.wait_mean_ms > 0
         on_engine_s = r.e2e_mean_s - r.wait_mean_ms / 1e3
@@ -105,7 +102,7 @@ def test_burst_on_a_one_at_a_time_server_is_the_closed_form():
 
 def test_burst_ttft_grows_linearly_when_prefill_is_compute_bound():
     """N prompts at the same instant are prefilled back to back: the last waits for all N."""
-    compute_bound = EngineCosts("continuous", 256, (1.0, 0.5, 0.0), (10.0, 0.05), chunked_prefill=True)
+    compute_bound = ReplicaCosts(256, (1.0, 0.5, 0.0), (10.0, 0.05), chunked_prefill=True)
     prefill = compute_bound.prefill(PROMPT)  # 251 ms
     runs = {n: simulate(compute_bound, Workload(PROMPT, OUTPUT, burst=n)) for n in (16, 32, 64)}
     # each extra user adds half a prefill to the mean TTFT, at any burst size
@@ -127,7 +124,7 @@ def test_per_user_decode_falls_as_the_step_grows_with_the_batch():
 
 def test_ollama_slots_decode_at_amdahl_efficiency():
     step1, s = 10.0, 0.54
-    ollama = EngineCosts("slots", 4, PREFILL, amdahl_step(step1, s))
+    ollama = ReplicaCosts(4, PREFILL, amdahl_step(step1, s))
     r = simulate(ollama, Workload(PROMPT, OUTPUT, burst=4))
     eta = 1 / (s * 4 + 1 - s)
     assert r.decode_tok_s_per_user == pytest.approx(1e3 / step1 * eta)
@@ -159,7 +156,7 @@ def test_best_batch_is_the_largest_that_fits_when_steps_grow_sublinearly():
 
 def test_best_batch_stops_where_a_bigger_batch_costs_more_than_it_gives():
     def costs_for(n):  # step(n) = 10 + 0.01 n^2: per-token cost 10/n + 0.01 n is least at n ~ 32
-        return EngineCosts("continuous", n, PREFILL, lambda k: 10.0 + 0.01 * k * k,
+        return ReplicaCosts(n, PREFILL, lambda k: 10.0 + 0.01 * k * k,
                            chunked_prefill=True, max_batched_tokens=4096)
 
     assert best_batch(costs_for, PROMPT, OUTPUT, memory_cap_seqs=512).max_seqs in (31, 32)
@@ -184,7 +181,9 @@ def test_a_few_thousand_requests_simulate_quickly():
 
 def test_contradictory_descriptions_are_refused():
     with pytest.raises(ValueError):
-        EngineCosts("sequential", 4, PREFILL, (10.0, 0.0))
+        ReplicaCosts(0, PREFILL, (10.0, 0.0))
+    with pytest.raises(ValueError):
+        ReplicaCosts(64, PREFILL, (10.0, 0.0), chunked_prefill=True, max_batched_tokens=64)
     with pytest.raises(ValueError):
         Workload(PROMPT, OUTPUT, burst=8, rate_rps=2.0)
     with pytest.raises(ValueError):
@@ -199,8 +198,8 @@ def test_contradictory_descriptions_are_refused():
 def test_any_engine_any_load_gives_coherent_figures(batching, max_seqs, chunked, prompt, output, rate, dist):
     if batching == "sequential":
         max_seqs, chunked = 1, False
-    costs = EngineCosts(batching, max_seqs, (5.0, 0.05, 1e-6), (8.0, 0.1),
-                        chunked_prefill=chunked and batching == "continuous", max_batched_tokens=512)
+    costs = ReplicaCosts(max_seqs, (5.0, 0.05, 1e-6), (8.0, 0.1),
+                         chunked_prefill=chunked and batching == "continuous", max_batched_tokens=512)
     r = simulate(costs, Workload(prompt, output, rate_rps=rate, requests=300, output_dist=dist, prompt_dist=dist))
     assert 1 <= r.max_in_flight <= max_seqs
     assert r.wait_mean_ms <= r.ttft_mean_ms <= r.e2e_mean_s * 1e3 + 1e-9

@@ -1,4 +1,11 @@
-"""llama.cpp server: serve.sh running `llama-server` with the plan's flags.
+"""llama.cpp's server (`llama-server`): GGUF weights, -c split across -np slots, continuous batching.
+
+Memory: the KV cache for -c (num_ctx x slots) is reserved at load, plus its compute buffer.
+Scheduler: continuous batching over its slots (the backends row). Speed: llama.cpp's measured
+coefficients (calibration.toml `llamacpp.*`, fitted on an H100: bench/calibrate/llamacpp).
+Probes: an OpenAI-compatible probe that met llama-server, or an Ollama probe (the same kernels).
+
+Export: llama.cpp server: serve.sh running `llama-server` with the plan's flags.
 
 Checked against llama.cpp tools/server/README.md (2026 master): -m/--model, -c/--ctx-size (the
 total context, split across the -np/--parallel slots), -ngl/--n-gpu-layers, -np/--parallel,
@@ -10,13 +17,41 @@ from __future__ import annotations
 
 import os
 
-from advisor.export import _shell
-from advisor.export._common import (
-    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, bind_host_comment, boolean, header,
-    integer, one_line, one_of, require_quant, require_single_gpu_model, sh, text,
+from advisor.domain import Setting
+from advisor.engines.base import Engine, Sizing, put
+from advisor.snippet import (
+    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, bind_host_comment, boolean, compose_str,
+    docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, number, one_line, one_of, require_quant,
+    require_single_gpu_model, sh, text,
 )
-from advisor.export._shell import Flag
+from advisor.snippet import shell
+from advisor.snippet.shell import Flag
 
+
+class LlamaCppFamily(Engine):
+    """GGUF engines: the KV cache for num_ctx x slots is reserved at load."""
+
+    def _engine_settings(self, out: dict[str, Setting], s: Sizing) -> None:
+        put(out, "num_ctx", s.max_context_tokens, "context.budget", self.budget_source())
+        put(out, "num_parallel", s.seqs, "scaling.concurrency", self.seqs_source(s, "answers: concurrency"))
+        put(out, "flash_attention", True, "context.flash-attention",
+            "flash attention keeps attention memory linear in context (DESIGN: SDPA/flash vs eager)")
+        put(out, "kv_cache_type", "f16", "context.kv-cache-type",
+            "the budget assumes a 16-bit KV cache (2 x layers x kv_heads x head_dim x 2 B)")
+
+
+class LlamaServer(LlamaCppFamily):
+    kind = "llama-server"
+
+    def _engine_settings(self, out: dict[str, Setting], s: Sizing) -> None:
+        super()._engine_settings(out, s)
+        put(out, "ctx_size_total", s.max_context_tokens * s.seqs, "context.budget",
+            self.budget_source() + "; llama.cpp splits -c across its --parallel slots")
+        put(out, "gpu_layers", 999, "context.weights-fit", "weights fit in VRAM: offload every layer")
+
+
+# ------------------------------------------------------------------ export: serve.sh
+TARGET = "llamacpp"
 CHECKED = "llama.cpp llama-server (tools/server/README.md, 2026 master)"
 QUANTS = ("fp16", "bf16", *GGUF_QUANTS)
 KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
@@ -73,7 +108,7 @@ def export(ctx: Ctx) -> Snippet:
     n = ctx.replicas
     ports = ctx.ports(BASE_PORT)
     q = ctx.head("quantization")
-    lines = _shell.prologue(header(ctx, "llama.cpp server", CHECKED))
+    lines = shell.prologue(header(ctx, "llama.cpp server", CHECKED))
     lines += [f"# {ctx.head('model').why()}"]
     if gguf is not None:
         lines += [f"# {local.why()}", f"# {one_line(q.why())}; the GGUF file carries it", f"MODEL_GGUF={sh(gguf)}"]
@@ -87,10 +122,10 @@ def export(ctx: Ctx) -> Snippet:
         )
     lines += [bind_host_comment(f"port {ports[0]}" if n == 1 else f"ports {ports[0]}-{ports[-1]}"),
               'HOST="${HOST:-127.0.0.1}"', ""]
-    body = _shell.array("args", flags)
+    body = shell.array("args", flags)
     lines += body[:1] + ['  -m "$MODEL_GGUF"  # the model file above'] + body[1:]
     lines.append("")
-    lines += _shell.launch(ctx, lambda port, i: f'llama-server --host "$HOST" --port {port} "${{args[@]}}"', ports)
+    lines += shell.launch(ctx, lambda port, i: f'llama-server --host "$HOST" --port {port} "${{args[@]}}"', ports)
     ctx.windows_note("run it from Git Bash (llama-server.exe takes the same flags) or WSL")
     if n > 1:
         balancing_note(ctx, ports, "llamacpp")

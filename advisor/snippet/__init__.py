@@ -1,4 +1,7 @@
-"""Shared pieces of the exporters: the Snippet type, value look-ups with provenance, quoting.
+"""What every exporter is made of: the Snippet type, value look-ups with provenance, quoting, writing.
+
+Each engine's exporter lives in its engine module (advisor/engines/<engine>.py); advisor/export
+picks one by target. This package is what they share (and advisor/snippet/shell.py, bash).
 
 Nothing here decides anything. A value comes from the Plan (a headline field, whose rule is
 in ``set_by``, or a ``Setting``, which carries its rule and source); every emitted value is
@@ -101,9 +104,8 @@ class Ctx:
     @property
     def os(self) -> str:
         """The OS the plan is for (the hardware it was made for, else the answers): "linux" or "windows"."""
-        hw = self.rec.hardware or {}
-        if hw.get("os"):
-            return str(hw["os"])
+        if self.rec.hardware is not None:
+            return self.rec.hardware.os
         return self.rec.answers.hardware.os if self.rec.answers is not None else "linux"
 
     def windows_note(self, how: str) -> None:
