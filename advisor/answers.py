@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from advisor.domain import Answers
-from advisor.load.demand import Demand
 from advisor.errors import AdvisorError, InputError, closest
 from advisor.fields import AnswerField, answer_fields, shorten, shorten_path
+from advisor.load.demand import Demand
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +46,7 @@ def _tables() -> dict[str, list[str]]:
     return out
 
 
-def _one_line(err: dict) -> AdvisorError:
+def _one_line(err: ErrorDetails) -> AdvisorError:
     """A pydantic error as the one line the user reads: the field, the value, what is allowed."""
     field = ".".join(str(p) for p in err["loc"])
     value = err.get("input")

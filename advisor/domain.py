@@ -7,18 +7,20 @@ speak these. Nothing here imports torch, transformers or Textual.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
-WORKLOADS = ("rag", "summarization", "chat", "balanced", "codegen", "classification")
-RISKS = ("high", "moderate", "low")
-OSES = ("linux", "windows")
-QUANTIZATIONS = (
-    "fp16", "bf16", "fp8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_s", "q2_k",
-    "awq", "gptq", "int8", "nf4",
-)
+Workload = Literal["rag", "summarization", "chat", "balanced", "codegen", "classification"]
+Risk = Literal["high", "moderate", "low"]
+OS = Literal["linux", "windows"]
+Quantization = Literal["fp16", "bf16", "fp8", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_s", "q2_k",
+                       "awq", "gptq", "int8", "nf4"]
+Origin = Literal["probe", "knowledge", "roofline", "aiconfigurator", "answers"]
+WORKLOADS: tuple[str, ...] = get_args(Workload)
+RISKS: tuple[str, ...] = get_args(Risk)
+OSES: tuple[str, ...] = get_args(OS)
+QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 
 # Keys of Plan.settings (each optional; exporters render what is present):
 SETTING_KEYS = {
@@ -45,10 +47,6 @@ SETTING_KEYS = {
     "temperature": "sampling temperature for the task (Modelfile PARAMETER)",
 }
 
-Workload = Literal[WORKLOADS]
-Risk = Literal[RISKS]
-OS = Literal[OSES]
-Origin = Literal["probe", "knowledge", "roofline", "aiconfigurator", "answers"]
 
 
 class _Strict(BaseModel):
@@ -123,7 +121,7 @@ class ConstraintAnswers(BaseModel):
     backend: Annotated[str, Field(max_length=64),
                        Ask("backend", "a backend you are tied to (empty: any)",
                            widget="backend", page="model")] = ""
-    quantization: Annotated[Literal[("",) + QUANTIZATIONS],
+    quantization: Annotated[Literal["", Quantization],
                             Ask("quantization", "a quantization you are tied to (empty: any)",
                                 widget="choice", page="model")] = ""
 
@@ -270,7 +268,7 @@ class ModelSpec(_Strict):
     sliding_layers: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ModelSpec":
+    def _consistent(self) -> ModelSpec:
         if self.experts:
             if not 1 <= self.experts_active <= self.experts:
                 raise ValueError(f"experts_active ({self.experts_active}) must be 1 to experts ({self.experts})")
@@ -712,7 +710,7 @@ class HardwareSummary(_Strict):
     devices: list[GpuDevice] = []
 
     @classmethod
-    def of(cls, hw: "Hardware") -> "HardwareSummary":
+    def of(cls, hw: Hardware) -> HardwareSummary:
         return cls(source=hw.source, gpu=hw.spec.name, count=hw.count, vram_gb=hw.vram_gb, os=hw.os,
                    bandwidth_gb_s=hw.spec.bandwidth_gb_s, fp16_tflops=hw.spec.fp16_tflops,
                    catalog_source=hw.spec.source, note=hw.note, devices=list(hw.devices))
@@ -724,7 +722,7 @@ class ProbeSummary(_Strict):
     results: list[ProbeResult] = []
 
     @classmethod
-    def of(cls, probes: list[ProbeResult]) -> "ProbeSummary | None":
+    def of(cls, probes: list[ProbeResult]) -> ProbeSummary | None:
         return cls(results=[p.model_copy(update={"curve": []}) for p in probes]) if probes else None
 
 

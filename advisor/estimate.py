@@ -59,8 +59,8 @@ def estimate(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, m
     origins["ttft_ms"] = Provenance(origin=s.prefill_origin, source=f"{pre_src}; {load.ttft_how}; band "
                                                                     f"{s.prefill_band_source}", assumed=s.prefill_assumed)
     dec_src = s.decode_source if s.decode_origin == "probe" else f"{s.decode_origin}: {s.decode_source}"
-    if getattr(sched, "source", ""):
-        dec_src += f"; {sched.source}"
+    if sched.note:
+        dec_src += f"; {sched.note}"
     origins["decode_tok_s_per_user"] = Provenance(
         origin=s.decode_origin, source=f"{dec_src}; {load.per_user_how}; band {s.decode_band_source}",
         assumed=s.decode_assumed)

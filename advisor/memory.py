@@ -142,9 +142,9 @@ def memory(k: Knowledge, eng: Engine, model: ModelSpec, quant: str, hw: Hardware
         activation = physics.activation_gb_per_token(k, model)
         src += f" + activations ({k.source('runtime.activation_bytes_per_token')})"
     base = weights + overhead
-    fitted = probe is not None and probe.fit is not None and eng.prefill_activations
-    if fitted:
-        fit = probe.fit
+    fit = probe.fit if probe is not None and eng.prefill_activations else None
+    fitted = fit is not None
+    if fit is not None and probe is not None:
         slope_gb = (fit.linear_mb_per_token + fit.quadratic_mb_per_token2 * prompt_tokens) / 1024
         base = fit.base_mb / 1024 + k.value("cuda_context_overhead_gb")
         activation, per_token = max(slope_gb - physics.kv_gb_per_token(model), 0.0), physics.kv_gb_per_token(model)

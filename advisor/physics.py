@@ -129,7 +129,7 @@ def _against(broken: bool, bound: float, digits: int, broken_why, holds_why: str
     return Verdict(plausible=True, bound=round(bound, digits), reason=holds_why)
 
 
-_VERDICTS: "weakref.WeakKeyDictionary[Knowledge, list[Verdict]]" = weakref.WeakKeyDictionary()
+_VERDICTS: weakref.WeakKeyDictionary[Knowledge, list[Verdict]] = weakref.WeakKeyDictionary()
 
 
 def verdicts(k: Knowledge) -> list[Verdict]:

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from advisor.answers import check_names, demand, with_workload_defaults
 from advisor.domain import (
-    Answers, Hardware, HardwareSummary, ModelSpec, PlaybookRef, ProbeResult, ProbeSummary, Recommendation, RuleFiring,
+    Answers,
+    Hardware,
+    HardwareSummary,
+    ModelSpec,
+    PlaybookRef,
+    ProbeResult,
+    ProbeSummary,
+    Recommendation,
+    RuleFiring,
 )
 from advisor.engines import engines
 from advisor.errors import AdvisorError
@@ -100,6 +108,7 @@ def _candidates(k: Knowledge, answers: Answers, ask: Demand, hw: Hardware, model
                 continue
             # what this engine can serve the model at, in the form it comes in (catalog, HF folder, GGUF)
             servable = eng.servable(model)
+            quants: list[str]
             if model.origin == "catalog" and want_quant:
                 quants = [want_quant]  # a constraint the backend lacks is judged (and explained) by the rules
             elif want_quant:
@@ -185,7 +194,7 @@ def _nearest_plan(k, answers: Answers, hw: Hardware, probes, ranked: list[Ranked
     Never a null recommendation while something can run."""
     reasons = list(dict.fromkeys(f"{r.est.model.id} on {r.est.backend} at {r.est.quant}: {c.because}"
                                  for r in ranked[:6] for c in r.rejects))[:3]
-    out = answers.output_tokens
+    out = answers.output_tokens or 0  # filled by with_workload_defaults
     fits = [r for r in ranked if r.rejects and all(c.rule in CONTEXT_REJECTS for c in r.rejects)]
     fits = [r for r in fits if not r.policy_gates] or fits  # within policy (risk tier, quality) when it can
     floor = min(answers.context_tokens, int(k.value("nearest.min_context_tokens")))

@@ -52,20 +52,21 @@ def replicas(demand: Demand, scheduler: Scheduler, costs: StepCosts, seqs: int, 
     needed = max(1, math.ceil(demand.rate_rps / (capacity * max_utilisation)))
     why = (f"{demand.rate_rps:g} requests/s over {capacity:.2f}/s a replica saturates at, each under "
            f"{max_utilisation:.0%} of it")
-    if meets(needed):
-        return Replicas(needed, possible, max(1, min(needed, possible)), why)
-    # more replicas, each at a smaller share, until the targets are met: doubling, then halving back
-    lo, hi = needed, needed * 2
-    while not meets(hi):
-        if hi >= MANY // 2 or _settled(at(lo), at(hi)):  # more replicas no longer help
+    # more replicas, each at a smaller share, while the targets are missed and the GPUs hold them
+    r = needed
+    while not meets(r):
+        if r >= possible:
+            more = max(needed, possible + 1)
+            return Replicas(more, possible, max(1, min(needed, possible)),
+                            why + f"; the targets want more than the {possible} replica(s) the GPUs hold")
+        if r > needed and _settled(at(r - 1), at(r)):  # one request alone misses them: more do not help
             return Replicas(needed, possible, max(1, min(needed, possible)),
                             why + "; no number of replicas meets the targets (one request alone misses them)")
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if meets(mid) else (mid, hi)
-    return Replicas(hi, possible, max(1, min(hi, possible)),
-                    f"{demand.rate_rps:g} requests/s split {hi} ways meets the targets at each replica's share")
+        r += 1
+    if r == needed:
+        return Replicas(needed, possible, max(1, min(needed, possible)), why)
+    return Replicas(r, possible, max(1, min(r, possible)),
+                    f"{demand.rate_rps:g} requests/s split {r} ways meets the targets at each replica's share")
 
 
 def _settled(a: Load, b: Load) -> bool:

@@ -1,7 +1,14 @@
-"""Benchmarks for the load model (advisor/load.py): speed of simulate / max_rate / best_batch on
-typical engines, and its accuracy against the closed forms (run on demand, not in the tests).
+"""Benchmarks for the load simulation (advisor/load/simulation.py): speed of simulate / max_rate /
+best_batch on typical engines, and its accuracy against the closed forms (run on demand, not in
+the tests); and the speed of the load model itself (advisor/load/schedulers.py), which every
+candidate of a recommend() goes through.
 
-    python bench/bench_load.py            # prints the tables; --write records bench/results/load.md
+Run from the repository root, with the project installed (`pip install -e .`):
+
+    python -m bench.bench_load            # prints the tables
+    python -m bench.bench_load --write    # and records bench/results/load.md
+
+The load model against the simulation, engine by engine: python -m bench.validate.load_model.
 
 The engines are illustrative, of the size the advisor derives from its roofline: Llama-3.1-8B
 bf16 on an H100 through vLLM (weights 16 GB at ~2.7 TB/s effective: 6 ms a step; 128 KiB of KV
@@ -12,35 +19,48 @@ generate() loop. Exits non-zero when a timing misses its target.
 
 from __future__ import annotations
 
-import math
+import argparse
 import os
 import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from advisor.load.closed_forms import md1_mean_wait_ms, md1_wait_quantile_ms, saturation_rps, service_ms
+from advisor.load.demand import Demand
+from advisor.load.replica import ReplicaCosts
+from advisor.load.schedulers import ContinuousBatching, FixedSlots, OneAtATime, amdahl_step
+from advisor.load.simulation import Workload, best_batch, max_rate, simulate
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "results" / "load.md"
 
-from advisor.load import (  # noqa: E402
-    EngineCosts,
-    Workload,
-    amdahl_step,
-    best_batch,
-    max_rate,
-    md1_mean_wait_ms,
-    md1_wait_quantile_ms,
-    saturation_rps,
-    service_ms,
-    simulate,
-)
-
-VLLM = EngineCosts("continuous", 256, (10.0, 0.04, 0.0), (6.0, 0.056), chunked_prefill=True,
-                   max_batched_tokens=2048)
-OLLAMA = EngineCosts("slots", 4, (30.0, 0.25, 0.0), amdahl_step(9.0, 0.54))
-GENERATE = EngineCosts("sequential", 1, (30.0, 0.05, 0.0), (25.0, 0.0))
+VLLM = ReplicaCosts(256, (10.0, 0.04, 0.0), (6.0, 0.056), chunked_prefill=True, max_batched_tokens=2048)
+OLLAMA = ReplicaCosts(4, (30.0, 0.25, 0.0), amdahl_step(9.0, 0.54))
+GENERATE = ReplicaCosts(1, (30.0, 0.05, 0.0), (25.0, 0.0))
 PROMPT, OUTPUT = 1024, 256
+
+
+@dataclass(frozen=True)
+class LineCosts:
+    """The StepCosts protocol (advisor/load/costs.py) over straight lines: the load model's input."""
+
+    floor_ms: float
+    ms_per_token: float
+    fixed_ms: float
+    ms_per_seq: float
+
+    def prefill_ms(self, tokens: int) -> float:
+        return self.floor_ms + self.ms_per_token * tokens
+
+    def step_ms(self, n: int) -> float:
+        return self.fixed_ms + self.ms_per_seq * n
+
+    def scaled(self, prefill: float = 1.0, decode: float = 1.0) -> "LineCosts":
+        return LineCosts(self.floor_ms * prefill, self.ms_per_token * prefill, self.fixed_ms * decode,
+                         self.ms_per_seq * decode)
 
 
 def median_ms(fn, runs: int) -> float:
@@ -53,7 +73,7 @@ def median_ms(fn, runs: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def at(costs: EngineCosts, frac: float, prompt: int = PROMPT, **kw) -> Workload:
+def at(costs: ReplicaCosts, frac: float, prompt: int = PROMPT, **kw) -> Workload:
     return Workload(prompt, OUTPUT, rate_rps=frac * saturation_rps(costs, prompt, OUTPUT), requests=2000, **kw)
 
 
@@ -77,15 +97,31 @@ def timings() -> tuple[list[tuple[str, str, str]], bool]:
         ("max_rate: Ollama 4 slots (same SLO)", lambda: max_rate(OLLAMA, PROMPT, OUTPUT, **slo), 3, 500.0),
         ("max_rate: generate() loop (same SLO)", lambda: max_rate(GENERATE, PROMPT, OUTPUT, **slo), 3, 500.0),
         ("best_batch: vLLM 8B/H100, memory cap 256 sequences",
-         lambda: best_batch(lambda n: EngineCosts("continuous", n, (10.0, 0.04, 0.0), (6.0, 0.056),
-                                                  chunked_prefill=True, max_batched_tokens=max(2048, n + 1)),
+         lambda: best_batch(lambda n: ReplicaCosts(n, (10.0, 0.04, 0.0), (6.0, 0.056),
+                                                   chunked_prefill=True, max_batched_tokens=max(2048, n + 1)),
                             PROMPT, OUTPUT, 256), 9, 50.0),
+    ]
+    # the load model's closed forms: what each of a recommend()'s ~500 candidates pays
+    vllm = LineCosts(10.0, 0.04, 6.0, 0.056)
+    rate = Demand.of(prompt_tokens=PROMPT, output_tokens=OUTPUT, rate_rps=7.0, ttft_slo_ms=1000.0, e2e_slo_s=10.0)
+    users = Demand.of(prompt_tokens=PROMPT, output_tokens=OUTPUT, users=64)
+    cb, slots, one = ContinuousBatching(max_batched_tokens=2048), FixedSlots(amdahl_s=0.54), OneAtATime()
+    ollama = LineCosts(30.0, 0.25, 9.0, 0.0)
+    cases += [
+        ("load model: continuous batching, 7 requests/s (one candidate's figures)",
+         lambda: cb.figures(vllm, rate, 256), 201, 1.0),
+        ("load model: continuous batching, 64 users in a closed loop", lambda: cb.figures(vllm, users, 256), 201, 1.0),
+        ("load model: fixed slots (4), 64 users in a closed loop", lambda: slots.figures(ollama, users, 4), 201, 1.0),
+        ("load model: one at a time, 64 users in a closed loop",
+         lambda: one.figures(LineCosts(30.0, 0.05, 25.0, 0.0), users, 1), 201, 1.0),
+        ("load model: max_rate_rps, continuous batching (bisection over the closed forms)",
+         lambda: cb.max_rate_rps(vllm, rate, 256), 21, 20.0),
     ]
     rows, ok = [], True
     for name, fn, runs, target in cases:
         ms = median_ms(fn, runs)
         ok &= ms < target
-        rows.append((f"{name} (median of {runs})", f"{ms:.1f} ms", f"< {target:g} ms"))
+        rows.append((f"{name} (median of {runs})", f"{ms:.1f} ms" if ms >= 1 else f"{ms:.3f} ms", f"< {target:g} ms"))
     return rows, ok
 
 
@@ -104,7 +140,7 @@ def answers() -> list[tuple[str, str, str]]:
 
 
 def accuracy() -> list[tuple[str, str, str, str]]:
-    seq = EngineCosts("sequential", 1, (20.0, 0.1, 0.0), (10.0, 0.0))
+    seq = ReplicaCosts(1, (20.0, 0.1, 0.0), (10.0, 0.0))
     p, o = 500, 100
     s = service_ms(seq, p, o)
     rows = []
@@ -143,7 +179,10 @@ def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help=f"record {OUT.relative_to(ROOT)}")
+    args = ap.parse_args(argv)
     t_rows, ok = timings()
     text = (f"Machine: {platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()}), "
             f"{time.strftime('%Y-%m-%d')}\n\n## Timings\n\n"
@@ -155,13 +194,14 @@ def main() -> None:
                      "at max_rate: TTFT p95 ms / e2e p95 s / in flight",
                      "burst of 64: TTFT p50 / p95 ms / per-user tok/s"), answers()))
     print(text)
-    if "--write" in sys.argv:
-        out = ROOT / "bench" / "results" / "load.md"
-        out.write_text("# Load model timings and accuracy\n\n`python bench/bench_load.py --write`\n\n" + text)
-        print(f"written to {out}")
+    if args.write:
+        OUT.write_text("# Load model timings and accuracy\n\n`python -m bench.bench_load --write`\n\n" + text)
+        print(f"written to {OUT.relative_to(ROOT)}")
     if not ok:
-        sys.exit("a timing missed its target")
+        print("a timing missed its target", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,7 +1,9 @@
 """First paint of the TUI: process start -> the first screen drawn in an 80x24 terminal.
 
-    python bench/tui_first_paint.py            # prints a table
-    python bench/tui_first_paint.py --write    # also records bench/results/tui-first-paint.md
+Run from the repository root, with the project installed (`pip install -e .`):
+
+    python -m bench.tui_first_paint            # prints a table
+    python -m bench.tui_first_paint --write    # also records bench/results/tui-first-paint.md
 
 Each run starts `python -m advisor` (the same path as the `advisor` console
 script: the CLI parses, then opens the TUI) in a pseudo-terminal of 80x24 with no
@@ -13,6 +15,7 @@ under 1.5 s.
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import os
 import platform
@@ -109,12 +112,16 @@ def first_paint(term: str, timeout: float = 20.0) -> tuple[float, int]:
     return painted, code
 
 
-def main() -> int:
-    write = "--write" in sys.argv
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help="record bench/results/tui-first-paint.md")
+    ap.add_argument("--runs", type=int, default=RUNS, help="timed runs per TERM (after one warm-up)")
+    args = ap.parse_args(argv)
+    write = args.write
     rows = []
     for term in TERMS:
         first_paint(term)  # warm the file cache (bytecode, the OS page cache)
-        runs = [first_paint(term) for _ in range(RUNS)]
+        runs = [first_paint(term) for _ in range(args.runs)]
         times = [t for t, _ in runs]
         codes = sorted({c for _, c in runs})
         rows.append((term, statistics.median(times), min(times), max(times), codes))
@@ -122,8 +129,8 @@ def main() -> int:
         "# TUI first paint",
         "",
         "Process start (`python -m advisor`, as the `advisor` script) to the hardware screen painted,",
-        f"in an 80x24 pseudo-terminal with no display; median of {RUNS} runs after one warm-up,",
-        "then Ctrl+Q. Measured by `python bench/tui_first_paint.py --write`. Target: under "
+        f"in an 80x24 pseudo-terminal with no display; median of {args.runs} runs after one warm-up,",
+        "then Ctrl+Q. Measured by `python -m bench.tui_first_paint --write`. Target: under "
         f"{TARGET_S} s.",
         "The knowledge tables load (and are checked) before the first paint, so that a broken",
         "table among the user's own is one line on stderr rather than a traceback inside the app.",

@@ -5,11 +5,32 @@ and answers the look-ups (Knowledge). Nothing here computes advice.
 """
 
 from advisor.knowledge.loader import (
-    MAX_FILE_BYTES, IdMap, Knowledge, load_knowledge, read_regular_file, user_knowledge_dir,
+    MAX_FILE_BYTES,
+    IdMap,
+    Knowledge,
+    load_knowledge,
+    read_regular_file,
+    user_knowledge_dir,
 )
 from advisor.knowledge.schema import (
-    MAX_TOKENS, MODEL_LIMITS, SCHEMAS, VALUE_BOUNDS, BackendRow, Bound, CompatRow, ContextRow, GateRow,
-    GenericRow, GpuRow, MeasurementRow, ModelRow, PlaybookRow, QuantRow, Table, ValueRow, WorkloadRow,
+    MAX_TOKENS,
+    MODEL_LIMITS,
+    SCHEMAS,
+    VALUE_BOUNDS,
+    BackendRow,
+    Bound,
+    CompatRow,
+    ContextRow,
+    GateRow,
+    GenericRow,
+    GpuRow,
+    MeasurementRow,
+    ModelRow,
+    PlaybookRow,
+    QuantRow,
+    Table,
+    ValueRow,
+    WorkloadRow,
     value_bound,
 )
 

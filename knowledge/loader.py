@@ -18,8 +18,18 @@ from pydantic import ValidationError
 from advisor.domain import GpuSpec, ModelSpec
 from advisor.errors import KnowledgeError, choice_error
 from advisor.knowledge.schema import (
-    SCHEMAS, BackendRow, CompatRow, ContextRow, GateRow, GenericRow, MeasurementRow, PlaybookRow, QuantRow,
-    Table, ValueRow, WorkloadRow,
+    SCHEMAS,
+    BackendRow,
+    CompatRow,
+    ContextRow,
+    GateRow,
+    GenericRow,
+    MeasurementRow,
+    PlaybookRow,
+    QuantRow,
+    Table,
+    ValueRow,
+    WorkloadRow,
 )
 
 if sys.version_info >= (3, 11):

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from advisor.domain import OSES, QUANTIZATIONS, RISKS, WORKLOADS, GpuSpec, ModelSpec
+from advisor.domain import OS, GpuSpec, ModelSpec, Quantization, Risk, Workload
 
 # Every row model: unknown fields rejected, no type coercion (a string is not a number,
 # true is not 1), no NaN or infinity.
@@ -57,10 +57,8 @@ MODEL_LIMITS: dict[str, tuple[int | float, int | float]] = {
 # The vocabulary (advisor/domain.py): a row naming anything else is a typo the rules would never match.
 # Backend names are the backends table's own rows (a site may add its own): the loader checks
 # every reference to one across the tables (Knowledge), not a fixed list here.
-Quant = Literal[QUANTIZATIONS]  # type: ignore[valid-type]
-Workload = Literal[WORKLOADS]  # type: ignore[valid-type]
-Risk = Literal[RISKS]  # type: ignore[valid-type]
-Os = Literal[OSES]  # type: ignore[valid-type]
+Quant = Quantization
+Os = OS
 
 
 def _lim(name: str, **kw):
@@ -148,10 +146,12 @@ class Bound:
         if self.lo is None and self.hi is None:
             return f"{what} (finite)"
         if self.hi is None:
+            assert self.lo is not None
             return f"{what} {'>' if self.lo_open else '>='} {_plain(self.lo)}"
         lo = "(" if self.lo_open else "["
         hi = ")" if self.hi_open else "]"
-        return f"{what} in {lo}{_plain(self.lo)}, {_plain(self.hi)}{hi}"
+        low = "-inf" if self.lo is None else _plain(self.lo)
+        return f"{what} in {lo}{low}, {_plain(self.hi)}{hi}"
 
 
 def _plain(x: float) -> str:

@@ -7,8 +7,9 @@ user's own knowledge rows change the rules without touching code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 Effect = Literal["reject", "gate", "penalty", "note", "warn", "playbook"]
 # What breaking a gate means for the ranking: breaking policy (risk tier, quality, compile

@@ -24,7 +24,8 @@ def candidates_rules(k) -> list[Rule]:
         Rule("context.pool-preempts", "SERVING (vLLM preempts and recomputes when the KV pool runs out)", "gate",
              lambda m: cand(m) & (m.pages_kv == 1) & (m.base_gb < m.usable_gb) & (m.seq_tokens > m.budget_tokens)
              & (m.seq_tokens <= m.budget_one),
-             lambda f: (f"{f.seqs} sequences of {f.seq_tokens:,} tokens need more KV than the pool holds ({f.budget_tokens:,} tokens "
+             lambda f: (f"{f.seqs} sequences of {f.seq_tokens:,} tokens need more KV than the pool holds "
+                        f"({f.budget_tokens:,} tokens "
                         f"each with the margin): {f.backend} preempts and recomputes, and tail latency jumps"),
              sets=("max_context_tokens", "concurrency"), kind="performance"),
         Rule("context.longer-than-pool", margin.source, "reject",
@@ -33,12 +34,14 @@ def candidates_rules(k) -> list[Rule]:
                         f"({f.budget_one:,} tokens with the margin)"),
              sets=("max_context_tokens",)),
         Rule("context.over-budget-linux", margin.source, "reject",
-             lambda m: cand(m) & (m.pages_kv == 0) & (m.base_gb < m.usable_gb) & (m.seq_tokens > m.budget_tokens) & (m.os == "linux"),
+             lambda m: cand(m) & (m.pages_kv == 0) & (m.base_gb < m.usable_gb) & (m.seq_tokens > m.budget_tokens)
+             & (m.os == "linux"),
              lambda f: (f"context {f.seq_tokens:,} x {f.seqs} sequences exceeds the safe budget of "
                         f"{f.budget_tokens:,} tokens each ({margin.value:g} margin); on Linux that is an out-of-memory error"),
              sets=("max_context_tokens",)),
         Rule("context.over-budget-windows", margin.source, "reject",
-             lambda m: cand(m) & (m.pages_kv == 0) & (m.base_gb < m.usable_gb) & (m.seq_tokens > m.budget_tokens) & (m.os == "windows"),
+             lambda m: cand(m) & (m.pages_kv == 0) & (m.base_gb < m.usable_gb) & (m.seq_tokens > m.budget_tokens)
+             & (m.os == "windows"),
              lambda f: (f"context {f.seq_tokens:,} x {f.seqs} sequences exceeds the safe budget of "
                         f"{f.budget_tokens:,} tokens each; on Windows the driver silently spills to system "
                         f"memory: a 25-105x latency cliff (TR127 §6.3, Appendix H.2)"),

@@ -110,7 +110,7 @@ class CandidateFact(BaseModel):
     replicas_needed: int
     replicas_possible: int
 
-    def as_plan(self, constraints: str) -> "CandidateFact":
+    def as_plan(self, constraints: str) -> CandidateFact:
         return self.model_copy(update={"kind": "plan", "id": "plan", "tied": int(bool(constraints)),
                                        "constraints": constraints})
 
@@ -241,7 +241,7 @@ def figure_facts(k: Knowledge, e: Estimate, probes: list[ProbeResult]) -> list[F
     roofline, probe readings beside the tables, and TR127's slope for the model."""
     facts: list[FigureFact | SlopeFact] = []
     groups: dict[tuple, list] = {}
-    for m, v in zip(k.measurements, physics.verdicts(k)):
+    for m, v in zip(k.measurements, physics.verdicts(k), strict=True):
         if m.model == e.model.id and _family(k, m.backend) == e.engine.family and not v.plausible:
             groups.setdefault((m.kind, m.backend, m.source), []).append((m, v))
     for i, ((kind, backend, source), rows) in enumerate(groups.items()):

@@ -18,6 +18,10 @@ import itertools
 import math
 import threading
 import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
 
 from advisor.errors import AdvisorError
 from advisor.rules.base import Conclusion, Rule, Trace
@@ -37,7 +41,7 @@ class RuleError(AdvisorError):
 
 
 def rules_for(knowledge, stage: str) -> list[Rule]:
-    from advisor.rules import advice, backend, context, playbooks, plausibility, quality, quantization, scaling, slo
+    from advisor.rules import advice, backend, context, plausibility, playbooks, quality, quantization, scaling, slo
 
     if stage in ("feasible", "candidates"):
         out: list[Rule] = []
@@ -70,7 +74,7 @@ _TINY, _HUGE, _INT_MAX = 1e-4, 1e15, 2 ** 53
 
 def engine_safe(fact: dict) -> dict:
     """A copy of the fact that durable-rules can parse; a non-finite number is a RuleError."""
-    out = {}
+    out: dict[str, Any] = {}
     for key, val in fact.items():
         if isinstance(val, bool):
             out[key] = int(val)
@@ -169,7 +173,7 @@ def ruleset_names(knowledge) -> dict[str, str]:
         return _build(knowledge)
 
 
-def consult(knowledge, stage: str, facts: list[dict]) -> Trace:
+def consult(knowledge, stage: str, facts: Sequence[BaseModel | dict]) -> Trace:
     """Assert the facts in a fresh session, collect the conclusions, delete the state."""
     from durable.lang import assert_facts, delete_state
 
@@ -197,7 +201,7 @@ def consult(knowledge, stage: str, facts: list[dict]) -> Trace:
     return trace
 
 
-def consult_candidates(knowledge, facts: list[dict]) -> Trace:
+def consult_candidates(knowledge, facts: Sequence[BaseModel | dict]) -> Trace:
     """Both candidate stages: rejections for all, then gates and penalties for the rest."""
     first = consult(knowledge, "feasible", facts)
     rejected = {c.fact_id for c in first.conclusions}
@@ -205,6 +209,6 @@ def consult_candidates(knowledge, facts: list[dict]) -> Trace:
     return Trace(conclusions=first.conclusions + second.conclusions, seen=first.seen)
 
 
-def _as_dict(fact) -> dict:
+def _as_dict(fact: BaseModel | dict) -> dict:
     """A typed fact (rules/facts.py) or a plain dict, as the engine's JSON object."""
-    return fact.model_dump() if hasattr(fact, "model_dump") else fact
+    return fact.model_dump() if isinstance(fact, BaseModel) else fact

@@ -361,13 +361,13 @@ source = "test"
 
 
 def test_the_activation_constant_is_the_h100_fit(k):
-    # runtime.activation_bytes_per_token is bench/fit_activation.py's least-squares fit over the H100
+    # runtime.activation_bytes_per_token is bench/calibrate/activation.py's least-squares fit over the H100
     # sweeps, rounded up; a row edited by hand away from the measurement fails here
     import importlib.util
     import math
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "bench" / "fit_activation.py"
+    path = Path(__file__).resolve().parent.parent / "bench" / "calibrate" / "activation.py"
     spec = importlib.util.spec_from_file_location("fit_activation", path)
     fit = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fit)

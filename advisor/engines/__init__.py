@@ -32,7 +32,7 @@ KINDS: dict[str, type[Engine]] = {cls.kind: cls for cls in (
 EXPORTERS: dict[str, Callable[[Ctx], Snippet]] = {m.TARGET: m.export for m in (vllm, ollama, llamacpp, transformers, tgi)}
 TARGETS: tuple[str, ...] = tuple(EXPORTERS)
 
-_BUILT: "weakref.WeakKeyDictionary[Knowledge, dict[str, Engine]]" = weakref.WeakKeyDictionary()
+_BUILT: weakref.WeakKeyDictionary[Knowledge, dict[str, Engine]] = weakref.WeakKeyDictionary()
 
 __all__ = ["EXPORTERS", "KINDS", "TARGETS", "Engine", "Sizing", "Speed", "engine", "engines"]
 

@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from advisor.domain import GpuSpec, ModelSpec
 from advisor.probes.cache import cache_root  # the one cache folder, shared with the probes
@@ -57,7 +58,8 @@ def available() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError, version as _v
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _v
 
     try:
         return _v(DIST)
@@ -114,7 +116,7 @@ class AicCosts:
     """The StepCosts protocol (advisor/load/costs.py) over an aiconfigurator engine: the prefill of
     a prompt of n tokens, and a decode step of n sequences at the plan's mean context."""
 
-    handle: object  # aiconfigurator_core.AicEngine
+    handle: Any  # aiconfigurator_core.AicEngine
     context: int  # mean context of a decoding sequence (prompt + half the output)
     system: str
     backend_version: str
@@ -140,7 +142,7 @@ class AicCosts:
     def step_ms(self, n: int) -> float:
         return self._raw("decode", max(int(n), 1)) * self.decode_scale
 
-    def scaled(self, prefill: float = 1.0, decode: float = 1.0) -> "AicCosts":
+    def scaled(self, prefill: float = 1.0, decode: float = 1.0) -> AicCosts:
         return replace(self, prefill_scale=self.prefill_scale * prefill, decode_scale=self.decode_scale * decode)
 
 
@@ -168,6 +170,8 @@ def step_costs(backend: str, model: ModelSpec, gpu: GpuSpec, quant: str, tp: int
 
 def _engine(backend: str, system: str, model: ModelSpec, quant: str, tp: int):
     cfg = hf_config(model)
+    if cfg is None:  # why_not() said so first; kept for the type checker
+        return None, ""
     digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
     key = (backend, system, digest, quant, tp)
     with _LOCK:
@@ -179,7 +183,7 @@ def _engine(backend: str, system: str, model: ModelSpec, quant: str, tp: int):
     return got
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _latest(system: str, backend: str) -> str:
     """The engine version aiconfigurator's tables for this GPU describe (its own lookup reads
     every system's YAML, seconds: kept beside the compiled specs)."""

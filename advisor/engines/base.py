@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from advisor.domain import GpuSpec, ModelSpec, ProbeResult, Setting
+from advisor.domain import GpuSpec, ModelSpec, Origin, ProbeResult, Setting
 from advisor.engines import aiconfigurator
 from advisor.engines.roofline import Calibration, arch_token, roofline_costs
 from advisor.knowledge import BackendRow, Knowledge
@@ -64,8 +64,8 @@ class Speed:
     of this engine checks the efficiency behind the figure."""
 
     costs: StepCosts
-    prefill_origin: str
-    decode_origin: str
+    prefill_origin: Origin
+    decode_origin: Origin
     prefill_source: str
     decode_source: str
     prefill_band: float
@@ -194,7 +194,8 @@ class Engine:
         tables = aiconfigurator.step_costs(self.row.aiconfigurator, model, gpu, quant, tp, mean_context) \
             if self.row.aiconfigurator else None
         costs: StepCosts = roof
-        origin, prefill_src, decode_src = "roofline", src["prefill"], src["decode"]
+        origin: Origin = "roofline"
+        prefill_src, decode_src = src["prefill"], src["decode"]
         if tables is not None:
             costs, where = tables
             origin = "aiconfigurator"  # the calibrated roofline stays beside it as a cross-check the user can read
@@ -206,7 +207,7 @@ class Engine:
                      decode_source=decode_src, prefill_band=pb, prefill_band_source=pb_src, decode_band=db,
                      decode_band_source=db_src, prefill_assumed=p_assumed, decode_assumed=d_assumed)
 
-    def band(self, origin: str, figure: str, gpu: GpuSpec, quant: str) -> tuple[float, str, bool]:
+    def band(self, origin: Origin, figure: str, gpu: GpuSpec, quant: str) -> tuple[float, str, bool]:
         """(relative uncertainty, its source, whether the efficiency behind it is assumed) of a figure
         from `origin` (probe, aiconfigurator, roofline): `figure` is prefill or decode."""
         k = self.k

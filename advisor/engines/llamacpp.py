@@ -20,11 +20,25 @@ import os
 from advisor.domain import Setting
 from advisor.engines.base import Engine, Sizing, put
 from advisor.snippet import (
-    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, bind_host_comment, boolean, compose_str,
-    docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, number, one_line, one_of, require_quant,
-    require_single_gpu_model, sh, text,
+    GGUF_LABEL,
+    GGUF_QUANTS,
+    Ctx,
+    ExportError,
+    Snippet,
+    Val,
+    balancing_note,
+    bind_host_comment,
+    boolean,
+    header,
+    integer,
+    one_line,
+    one_of,
+    require_quant,
+    require_single_gpu_model,
+    sh,
+    shell,
+    text,
 )
-from advisor.snippet import shell
 from advisor.snippet.shell import Flag
 
 
@@ -110,7 +124,7 @@ def export(ctx: Ctx) -> Snippet:
     q = ctx.head("quantization")
     lines = shell.prologue(header(ctx, "llama.cpp server", CHECKED))
     lines += [f"# {ctx.head('model').why()}"]
-    if gguf is not None:
+    if gguf is not None and local is not None:
         lines += [f"# {local.why()}", f"# {one_line(q.why())}; the GGUF file carries it", f"MODEL_GGUF={sh(gguf)}"]
     else:
         lines += [f"# the plan names no GGUF file: set MODEL_GGUF to the {GGUF_LABEL[ctx.quant]} GGUF of this model",

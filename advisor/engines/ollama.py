@@ -25,12 +25,26 @@ import re
 
 from advisor.engines.llamacpp import LlamaCppFamily
 from advisor.snippet import (
-    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, bind_host_comment, boolean, compose_str,
-    docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, number, one_line, one_of, require_quant,
-    require_single_gpu_model, sh, text,
+    GGUF_LABEL,
+    GGUF_QUANTS,
+    Ctx,
+    ExportError,
+    Snippet,
+    Val,
+    balancing_note,
+    boolean,
+    fmt_num,
+    header,
+    integer,
+    number,
+    one_line,
+    one_of,
+    require_quant,
+    require_single_gpu_model,
+    sh,
+    shell,
+    text,
 )
-from advisor.snippet import shell
-from advisor.snippet.shell import Flag
 
 
 class Ollama(LlamaCppFamily):

@@ -43,7 +43,7 @@ class RooflineCosts:
     # each prompt length and batch size worked out once (the load model asks for the same ones often)
     _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def scaled(self, prefill: float = 1.0, decode: float = 1.0) -> "RooflineCosts":
+    def scaled(self, prefill: float = 1.0, decode: float = 1.0) -> RooflineCosts:
         """The same curve shapes scaled to a measurement (a probe on this machine)."""
         return replace(self, prefill_scale=self.prefill_scale * prefill, decode_fixed_ms=self.decode_fixed_ms * decode,
                        decode_per_seq_ms=self.decode_per_seq_ms * decode, _memo={})
@@ -70,7 +70,7 @@ class RooflineCosts:
         pts = self.batch_multiplier
         if not pts or n <= 1:
             return 1.0
-        for (n0, m0), (n1, m1) in zip(((1, 1.0),) + pts, pts):
+        for (n0, m0), (n1, m1) in zip(((1, 1.0),) + pts, pts, strict=False):  # consecutive points
             if n <= n1:
                 f = (math.log(n) - math.log(n0)) / (math.log(n1) - math.log(n0)) if n1 > n0 else 1.0
                 return m0 + f * (m1 - m0)
@@ -154,6 +154,17 @@ def _coefficient(k: Knowledge, base: str, like: str, engine: str, name: str, os_
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _batch_multiplier(k: Knowledge, prefix: str, quant: str) -> tuple[tuple[tuple[int, float], ...], str]:
+    """The measured step multipliers of the weights part at batch N (llama-batched-bench), and their key."""
+    for middle in (f".{quant}", ""):
+        mult = tuple((n, k.value(key)) for n in (2, 4, 8, 16, 32, 64)
+                     if k.has(key := f"{prefix}.batch_step_multiplier{middle}.n{n}"))
+        if mult:
+            return mult, f"{prefix}.batch_step_multiplier{middle}.*"
+    return (), ""
+
+
 def roofline_costs(cal: Calibration, model: ModelSpec, gpu: GpuSpec, quant: str, tp: int, avg_ctx: int,
                    os_name: str, compiled_prefill: bool = False) -> tuple[RooflineCosts, dict[str, str]]:
     """The candidate's step costs, and the source of each part (for the plan's origins)."""
@@ -210,17 +221,12 @@ def roofline_costs(cal: Calibration, model: ModelSpec, gpu: GpuSpec, quant: str,
         prefill_src += f" + {model.layers} layers x {ubatch[1]} per 512-token micro-batch"
     # measured step growth with the batch: per quantization where the kernels differ by it (llama.cpp),
     # else one curve for the engine (transformers serve: a step's time is its Python, not its weights)
-    mult = tuple((n_, k.value(key)) for n_ in (2, 4, 8, 16, 32, 64)
-                 if k.has(key := f"{cal.prefix}.batch_step_multiplier.{quant}.n{n_}"))
-    mult_key = f"{cal.prefix}.batch_step_multiplier.{quant}.*"
-    if not mult:
-        mult = tuple((n_, k.value(key)) for n_ in (2, 4, 8, 16, 32, 64)
-                     if k.has(key := f"{cal.prefix}.batch_step_multiplier.n{n_}"))
-        mult_key = f"{cal.prefix}.batch_step_multiplier.*"
+    mult, mult_key = _batch_multiplier(k, cal.prefix, quant)
     if mult:
         decode_src += f"; batch growth of the weight part measured ({mult_key})"
     costs = RooflineCosts(floor_ms=floor_ms, ms_per_flop=1e3 / (peak * eff), model=model,
-                      decode_fixed_ms=fixed, decode_per_seq_ms=per_seq, prefill_scale=scale, ubatch_ms_per_layer=ubatch[0] if ubatch else 0.0,
+                      decode_fixed_ms=fixed, decode_per_seq_ms=per_seq, prefill_scale=scale,
+                      ubatch_ms_per_layer=ubatch[0] if ubatch else 0.0,
                       batch_multiplier=mult, prefill_read_ms=read_ms,
                       attn_ms_per_flop=1e3 / (gpu.acc32_flops * tp * attn_eff[0]) if attn_eff else 0.0)
     return costs, {"prefill": prefill_src, "decode": decode_src}

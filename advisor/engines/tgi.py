@@ -21,11 +21,16 @@ from advisor.domain import Setting
 from advisor.engines.base import Sizing, put
 from advisor.engines.vllm import PagedServer
 from advisor.snippet import (
-    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, bind_host_comment, boolean, compose_str,
-    docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, number, one_line, one_of, require_quant,
-    require_single_gpu_model, sh, text,
+    Ctx,
+    Snippet,
+    balancing_note,
+    docker_mount_source,
+    header,
+    hf_checkpoint,
+    one_of,
+    sh,
+    shell,
 )
-from advisor.snippet import shell
 from advisor.snippet.shell import Flag
 
 

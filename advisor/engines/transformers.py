@@ -7,7 +7,8 @@ transformers' measured coefficients on the H100 (calibration.toml `transformers.
 compiled variant (torch.compile on the prefill only, TR126) scales the prefill. Probes: the
 transformers probe (a real model with random weights on this GPU).
 
-Export (also for transformers serve's plans): Hugging Face transformers: serve.sh running `transformers serve`, the OpenAI-compatible server.
+Export (also for transformers serve's plans): Hugging Face transformers: serve.sh running
+`transformers serve`, the OpenAI-compatible server.
 
 Checked against transformers 5.24 (transformers/cli/serve.py, the typer options of `Serve`; tests
 parse the script's flags with that very parser): the model as the positional argument (the server
@@ -26,11 +27,21 @@ from __future__ import annotations
 from advisor.domain import Setting
 from advisor.engines.base import Engine, Sizing, put
 from advisor.snippet import (
-    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, bind_host_comment, boolean, compose_str,
-    docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, number, one_line, one_of, require_quant,
-    require_single_gpu_model, sh, text,
+    Ctx,
+    ExportError,
+    Snippet,
+    balancing_note,
+    bind_host_comment,
+    boolean,
+    fraction,
+    header,
+    hf_checkpoint,
+    integer,
+    one_line,
+    one_of,
+    sh,
+    shell,
 )
-from advisor.snippet import shell
 from advisor.snippet.shell import Flag
 
 

@@ -73,7 +73,7 @@ class TransformersServe(Engine):
         pages -= math.ceil(mask / (per_page + grow)) if pages > 0 else 0
         pages = max(pages, 0)
         return PoolGeometry(pages=pages, tokens=pages * page, page=page, max_batch_tokens=m,
-                            cache_bytes=(pages + 2) * bytes_per_page, mask_bytes=b * m * (pages * page + m))
+                            cache_bytes=int((pages + 2) * bytes_per_page), mask_bytes=int(b * m * (pages * page + m)))
 
     def memory_percent(self, base_gb: float, usable_gb: float, total_gb: float) -> tuple[float, str]:
         """--cb-max-memory-percent: transformers' default, lowered where the server's whole claim (weights,

@@ -23,11 +23,18 @@ import math
 from advisor.domain import Setting
 from advisor.engines.base import Engine, Sizing, memory_share, put
 from advisor.snippet import (
-    GGUF_LABEL, GGUF_QUANTS, Ctx, ExportError, Snippet, Val, balancing_note, bind_host_comment, boolean, compose_str,
-    docker_mount_source, fmt_num, fraction, header, hf_checkpoint, integer, number, one_line, one_of, require_quant,
-    require_single_gpu_model, sh, text,
+    Ctx,
+    Snippet,
+    balancing_note,
+    bind_host_comment,
+    compose_str,
+    header,
+    hf_checkpoint,
+    one_line,
+    one_of,
+    sh,
+    shell,
 )
-from advisor.snippet import shell
 from advisor.snippet.shell import Flag
 
 

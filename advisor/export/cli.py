@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from advisor.engines import TARGETS as EXPORT_TARGETS
     from advisor.inputs import add_input_flags

@@ -10,7 +10,13 @@
 from advisor.load.costs import StepCosts
 from advisor.load.demand import Demand, Mode
 from advisor.load.schedulers import (
-    SCHEDULERS, ContinuousBatching, FixedSlots, Load, OneAtATime, Scheduler, amdahl_step,
+    SCHEDULERS,
+    ContinuousBatching,
+    FixedSlots,
+    Load,
+    OneAtATime,
+    Scheduler,
+    amdahl_step,
 )
 
 __all__ = ["SCHEDULERS", "ContinuousBatching", "Demand", "FixedSlots", "Load", "Mode", "OneAtATime", "Scheduler",

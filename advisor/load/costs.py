@@ -21,6 +21,6 @@ class StepCosts(Protocol):
         """One decode step with `n` sequences sharing it (the engine's batched kernels)."""
         ...
 
-    def scaled(self, prefill: float = 1.0, decode: float = 1.0) -> "StepCosts":
+    def scaled(self, prefill: float = 1.0, decode: float = 1.0) -> StepCosts:
         """The same curves scaled to a measurement (a probe on this machine)."""
         ...

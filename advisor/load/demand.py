@@ -59,7 +59,7 @@ class Demand:
     @classmethod
     def of(cls, *, prompt_tokens: int, output_tokens: int, users: int = 1, think_time_s: float = 0.0,
            rate_rps: float = 0.0, requests_per_day: int = 0, deadline_hours: float = 0.0,
-           ttft_slo_ms: float = math.inf, e2e_slo_s: float = math.inf) -> "Demand":
+           ttft_slo_ms: float = math.inf, e2e_slo_s: float = math.inf) -> Demand:
         """The mode the answers give: a batch volume with a deadline first, then an arrival rate,
         else N users."""
         if requests_per_day > 0 and deadline_hours > 0:

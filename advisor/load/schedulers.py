@@ -20,7 +20,7 @@ The figures are closed forms, fast enough for every candidate:
   the batch size moving with them.
 They are checked against the exact closed forms where those exist (M/D/1 for one request at a
 time, mean-value analysis, saturation) and against the discrete-event simulation
-(advisor/load/simulation.py) over a grid of engines and loads (tests/load, bench/bench_load.py).
+(advisor/load/simulation.py) over a grid of engines and loads (tests/load, bench/validate/load_model.py).
 """
 
 from __future__ import annotations
@@ -57,12 +57,21 @@ class Load:
     total_tok_s: float  # generated tok/s of the replica
     burst_ttft_ms: float  # the last of `seqs` prompts arriving in the same instant
     capacity_rps: float  # requests per second the replica completes at saturation
-    in_flight: float  # sequences on the engine on average
+    in_flight: float  # requests in the system on average, queued or on the engine (Little: rate x time in system)
     steady: bool
     ttft_how: str
     e2e_how: str
     per_user_how: str
     total_how: str
+
+
+def gamma_p95(mean: float, sd: float) -> float:
+    """The 95th percentile of a right-skewed positive quantity with this mean and spread, read as a
+    gamma distribution (Wilson and Hilferty's cube-root normal approximation)."""
+    if sd <= 0 or mean <= 0:
+        return mean
+    k = (mean / sd) ** 2  # the gamma's shape
+    return mean * max(1 - 1 / (9 * k) + Z95 / (3 * math.sqrt(k)), 0.0) ** 3
 
 
 def amdahl_step(step1_ms: float, s: float) -> tuple[float, float]:
@@ -122,6 +131,11 @@ class Scheduler(ABC):
     def efficiency(self, n: int) -> float:
         """Each sequence's share of a single stream with n running (1 but for fixed slots)."""
         return 1.0
+
+    @property
+    def note(self) -> str:
+        """What the scheduler adds to a figure's source (fixed slots: the Amdahl fraction's)."""
+        return ""
 
     def capacity_rps(self, costs: StepCosts, demand: Demand, seqs: int) -> float:
         """Requests per second one replica completes with every slot busy."""
@@ -271,9 +285,15 @@ class _SharedSteps(Scheduler):
         wait95 = min(cf.md1_wait_p95_ms(rate, st.busy), queue_cap * st.busy)
         decode = out1 * st.tau
         slot_mean, slot95 = self._slot_wait(lam, st.own + st.step / 2 + decode, seqs) if open_loop else (0.0, 0.0)
-        residual = st.step / 2  # an arrival waits for the step under way to end
-        ttft_mean = slot_mean + wait_mean + st.own + residual
-        ttft95 = slot95 + wait95 + st.own + residual
+        shared = self._shared_step_ttft(prefill, st.step, lam, demand.prompt_tokens, live) if open_loop else None
+        if shared is not None:  # short prompts: they share the steps they land in, several a step
+            ttft_mean, ttft_sd = shared
+            ttft95 = slot95 + gamma_p95(ttft_mean, ttft_sd)
+            ttft_mean += slot_mean
+        else:  # a prompt fills the step's budget: prompts queue for the prefill path one after another
+            residual = st.step / 2  # an arrival waits for the step under way to end
+            ttft_mean = slot_mean + wait_mean + st.own + residual
+            ttft95 = slot95 + wait95 + st.own + residual
         # A request's decode time varies with the prompts that land while it decodes: each takes its
         # prefill out of the steps, and the prompts landing meanwhile lengthen it further, as a busy
         # period of an M/D/1 queue started by its own decode work d0 (variance lam d0 P^2 / (1 - u)^3);
@@ -295,6 +315,15 @@ class _SharedSteps(Scheduler):
             per_user_how=f"{self.label} at {live:.3g} sequences in flight (up to {seqs})",
             total_how=f"{self.label}: generated tokens per second of one replica")
 
+    def _shared_step_ttft(self, prefill: float, step: float, lam: float, prompt_tokens: int,
+                          decoding: float) -> tuple[float, float] | None:
+        """(mean, standard deviation) of TTFT when several prompts fit one step (Poisson arrivals):
+        a prompt waits out the step under way, then joins the next with every prompt that arrived
+        meanwhile, and its first token comes when that step ends. Steps last s + P x (prompts in
+        them): a renewal whose length an arrival sees length-biased. None where a prompt takes at
+        least half a step's budget (then prompts queue one after another: M/D/1)."""
+        return None
+
     def _open(self, costs: StepCosts, demand: Demand, seqs: int, rate_rps: float) -> Load:
         steps = _Steps(lambda n: self.step_ms(costs, n))
         lam = rate_rps / 1e3
@@ -311,7 +340,7 @@ class _SharedSteps(Scheduler):
         prefill = costs.prefill_ms(demand.prompt_tokens)
         top = self.capacity_rps(costs, demand, max(min(n, seqs), 1)) / 1e3
         lo, hi = 0.0, top
-        for _ in range(40):  # the rate that solves X (time in system + think) = N, to 1e-12 of it
+        while hi - lo > 1e-5 * top:  # the rate that solves X (time in system + think) = N
             x = (lo + hi) / 2
             total = self._in_system(steps, prefill, demand, x, seqs, cap, False)[0] if think > 0 else \
                 self._state(steps, prefill, demand, x, cap, seqs, cap, False).total
@@ -360,6 +389,24 @@ class ContinuousBatching(_SharedSteps):
         room = max(self.max_batched_tokens - int(round(decoding)), 1)
         return prompt_tokens / room, -(-int(prompt_tokens) // room)
 
+    def _shared_step_ttft(self, prefill: float, step: float, lam: float, prompt_tokens: int,
+                          decoding: float) -> tuple[float, float] | None:
+        room = self.max_batched_tokens - int(round(decoding))
+        if prompt_tokens * 2 > room or lam * prefill >= 1:
+            return None
+        mean_d = step / (1 - lam * prefill)  # E[D] = s + P lam E[D]
+        var_d = prefill ** 2 * lam * mean_d / (1 - (lam * prefill) ** 2)  # Var D = P^2 (lam E[D] + lam^2 Var D)
+        shape, scale = (mean_d ** 2 / var_d, var_d / mean_d) if var_d > 0 else (math.inf, 0.0)
+        m3 = shape * (shape + 1) * (shape + 2) * scale ** 3 if var_d > 0 else mean_d ** 3  # E[D^3], gamma
+        biased = mean_d + var_d / mean_d  # the step an arrival lands in: E[D^2] / E[D]
+        biased2 = m3 / mean_d  # its second moment: E[D^3] / E[D]
+        var_b = max(biased2 - biased ** 2, 0.0)
+        residual_var = biased2 / 3 - (biased / 2) ** 2  # R = U x D_b, U uniform on [0, 1]
+        joined_var = prefill ** 2 * (lam * biased + lam ** 2 * var_b)  # the prompts that join it
+        cov = lam * prefill * var_b / 2
+        mean = biased / 2 + step + prefill * (1 + lam * biased)
+        return mean, math.sqrt(max(residual_var + joined_var + 2 * cov, 0.0))
+
     def replica(self, costs: StepCosts, seqs: int) -> ReplicaCosts:
         seqs = max(int(seqs), 1)
         # the engine refuses a token budget below its sequence limit: it grows with it
@@ -391,6 +438,10 @@ class FixedSlots(_SharedSteps):
     def replica(self, costs: StepCosts, seqs: int) -> ReplicaCosts:
         return ReplicaCosts(max_seqs=max(int(seqs), 1), prefill_ms=costs.prefill_ms,
                             decode_step_ms=amdahl_step(costs.step_ms(1), self.amdahl_s))
+
+    @property
+    def note(self) -> str:
+        return self.source
 
     def efficiency(self, n: int) -> float:
         """Each slot's share of a single stream with n slots busy (Amdahl, TR129)."""

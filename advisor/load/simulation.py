@@ -2,7 +2,7 @@
 
 Pure library: no I/O, no torch, nothing from the rest of advisor. The plan's figures come from
 the load model (advisor/load/schedulers.py), whose closed forms are fast enough for every
-candidate; this simulation is what they are checked against (tests/load, bench/bench_load.py),
+candidate; this simulation is what they are checked against (tests/load, bench/validate/load_model.py),
 step by step as an engine schedules: describe the engine as an :class:`ReplicaCosts` and the
 traffic as a :class:`Workload`, and read p50/p95 TTFT and end-to-end latency, per-user and total
 tok/s from :func:`simulate`; :func:`max_rate` answers "how many requests per second does one
@@ -43,7 +43,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
-
 
 import numpy as np
 
@@ -97,6 +96,7 @@ class Workload:
         if self.burst is not None:
             arr = np.zeros(n)
         else:
+            assert self.rate_rps is not None  # checked at construction: a burst or a rate
             gaps = np.random.default_rng([self.seed, 1]).standard_exponential(n)
             arr = np.cumsum(gaps) * (1e3 / self.rate_rps)
             arr -= arr[0]  # the first request finds an idle server at t = 0

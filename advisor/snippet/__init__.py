@@ -69,7 +69,7 @@ class Ctx:
         self.plan: Plan = rec.recommendation
         self.target = target
         self.notes: list[str] = []
-        self._sources = {}
+        self._sources: dict[str, str] = {}
         for f in rec.rules_fired:
             self._sources.setdefault(f.rule, f.source)
 
@@ -85,10 +85,10 @@ class Ctx:
             return None
         return Val(key, s.value, s.rule, s.source)
 
-    def pick(self, key: str, headline: str | None = None) -> Val | None:
+    def pick(self, key: str, headline: str) -> Val:
         """A setting, else the headline field that carries the same value (e.g. num_ctx <- max_context_tokens)."""
         v = self.setting(key)
-        if v is None and headline is not None:
+        if v is None:
             h = self.head(headline)
             v = Val(key, h.value, h.rule, h.source)
         return v

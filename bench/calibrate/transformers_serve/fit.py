@@ -1,7 +1,15 @@
-#!/usr/bin/env python3
 """Fit transformers serve's speed model to the H100 measurements (bench/results/transformers-serve-h100.json).
 
-The model is the advisor's own (advisor/speed.py StepCosts), with these coefficients:
+Run from the repository root, with the project installed (`pip install -e .`):
+
+    python -m bench.calibrate.transformers_serve.fit            # print the rows
+    python -m bench.calibrate.transformers_serve.fit --write    # and write bench/results/transformers-serve-h100-fit.toml
+                                                                # and the rows into knowledge/calibration.toml
+    python -m bench.calibrate.transformers_serve.fit --check    # exit 1 when calibration.toml's rows are not the fit's
+
+The measurements come from run_bench.py on the GPU machine (README.md in this folder).
+
+The model is the advisor's own (advisor/engines/roofline.py RooflineCosts), with these coefficients:
 
   prefill(n)   = prefill_floor_ms + matmul FLOPs(n) / (math peak x prefill_flops_efficiency)
                  + attention FLOPs(n) / (FP16 peak x prefill_attention_efficiency)
@@ -18,9 +26,6 @@ The first long decode of a fresh server (its first 256 tokens, or its first N=1 
 slower, in every run: a warm-up, left out of the fit and shown apart.
 
 Bands: the largest relative residual of each fit, rounded up to the next 5 %.
-
-    python3 bench/transformers_serve/fit.py            # print the rows
-    python3 bench/transformers_serve/fit.py --write    # and bench/results/transformers-serve-h100-fit.toml
 """
 from __future__ import annotations
 
@@ -31,15 +36,19 @@ import statistics
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from bench.calibrate import rows as rw
+
+REPO = rw.REPO
 RESULTS = REPO / "bench" / "results" / "transformers-serve-h100.json"
 FIT = REPO / "bench" / "results" / "transformers-serve-h100-fit.toml"
+COMMAND = "python -m bench.calibrate.transformers_serve.fit --write"
+TITLE = "transformers serve's speed on the H100"  # the block's BEGIN marker in knowledge/calibration.toml
+WHAT = "transformers-serve rows"  # its END marker
 NS = (2, 4, 8, 16, 32, 64)
 PROVENANCE = ("transformers 5.24.0 `transformers serve --continuous-batching --dtype bfloat16 --attn-implementation "
               "sdpa` measured on an NVIDIA H100 80GB HBM3 (driver 580.159.04, torch 2.11.0+cu130), 2026-11-25, "
-              "random-weight qwen2.5-1.5b and llama3.1-8b; bench/transformers_serve/run_bench.py (three calls), "
-              "fit by bench/transformers_serve/fit.py (bench/results/transformers-serve-h100.md)")
+              "random-weight qwen2.5-1.5b and llama3.1-8b; bench/calibrate/transformers_serve/run_bench.py (three "
+              "calls), fit by bench/calibrate/transformers_serve/fit.py (bench/results/transformers-serve-h100.md)")
 
 
 def load_points(path: Path = RESULTS) -> dict:
@@ -156,8 +165,9 @@ def band(x: float) -> float:
     return min(math.ceil(x * 20) / 20, 0.95)
 
 
-def rows(k, gpu) -> tuple[list[tuple[str, float, str, str]], dict]:
-    pts = load_points()
+def rows(k, gpu, path: Path = RESULTS) -> tuple[list[rw.Row], dict]:
+    """The transformers-serve.* and band.transformers-serve.* rows (values rounded here), and the fit."""
+    pts = load_points(path)
     floor, eff, att, wp = fit_prefill(k, gpu, pts["ttft"])
     per_layer, mult, wd = fit_decode(k, pts["steps"])
     n1 = [p["ms"] for p in pts["steps"] if p["n"] == 1]
@@ -189,37 +199,38 @@ def rows(k, gpu) -> tuple[list[tuple[str, float, str, str]], dict]:
          f"{PROVENANCE}; decode residuals: largest {wd:.0%} over {len(pts['steps'])} per-user steps at N=1..64 "
          f"(the first 256 tokens of a fresh server ran 1.5-3x slower and are left out: warm it up before timing)"),
     ]
-    return out, {"floor": floor, "eff": eff, "att": att, "per_layer": per_layer, "mult": mult, "worst_prefill": wp,
+    return [rw.Row(*r) for r in out], {"floor": floor, "eff": eff, "att": att, "per_layer": per_layer, "mult": mult, "worst_prefill": wp,
                  "worst_decode": wd, "points": pts}
 
 
-def toml_rows(rs) -> str:
-    lines = []
-    for key, value, unit, source in rs:
-        lines += ["[[rows]]", f'key = "{key}"', f"value = {value!r}", f'unit = "{unit}"',
-                  "source = " + json.dumps(source, ensure_ascii=False), ""]
-    return "\n".join(lines)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--write", action="store_true", help=f"write {FIT.relative_to(REPO)}")
-    a = ap.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true",
+                    help=f"write {FIT.relative_to(REPO)} and the rows into the knowledge file")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 (printing the diff) when the knowledge file's rows are not the fit's")
+    ap.add_argument("--results-json", type=Path, default=RESULTS, help="the measurements (run_bench.py's rows, merged)")
+    ap.add_argument("--knowledge", type=Path, default=rw.CALIBRATION, help="the table the rows live in")
+    ap.add_argument("--fit-toml", type=Path, default=FIT, help="where --write puts the fit's own TOML")
+    a = ap.parse_args(argv)
     from advisor.knowledge import load_knowledge
 
     k = load_knowledge()
     gpu = k.gpu("H100 80GB")
-    rs, info = rows(k, gpu)
-    text = toml_rows(rs)
+    rs, info = rows(k, gpu, a.results_json)
+    text = rw.render(rs)
     print(text)
     print(f"# prefill: floor {info['floor']:.1f} ms, efficiency {info['eff']:.3f}, attention {info['att']:.3f}, worst {info['worst_prefill']:.1%}; "
           f"decode: {info['per_layer']:.3f} ms/layer, multipliers {info['mult']}, worst {info['worst_decode']:.1%}",
           file=sys.stderr)
     if a.write:
-        FIT.write_text("# transformers serve's speed model on the H100, written by bench/transformers_serve/fit.py\n"
-                       "[meta]\ntable = \"calibration\"\ntitle = \"transformers serve H100 fit\"\n"
-                       "description = \"\"\nunits = {}\n\n" + text)
+        a.fit_toml.write_text("# transformers serve's speed model on the H100, written by "
+                              "bench/calibrate/transformers_serve/fit.py\n"
+                              "[meta]\ntable = \"calibration\"\ntitle = \"transformers serve H100 fit\"\n"
+                              "description = \"\"\nunits = {}\n\n" + text)
+        print(f"wrote {rw.shown(a.fit_toml)}", file=sys.stderr)
+    return rw.apply(a.knowledge, rw.Block(TITLE, COMMAND, WHAT, tuple(rs)), write_it=a.write, check=a.check)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -9,9 +9,12 @@ measurement: peak VRAM (target within 5 %), TTFT (target within 20 %), and probe
 load (target < 30 s). Raw JSON goes to --out-json (written after every model, so a timeout
 keeps what was measured), the table to --out-md.
 
-    python bench/probe_gpu.py --out-json bench/results/probe-gpu-h100.json --out-md bench/results/probe-gpu-h100.md
-    python bench/probe_gpu.py --summarize bench/results/probe-gpu-h100.json   # table from raw results
-    python bench/probe_gpu.py --cpu-smoke   # the same pipeline on a tiny model on the CPU
+Run from the repository root with the project installed (on the GPU machine, offline:
+`python3 -m pip install --no-deps --no-build-isolation -e .`; torch and transformers from the image):
+
+    python -m bench.validate.probe_gpu --out-json bench/results/probe-gpu-h100.json --out-md bench/results/probe-gpu-h100.md
+    python -m bench.validate.probe_gpu --summarize bench/results/probe-gpu-h100.json   # table from raw results (no GPU)
+    python -m bench.validate.probe_gpu --cpu-smoke   # the same pipeline on a tiny model on the CPU
 """
 
 from __future__ import annotations
@@ -19,11 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 import traceback
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 MODELS = ["qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-3b", "llama3.2-1b", "llama3.1-8b"]
 ATTENTIONS = ["sdpa", "eager"]
@@ -150,8 +150,8 @@ def _write(path, raw):
 # ------------------------------------------------------------------ analysis
 def analyse(entry: dict) -> dict:
     """Predictions from the probe's three points vs the sweep's measurements."""
-    from advisor.domain import CurveFit
-    from advisor.probes.fit import fit_curve, fit_ttft, predict_ttft_ms
+    from advisor.domain import CurveFit, ProbeResult, TtftFit
+    from advisor.probes.fit import fit_curve, fit_ttft
 
     probe, sweep = entry["probe"], entry["sweep"]
     attn = entry["attention"]
@@ -163,7 +163,11 @@ def analyse(entry: dict) -> dict:
     row: dict = {"model": entry["model"], "attention": attn, "base_mb": probe["base_vram_mb"],
                  "load_s": probe["extra"]["load_s"], "probe_s": probe["extra"]["probe_s"],
                  "fit": fit.kind if fit else None, "points": []}
-    ttft_fit = probe["extra"].get("ttft_fit") or fit_ttft([(t["context_tokens"], t["ttft_ms"]) for t in probe["ttft"]])
+    # the probe's fitted TTFT curve (a field of its own; older results kept it in `extra`, which the model lifts)
+    ttft_fit = ProbeResult.model_validate(probe).ttft_fit
+    if ttft_fit is None:
+        raw = fit_ttft([(t["context_tokens"], t["ttft_ms"]) for t in probe["ttft"]])
+        ttft_fit = TtftFit(**raw) if raw else None
     full_fit = probe["extra"].get("full_logits_fit")
     full_fit = CurveFit(**full_fit) if full_fit else None
     for sp in sweep["curve"]:
@@ -177,17 +181,18 @@ def analyse(entry: dict) -> dict:
             "full_measured_mb": sp["full_logits_peak_mb"],
             "full_predicted_mb": full_fit.predict(n) if full_fit else None,
             "ttft_ms": t["ttft_ms"] if t else None,
-            "ttft_predicted_ms": predict_ttft_ms(ttft_fit, n) if ttft_fit and t else None,
+            "ttft_predicted_ms": ttft_fit.predict_ms(n) if ttft_fit and t else None,
             "ttft_flops_scaled_ms": _flops_scaled(entry["model"], probe, n) if t else None,
         })
     row["decode_tok_s"] = probe["decode_tok_s"]
-    row["ttft_form"] = ttft_fit.get("form", "sum") if ttft_fit else None
+    row["ttft_form"] = ttft_fit.form if ttft_fit else None
     row["q_known"] = q
     return row
 
 
 def _flops_scaled(model_id: str, probe: dict, n: int) -> float | None:
-    """What advisor/predict.py does with a probe: nearest TTFT, scaled by the FLOPs ratio."""
+    """What the advisor does with a probe that has no fitted TTFT curve (advisor/speed.py _probe_ttft):
+    the nearest TTFT, scaled by the FLOPs ratio."""
     import math
 
     from advisor import physics

@@ -3,16 +3,15 @@
 
 For each model x quantization: write a sparse F16 GGUF (make_gguf.py --sparse: header only,
 the data is a hole), run `llama-quantize --dry-run` on it, and keep the type it picks for
-every tensor in bench/llamacpp/layouts/<model>-<quant>.json. make_gguf.py --layout then
+every tensor in bench/calibrate/llamacpp/layouts/<model>-<quant>.json. make_gguf.py --layout then
 writes a quantized file of exactly those tensor types with random blocks.
 
-  PYTHONPATH=.llama/gguf-py python3 bench/llamacpp/make_layouts.py --quantize /path/llama-quantize
+  PYTHONPATH=.llama/gguf-py python3 bench/calibrate/llamacpp/make_layouts.py --quantize /path/llama-quantize
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys

@@ -1,13 +1,21 @@
-#!/usr/bin/env python3
 """Fit a llama.cpp-on-H100 speed and memory model to the measured rows; write the results.
 
-  PYTHONPATH=.llama/gguf-py python3 bench/llamacpp/fit.py RUN1/rows.jsonl [RUN2/rows.jsonl ...]
+Run from the repository root, with the project installed (`pip install -e .`; the `gguf` package
+from the test extra, or llama.cpp's gguf-py: PYTHONPATH=.llama/gguf-py):
 
-Reads the raw rows run_bench.py wrote on the GPU machine (one file per device call, in order)
-and writes
+  python -m bench.calibrate.llamacpp.fit --rows RUN1/rows.jsonl [RUN2/rows.jsonl ...] [--write]
+  python -m bench.calibrate.llamacpp.fit --from-results bench/results/llamacpp-h100.json   # refit the stored rows
+  python -m bench.calibrate.llamacpp.fit --from-results bench/results/llamacpp-h100.json --check
+
+Reads the raw rows run_bench.py wrote on the GPU machine (one file per device call, in order; or
+the rows a previous fit stored, with their run numbers), prints the residuals and, with --write,
+writes
   bench/results/llamacpp-h100.json      every raw row + provenance + per-point residuals
   bench/results/llamacpp-h100-fit.toml  fitted parameters with provenance
   bench/results/llamacpp-h100.md        how it was run, tables, residuals
+--check compares the llamacpp.* rows of knowledge/calibration.toml (transcribed from the fit, in
+the advisor's units: ms, the INT8 peak for the quantized prefill) with this fit, within their
+rounding, and exits 1 on a row that is not the fit's.
 
 Model (t in seconds; q = quantization):
   prefill  t_pp(n)   = t0 + u*L*ceil(n/512) + 2*P_ne*n/(PEAK*eff_prefill[q]) + a*L*H*hd*n^2
@@ -25,20 +33,19 @@ is often slower at 512 tokens); llama-batched-bench gives one timing per point.
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import itertools
 import json
 import math
-import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from bench.calibrate.llamacpp import make_gguf as mg  # tensor plan + byte sizes (needs gguf)
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE))
-import make_gguf as mg  # noqa: E402  (tensor plan + byte sizes; needs gguf-py on PYTHONPATH)
+REPO = HERE.parents[2]
 
 PEAK = 989.4e12
 PEAK_SRC = ("NVIDIA H100 Tensor Core GPU datasheet, H100 SXM5: FP16/BF16 Tensor Core 1,979 TFLOPS "
@@ -120,23 +127,33 @@ def pct(pred, meas):
 
 
 def load_rows(paths: list[str]) -> list[dict]:
+    """The raw rows of each device call (rows.jsonl), numbered by call (run 1, 2, ...)."""
     rows = []
     for i, p in enumerate(paths):
         for line in Path(p).read_text().splitlines():
-            if not line.strip():
-                continue
-            r = json.loads(line)
-            r["run"] = i + 1
-            if r.get("tool") == "llama-bench" and r.get("samples_ns"):
-                med_s = float(np.median(r["samples_ns"])) / 1e9
-                r["median_s"] = med_s
-                r["tok_s_median"] = (r["n_prompt"] or r["n_gen"]) / med_s
-            if r.get("test") == "server_mem":
-                # rows of run 1 stored /props' per-slot n_ctx over the -c value: take -c from the command
-                cmd = r["command"].split()
-                r["n_ctx_slot"] = r.get("n_ctx_slot", r.get("n_ctx"))
-                r["n_ctx"] = int(cmd[cmd.index("-c") + 1])
-            rows.append(r)
+            if line.strip():
+                rows.append({**json.loads(line), "run": i + 1})
+    return prepare(rows)
+
+
+def stored_rows(path: Path) -> list[dict]:
+    """The rows a previous fit stored (bench/results/llamacpp-h100.json), with their run numbers."""
+    return prepare([{k: v for k, v in r.items() if not k.startswith("_") and k not in ("first_use", "first_use_duplicate")}
+                    for r in json.loads(Path(path).read_text())["rows"]])
+
+
+def prepare(rows: list[dict]) -> list[dict]:
+    """Medians of llama-bench's repetitions, -c of the server rows, first-use flags of batched-bench."""
+    for r in rows:
+        if r.get("tool") == "llama-bench" and r.get("samples_ns"):
+            med_s = float(np.median(r["samples_ns"])) / 1e9
+            r["median_s"] = med_s
+            r["tok_s_median"] = (r["n_prompt"] or r["n_gen"]) / med_s
+        if r.get("test") == "server_mem":
+            # rows of run 1 stored /props' per-slot n_ctx over the -c value: take -c from the command
+            cmd = r["command"].split()
+            r["n_ctx_slot"] = r.get("n_ctx_slot", r.get("n_ctx"))
+            r["n_ctx"] = int(cmd[cmd.index("-c") + 1])
     # llama-batched-bench: the first point of a process carries first-use costs (mostly in T_PP).
     # Plan p3 runs N=1 twice (-npl 1,1,2,...): the first copy is kept in the raw rows but left
     # out of fits and tables; in runs without the repeat the N=1 point is flagged.
@@ -323,9 +340,9 @@ def err_stats(pts, test, key="err_pct", quant=None):
     return (float(np.median(e)), float(np.max(e)), len(e)) if e else (None, None, 0)
 
 
-def write_toml(meta: dict, M: Model, pts: list[dict], sizes: dict) -> str:
+def fit_toml(meta: dict, M: Model, pts: list[dict], sizes: dict) -> str:
     L = ["# llama.cpp speed and memory model for the H100 SXM, fitted to measurements by",
-         "# bench/llamacpp/fit.py from bench/results/llamacpp-h100.json (see llamacpp-h100.md).",
+         "# bench/calibrate/llamacpp/fit.py from bench/results/llamacpp-h100.json (see llamacpp-h100.md).",
          "# Formulas (t in seconds, q = quantization, ubatch 512):",
          "#   prefill  t_pp(n)   = t0_s + per_layer_ubatch_s*L*ceil(n/512) + 2*P_ne*n/(peak_flops*eff_prefill[q])",
          "#                        + attn_s_per_L_H_hd_n2*L*H*hd*n^2",
@@ -370,21 +387,19 @@ def write_toml(meta: dict, M: Model, pts: list[dict], sizes: dict) -> str:
         L += ["", f'[sizes."{k}"]', f"tensor_bytes = {v['tensor_bytes']}", f"gpu_read_bytes = {v['gpu_read_bytes']}",
               f'token_embd_type = "{v["token_embd"][1]}"',
               f'output_type = "{v["output"][1] if v["output"] else "tied (token_embd)"}"']
-    text = "\n".join(L) + "\n"
-    (RES / "llamacpp-h100-fit.toml").write_text(text)
-    return text
+    return "\n".join(L) + "\n"
 
 
-def write_md(meta, env, rows, M: Model, pts, sizes, fit_text) -> None:
+def report_md(meta, env, rows, M: Model, pts, sizes, fit_text) -> str:
     Md = ["# llama.cpp on the H100: measured speed and memory, and a fitted speed model", "",
           f"GPU: {meta['gpu']} (driver {meta['driver']}, {env.get('memory_total')}, max SM clock "
           f"{env.get('clocks_max_sm')}, max memory clock {env.get('clocks_max_mem')}, power limit "
           f"{env.get('power_limit')}), three device calls on three fresh machines of that kind "
           f"(`run` 1-3 below); {meta['date']}.  ",
           f"Engine: llama.cpp {meta['engine_version']}, CUDA 13.0, built for sm_90 only "
-          "(bench/llamacpp/build.sh); every layer on the GPU (`-ngl 99`), flash attention on (`-fa on`), "
+          "(bench/calibrate/llamacpp/build.sh); every layer on the GPU (`-ngl 99`), flash attention on (`-fa on`), "
           "f16 KV cache, default `-b 2048 -ub 512`, 16 CPU threads.  ",
-          "Weights: random-weight GGUFs of the catalog's architectures (bench/llamacpp/make_gguf.py) with "
+          "Weights: random-weight GGUFs of the catalog's architectures (bench/calibrate/llamacpp/make_gguf.py) with "
           "the real tokenizers and exactly the per-tensor types llama-quantize picks; weight values change "
           "neither speed nor memory (checked below: a file made by llama-quantize from F16 runs within "
           "0.5-3 % of the directly written one, 8 % at the noisy 512-token prefill).  ",
@@ -404,7 +419,7 @@ def write_md(meta, env, rows, M: Model, pts, sizes, fit_text) -> None:
           "- server memory: `llama-server -m M -ngl 99 -fa on -c C -np P`; the process's GPU memory "
           "read with NVML (pynvml) once `/health` answers 200, nothing else on the GPU "
           "(device memory used before start: 480 MiB, not counted)",
-          "- driver: bench/llamacpp/run_bench.py (plans `p1`, `p2`, `p3` = runs 1, 2, 3); fit: bench/llamacpp/fit.py",
+          "- driver: bench/calibrate/llamacpp/run_bench.py (plans `p1`, `p2`, `p3` = runs 1, 2, 3); fit: bench/calibrate/llamacpp/fit.py",
           "- repeatability: the 7-8B models repeat within 1-3 % across machines; the 1-1.5B models' "
           "prefill moved by up to 25 % between machines (runs 1 and 3), their decode by under 3 %: small-model "
           "prefill is bound by per-kernel host/launch costs, which differ between hosts", ""]
@@ -494,7 +509,7 @@ def write_md(meta, env, rows, M: Model, pts, sizes, fit_text) -> None:
         Md.append("")
     pr = [r for r in rows if r.get("test") == "probe"]
     for r in pr:
-        Md += ["## OpenAI-compatible endpoints of the real llama-server (bench/llamacpp/serve.sh)", "",
+        Md += ["## OpenAI-compatible endpoints of the real llama-server (bench/calibrate/llamacpp/serve.sh)", "",
                f"`{r['command']}` (so `-c 8192 -np 4 -ngl 99 -fa on`), run {r['run']}: ", ""]
         for path in ("/health", "/v1/models", "/props", "/slots", "/v1/chat/completions", "/v1/completions"):
             v = r.get(path, {})
@@ -548,11 +563,73 @@ def write_md(meta, env, rows, M: Model, pts, sizes, fit_text) -> None:
             w = [abs(p[key]) for p in sel]
             Md.append(f"| {label} | {len(w)} | {np.median(w):.1f} | {np.max(w):.1f} |")
     Md.append("")
-    (RES / "llamacpp-h100.md").write_text("\n".join(Md) + "\n")
+    return "\n".join(Md) + "\n"
 
 
-def main() -> None:
-    rows = load_rows(sys.argv[1:])
+# knowledge/calibration.toml's llamacpp rows, as the fit gives them (in the advisor's units), and the
+# relative rounding each was transcribed with
+def knowledge_values(M: Model) -> dict[str, float]:
+    """The llamacpp.* calibration rows this fit stands behind: efficiencies against the peak the
+    advisor's roofline uses for the quantization (advisor/physics.py math_peak: INT8 for a GGUF
+    quantization, the H100's MMQ kernels), times in ms."""
+    from advisor import physics
+    from advisor.knowledge import load_knowledge
+
+    gpu = load_knowledge().gpu("H100 80GB")
+    name = {"f16": "fp16"}
+    out = {}
+    for q, eff in M.pre["eff_prefill"].items():
+        out[f"llamacpp.prefill_flops_efficiency.{name.get(q, q)}"] = eff * PEAK / physics.math_peak(gpu, name.get(q, q))
+    out["llamacpp.prefill_floor_ms"] = M.pre["t0_s"] * 1e3
+    out["llamacpp.prefill_ms_per_layer_per_ubatch"] = M.pre["per_layer_ubatch_s"] * 1e3
+    if M.pre.get("eff_attention"):
+        out["llamacpp.prefill_attention_efficiency"] = M.pre["eff_attention"]
+    for q, eff in M.dec["eff_weights_bw"].items():
+        out[f"llamacpp.decode_bw_efficiency.{name.get(q, q)}"] = eff
+    out["llamacpp.decode_ms_per_layer"] = M.dec["overhead_s_per_layer_token"] * 1e3
+    out["llamacpp.decode_kv_bw_efficiency"] = M.dec["eff_kv_bw"]
+    for q, tab in M.bat["step_multiplier"].items():
+        for n, v in tab.items():
+            if n != "1":
+                out[f"llamacpp.batch_step_multiplier.{name.get(q, q)}.n{n}"] = v
+    return out
+
+
+def check_knowledge(M: Model, knowledge: Path, tol: float = 0.006) -> int:
+    """1 when a llamacpp.* row of the knowledge file is not the fit's (beyond `tol`, relative: the
+    rows keep three or four significant digits), or one the fit gives is missing."""
+    try:
+        import tomllib
+    except ImportError:  # pragma: no cover
+        import tomli as tomllib  # type: ignore
+    have = {r["key"]: r["value"] for r in tomllib.loads(knowledge.read_text())["rows"]}
+    bad = 0
+    for key, want in knowledge_values(M).items():
+        got = have.get(key)
+        if got is None:
+            print(f"missing: {key} (the fit gives {want:.4g})")
+            bad += 1
+        elif abs(got / want - 1) > tol:
+            print(f"differs: {key} = {got:g}, the fit gives {want:.4g} ({got / want - 1:+.2%})")
+            bad += 1
+    from bench.calibrate.rows import shown
+
+    print(f"{shown(knowledge)}: {len(knowledge_values(M)) - bad} llamacpp rows are the fit's (within {tol:.1%}), {bad} not")
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--rows", nargs="+", metavar="ROWS_JSONL", help="run_bench.py's rows.jsonl, one per device call, in order")
+    src.add_argument("--from-results", type=Path, metavar="JSON", help="the rows a previous fit stored (llamacpp-h100.json)")
+    ap.add_argument("--write", action="store_true", help="write bench/results/llamacpp-h100{.json,.md,-fit.toml}")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 when knowledge/calibration.toml's llamacpp rows are not this fit's")
+    ap.add_argument("--knowledge", type=Path, default=REPO / "knowledge" / "calibration.toml")
+    ap.add_argument("--results", type=Path, default=RES, help="where --write puts the results files")
+    a = ap.parse_args(argv)
+    rows = load_rows(a.rows) if a.rows else stored_rows(a.from_results)
     env = next((r for r in rows if r.get("test") == "env"), {})
     lb = [r for r in rows if r.get("tool") == "llama-bench"]
     build = next((r.get("build_commit") for r in lb if r.get("build_commit")), "0c1e57098")
@@ -566,8 +643,8 @@ def main() -> None:
         "peak_flops": PEAK, "peak_source": PEAK_SRC, "bandwidth": BW, "bandwidth_source": BW_SRC,
         "commands": ("llama-bench -ngl 99 -fa on -p 512,2048,8192,32768 -n 0 -r 3; llama-bench -ngl 99 -fa on -p 0 "
                      "-n 128 -d 0,2048,8192,32768 -r 3; llama-batched-bench -ngl 99 -fa on -npp 2048|8192 -ntg 128 "
-                     "-npl 1,2,4,8,16[,32]; llama-server -ngl 99 -fa on -c C -np P (bench/llamacpp/run_bench.py)"),
-        "weights": "random-weight GGUFs (bench/llamacpp/make_gguf.py) with llama-quantize's per-tensor types",
+                     "-npl 1,2,4,8,16[,32]; llama-server -ngl 99 -fa on -c C -np P (bench/calibrate/llamacpp/run_bench.py)"),
+        "weights": "random-weight GGUFs (bench/calibrate/llamacpp/make_gguf.py) with llama-quantize's per-tensor types",
         "models": "qwen2.5-1.5b, llama3.2-1b, llama3.1-8b, qwen2.5-7b (knowledge/models.toml dims)",
     }
     M, pts = fit_all(rows)
@@ -578,21 +655,27 @@ def main() -> None:
         for q in quants:
             if any(r.get("model") == m and r.get("quant") == q for r in rows):
                 sizes[f"{m}|{q}"] = weight_bytes(m, q)
-    fit_text = write_toml(meta, M, pts, {k.replace("|", "."): v for k, v in sizes.items()})
+    fit_text = fit_toml(meta, M, pts, {k.replace("|", "."): v for k, v in sizes.items()})
     out = {"meta": {**meta, "env": env, "runs": "run 1 = device call 1 (plan p1), run 2 = device call 2 (plan p2), "
                     "each on a fresh nvidia-h100-x1 machine"},
            "rows": [r for r in rows if r.get("test") not in ("step_done",)],
            "sizes": {k.replace("|", "."): v for k, v in sizes.items()},
            "fit": {"prefill": M.pre, "decode": M.dec, "batched": M.bat, "memory": M.mem},
            "fit_points": pts}
-    (RES / "llamacpp-h100.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
-    write_md(meta, env, out["rows"], M, pts, sizes, fit_text)
+    md = report_md(meta, env, out["rows"], M, pts, sizes, fit_text)
+    if a.write:
+        a.results.mkdir(parents=True, exist_ok=True)
+        (a.results / "llamacpp-h100.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
+        (a.results / "llamacpp-h100-fit.toml").write_text(fit_text)
+        (a.results / "llamacpp-h100.md").write_text(md)
+        print(f"wrote {a.results}/llamacpp-h100.json, llamacpp-h100-fit.toml and llamacpp-h100.md")
     for test, key in (("prefill", "err_pct"), ("decode", "err_pct"), ("batched", "err_pct"),
                       ("batched", "err_S_pct"), ("batched", "err_T_PP_pct"), ("server_mem", "err_pct")):
-        md, mx, n = err_stats(pts, test, key)
+        mdn, mx, n = err_stats(pts, test, key)
         if n:
-            print(f"{test} {key}: n={n} median |err| {md:.1f}% max {mx:.1f}%")
+            print(f"{test} {key}: n={n} median |err| {mdn:.1f}% max {mx:.1f}%")
+    return check_knowledge(M, a.knowledge) if a.check else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

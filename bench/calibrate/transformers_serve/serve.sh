@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start `transformers serve` in its own session (setsid), wait for /health, print its pid.
-#   bench/transformers_serve/serve.sh MODEL PORT LOG [extra transformers serve args...]
+#   bench/calibrate/transformers_serve/serve.sh MODEL PORT LOG [extra transformers serve args...]
 # MODEL is what the server is pinned to (a repo id or a folder; a folder named like the repo, run
 # from its parent, is served under the repo id). The continuous-batching logger (cache size, max
 # batch tokens) is turned on at INFO: the same `transformers serve` entry point, with logging set up.

@@ -1,6 +1,6 @@
 """The user's story on a real GPU, through the installed `advisor` command and the TUI.
 
-bench/probe_gpu.py proves the probe's numbers against a sweep; this script proves the
+bench/validate/probe_gpu.py proves the probe's numbers against a sweep; this script proves the
 product as a user meets it on a GPU box:
 
   1. `advisor probe --hardware`                   NVML: the GPU, its memory, driver, PCIe
@@ -11,7 +11,10 @@ product as a user meets it on a GPU box:
 
 Every command's output goes to OUT/story.txt; numbers to OUT/story.json.
 
-    python bench/gpu_story.py --out DIR [--model qwen2.5-1.5b] [--long 16384]
+On the GPU machine, from the repository root with the project installed (offline:
+`python3 -m pip install --no-deps --no-build-isolation -e .`, which also puts `advisor` on the PATH):
+
+    python -m bench.validate.gpu_story --out DIR [--model qwen2.5-1.5b] [--long 16384]
 """
 
 from __future__ import annotations
@@ -22,11 +25,7 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 import time
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 def sh(log, cmd: str, env: dict | None = None) -> tuple[int, str, str, float]:

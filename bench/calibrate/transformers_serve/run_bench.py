@@ -14,7 +14,10 @@ and again with another --cb-max-memory-percent (memory, and a short load to show
 Every row is appended to $OUT/rows.jsonl as soon as it is measured; the servers' logs to
 $OUT/servers.log.  Steps are skipped once --deadline seconds have passed.
 
-    python3 bench/transformers_serve/run_bench.py --tok /tmp/tok --models qwen2.5-1.5b,llama3.1-8b --deadline 540
+On the GPU machine, from the carried copy of the repository (README.md in this folder):
+
+    python3 -m pip install --no-deps --no-build-isolation -e .      # once: advisor, advisor.knowledge, ...
+    python3 -m bench.calibrate.transformers_serve.run_bench --tok /tmp/tok --models qwen2.5-1.5b,llama3.1-8b --deadline 540
     (on a CPU: --device cpu --cb-args "--cb-num-blocks 64" --models tiny)
 """
 from __future__ import annotations
@@ -31,9 +34,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(HERE))
+REPO = HERE.parents[2]
 OUT = Path(os.environ.get("OUT", "/tmp/out"))
 T0 = time.time()
 FAMILY_TOK = {"qwen2": "tok-qwen2", "llama": "tok-llama"}
@@ -209,7 +210,7 @@ class Sampler:
 
 
 def one(url: str, served: str, words: int, max_tokens: int, seed: int) -> dict:
-    from load import closed_loop
+    from bench.calibrate.transformers_serve.load import closed_loop
 
     return asyncio.run(closed_loop(url, served, 1, words, max_tokens, 1, seed))
 
@@ -224,10 +225,10 @@ def step_model(a, model_id: str, pct_extra: float | None) -> None:
     if not (folder / "config.json").exists():
         t = time.time()
         if spec:  # in a child process: this one keeps no CUDA context (the server sees the whole GPU free)
-            p = subprocess.run([sys.executable, str(HERE / "make_model.py"), "model", "--model", model_id,
+            p = subprocess.run([sys.executable, "-m", "bench.calibrate.transformers_serve.make_model", "model", "--model", model_id,
                                 "--tokenizer", str(Path(a.tok) / FAMILY_TOK[spec.family]), "--out", str(folder),
                                 "--dtype", a.dtype, "--device", "cuda" if a.device == "auto" else a.device],
-                               capture_output=True, text=True, timeout=300)
+                               cwd=REPO, capture_output=True, text=True, timeout=300)
             if p.returncode != 0:
                 raise RuntimeError(f"make_model failed: {p.stderr[-1500:]}")
             info = json.loads(p.stdout.strip().splitlines()[-1])
@@ -249,7 +250,7 @@ def step_model(a, model_id: str, pct_extra: float | None) -> None:
         w = one(url, served, 32, 8, 1)  # the paged cache is built at the first request
         emit({"test": "mem", **base, "when": "after first request", "ready_s": srv.ready_s, "first_request": w,
               "before_device": before, **server_mem(port), "cb": srv.cb_log()})
-        from load import closed_loop
+        from bench.calibrate.transformers_serve.load import closed_loop
 
         asyncio.run(closed_loop(url, served, 4, 200, 32, 1, 5))  # warm-up: a small batch, not measured
         if a.ttft_words and time.time() - T0 < a.deadline:
@@ -262,7 +263,7 @@ def step_model(a, model_id: str, pct_extra: float | None) -> None:
         if a.decode and time.time() - T0 < a.deadline:
             runs = [one(url, served, 400, 256, 7 + r) for r in range(2)]
             emit({"test": "decode", **base, "runs": runs})
-        from load import closed_loop
+        from bench.calibrate.transformers_serve.load import closed_loop
 
         for n in a.n:
             if time.time() - T0 > a.deadline:
@@ -297,7 +298,7 @@ def step_model(a, model_id: str, pct_extra: float | None) -> None:
                 w = one(url, served, 32, 8, 2)
                 emit({"test": "mem", **base, "when": "after first request", "first_request": w, **server_mem(port),
                       "cb": srv.cb_log()})
-                from load import closed_loop
+                from bench.calibrate.transformers_serve.load import closed_loop
 
                 r = asyncio.run(closed_loop(url, served, 16, a.load_words, a.load_tokens, 1, 77))
                 emit({"test": "load", **base, **r})
@@ -308,7 +309,7 @@ def step_model(a, model_id: str, pct_extra: float | None) -> None:
 def step_sequential(a, model_id: str) -> None:
     """The same model without --continuous-batching: requests take turns through generate()."""
     from advisor.knowledge import load_knowledge
-    from load import closed_loop
+    from bench.calibrate.transformers_serve.load import closed_loop
 
     spec = load_knowledge().model(model_id, field="--model") if model_id != "tiny" else None
     root = Path(a.models_dir) / model_id

@@ -9,10 +9,10 @@ models/ggml-vocab-qwen2.gguf for qwen2.5).
 Two ways to get a quantized file:
 
   * standard:  --type f16, then `llama-quantize model-f16.gguf model-q4_k_m.gguf Q4_K_M`
-  * direct:    --type q4_k_m --layout bench/llamacpp/layouts/<model>-q4_k_m.json
+  * direct:    --type q4_k_m --layout bench/calibrate/llamacpp/layouts/<model>-q4_k_m.json
                writes the quantized file directly, with the per-tensor types that
                `llama-quantize --dry-run` chose for that model and quantization (the layout
-               files are made by make_layouts.sh from a sparse F16 file), filling every block
+               files are made by make_layouts.py from a sparse F16 file), filling every block
                with random bytes whose fp16 scale fields are set to small finite values.
                Same tensor names, shapes and types as llama-quantize's output, so the same
                bytes on the GPU and the same kernels; it saves the F16 write and the
@@ -22,7 +22,7 @@ Two ways to get a quantized file:
 layout extraction, never for timing.
 
 Usage:
-  PYTHONPATH=.llama/gguf-py python3 bench/llamacpp/make_gguf.py --model qwen2.5-1.5b \
+  PYTHONPATH=.llama/gguf-py python3 bench/calibrate/llamacpp/make_gguf.py --model qwen2.5-1.5b \
       --type f16 --out /tmp/m/qwen2.5-1.5b-f16.gguf
 """
 from __future__ import annotations
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -44,7 +43,7 @@ except ImportError:  # pragma: no cover
 import gguf  # from llama.cpp's gguf-py (PYTHONPATH)
 from gguf import GGMLQuantizationType as T
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 VOCAB = {"llama": "ggml-vocab-llama-bpe.gguf", "qwen2": "ggml-vocab-qwen2.gguf"}
 ARCH = {"llama": "llama", "qwen2": "qwen2"}

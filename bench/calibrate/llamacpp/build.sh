@@ -8,9 +8,9 @@
 # and driver are used: see device_env.sh.  On a machine with a GPU and a full toolkit, the plain
 # `cmake -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90-real ...` line below works without the stubs.
 #
-#   bench/llamacpp/build.sh            # -> .llama-bin/llama-bin.tar.xz.part-*
+#   bench/calibrate/llamacpp/build.sh            # -> .llama-bin/llama-bin.tar.xz.part-*
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 WORK=${WORK:-/tmp/llama-build}
 JOBS=${JOBS:-$(nproc)}
 VER=${LLAMA_CPP_PYTHON_VERSION:-0.3.36}
@@ -33,7 +33,7 @@ if [ ! -d "$ROOT/.llama/src/llama.cpp" ]; then
         && cp -r gguf-py "$ROOT/.llama/gguf-py" \
         && cp models/ggml-vocab-llama-bpe.gguf models/ggml-vocab-qwen2.gguf "$ROOT/.llama/models/")
     cat > "$D/tools/CMakeLists.txt" <<'EOF'
-# trimmed for the advisor bench (bench/llamacpp): only the tools it runs
+# trimmed for the advisor bench (bench/calibrate/llamacpp): only the tools it runs
 find_package(Threads REQUIRED)
 llama_add_compile_flags()
 add_subdirectory(batched-bench)

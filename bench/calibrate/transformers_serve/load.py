@@ -7,7 +7,7 @@ from /v1/completions with `max_tokens` and greedy decoding. Per request: send ti
 text chunk, tokens (usage), prompt tokens. Per run: aggregate generated tok/s over the wall time,
 the median per-user decode rate ((tokens - 1) / (last - first chunk)), TTFT p50/p95.
 
-    python3 bench/transformers_serve/load.py --url http://127.0.0.1:8000 --model ID --n 1,4,16 --words 400
+    python3 -m bench.calibrate.transformers_serve.load --url http://127.0.0.1:8000 --model ID --n 1,4,16 --words 400
 """
 from __future__ import annotations
 

@@ -1,35 +1,44 @@
 """The plan's llama.cpp figures against the H100 measurements (bench/results/llamacpp-h100.json).
 
-Run here (no GPU): python bench/llamacpp/predicted_vs_measured.py [--write]
-For every measured prefill, decode and batched point, the advisor's step-cost model
-(advisor/speed.py with knowledge/calibration.toml's llamacpp rows) predicts the same figure.
+Run from the repository root (no GPU), with the project installed (`pip install -e .`):
+
+    python -m bench.validate.llamacpp_h100            # prints the summary
+    python -m bench.validate.llamacpp_h100 --write    # and records bench/results/llamacpp-h100-predicted.md
+
+For every measured prefill, decode and batched point, the advisor's step costs for the candidate
+(advisor/estimate.py estimate_for: llama.cpp's calibrated roofline, advisor/engines/roofline.py,
+with knowledge/calibration.toml's llamacpp rows) predict the same figure. The measurement itself:
+bench/calibrate/llamacpp/README.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
+from advisor.answers import answers_from_dict
+from advisor.estimate import estimate_for
+from advisor.knowledge import load_knowledge
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from advisor.answers import answers_from_dict  # noqa: E402
-from advisor.hardware import resolve_hardware  # noqa: E402
-from advisor.knowledge import load_knowledge  # noqa: E402
-from advisor.predict import estimate  # noqa: E402
-
+MEASURED = ROOT / "bench" / "results" / "llamacpp-h100.json"
+OUT = ROOT / "bench" / "results" / "llamacpp-h100-predicted.md"
 QUANT = {"f16": "fp16"}
 
 
 def costs(k, model: str, quant: str, ctx: int):
     a = answers_from_dict({"hardware": {"gpu": "H100 80GB"}, "context_tokens": max(ctx, 1), "output_tokens": 2})
-    return estimate(k, a, resolve_hardware(a, k), k.model(model), "llamacpp", quant).costs
+    return estimate_for(k, a, model, "llamacpp", quant).speed.costs
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--measured", type=Path, default=MEASURED, help="the fit's results JSON (its raw rows)")
+    ap.add_argument("--write", action="store_true", help=f"record {OUT.relative_to(ROOT)}")
+    args = ap.parse_args(argv)
     k = load_knowledge()
-    rows = json.loads((ROOT / "bench/results/llamacpp-h100.json").read_text())
+    rows = json.loads(args.measured.read_text())
     rows = rows["rows"] if isinstance(rows, dict) else rows
     out, errs = [], {"prefill": [], "decode": [], "batched": []}
     for r in rows:
@@ -59,7 +68,7 @@ def main() -> None:
         out.append(f"| {model} | {quant} | {kind} | {r.get('n_prompt', '')} | {r.get('depth', '')} | "
                    f"{r.get('N', '')} | {meas:,.1f} | {pred:,.1f} | {err:+.1%} |")
     head = ["# llama.cpp on the H100: the advisor's prediction vs the measurement", "",
-            "python bench/llamacpp/predicted_vs_measured.py --write (no GPU needed; measurements from "
+            "python -m bench.validate.llamacpp_h100 --write (no GPU needed; measurements from "
             "bench/results/llamacpp-h100.json, coefficients from knowledge/calibration.toml's llamacpp rows)", ""]
     for kind, e in errs.items():
         if e:
@@ -69,10 +78,12 @@ def main() -> None:
     head += ["", "| model | quant | figure | prompt | depth | N | measured tok/s | predicted tok/s | error |",
              "|---|---|---|---|---|---|---|---|---|"]
     text = "\n".join(head + out) + "\n"
-    if "--write" in sys.argv:
-        (ROOT / "bench/results/llamacpp-h100-predicted.md").write_text(text)
+    if args.write:
+        OUT.write_text(text)
+        print(f"wrote {OUT.relative_to(ROOT)}")
     print("\n".join(head[:8]))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -5,7 +5,7 @@
 do not depend on the weights' values, so the weights are transformers' own random init of the
 catalog's dims (knowledge/models.toml, via probes.transformers_probe.config_from_spec); the
 tokenizer is the real byte-level BPE of the family (tokens and merges from llama.cpp's vocab-only
-GGUFs, dumped as JSON by bench/llamacpp/make_gguf.py) with a ChatML chat template, so the server
+GGUFs, dumped as JSON by bench/calibrate/llamacpp/make_gguf.py) with a ChatML chat template, so the server
 applies a chat template as it would for the real model.
 
 A random model's greedy token could be end-of-sequence, a special token or a byte fragment that
@@ -13,21 +13,19 @@ decodes to no text on its own; the LM head rows of those (and of the ids past th
 zeroed (logit 0, below the max of ~150K random logits), so every answer runs to max_tokens and each
 token streams text: the first text chunk is the first token.
 
-    python3 bench/transformers_serve/make_model.py tokenizer --family qwen2 --dump VOCAB.tokenizer.json --out DIR
-    python3 bench/transformers_serve/make_model.py model --model qwen2.5-1.5b --tokenizer DIR --out DIR [--device cuda]
+Run from the repository root with the project installed (`python3 -m pip install --no-deps
+--no-build-isolation -e .`; the `model` command reads the catalog through advisor.knowledge):
+
+    python3 -m bench.calibrate.transformers_serve.make_model tokenizer --family qwen2 --dump VOCAB.tokenizer.json --out DIR
+    python3 -m bench.calibrate.transformers_serve.make_model model --model qwen2.5-1.5b --tokenizer DIR --out DIR [--device cuda]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 CHATML = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
           "{{ '<|im_start|>system\\nYou are a helpful assistant<|im_end|>\\n' }}{% endif %}"
@@ -114,7 +112,7 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("tokenizer")
     t.add_argument("--family", choices=sorted(SPLITS), required=True)
-    t.add_argument("--dump", required=True, help="a GGUF tokenizer dump (bench/llamacpp/make_gguf.py tokenizer_fields)")
+    t.add_argument("--dump", required=True, help="a GGUF tokenizer dump (bench/calibrate/llamacpp/make_gguf.py tokenizer_fields)")
     t.add_argument("--out", required=True)
     m = sub.add_parser("model")
     m.add_argument("--model", required=True, help="id in knowledge/models.toml")

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Measure a real llama.cpp on the GPU machine: prefill, decode, batched throughput, server memory.
 
-Runs on the device (see bench/llamacpp/README.md for the call). Every raw row is appended to
+Runs on the device (see bench/calibrate/llamacpp/README.md for the call). Every raw row is appended to
 $OUT/rows.jsonl as soon as it is measured (so a timeout still returns what was done); all
 tool output goes to $OUT/log.
 
-  python3 bench/llamacpp/run_bench.py --bin /tmp/llama/bin --models /tmp/models \
+  python3 bench/calibrate/llamacpp/run_bench.py --bin /tmp/llama/bin --models /tmp/models \
       --plan p1 --deadline 540
 
 Plans are lists of steps in priority order; a step is skipped when the deadline (seconds
@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+REPO = HERE.parents[2]
 OUT = Path(os.environ.get("OUT", "/tmp/out"))
 T0 = time.time()
 
@@ -282,7 +282,7 @@ def step_srv(c: Ctx, m, q, n_ctx, n_par):
 
 
 def step_probe(c: Ctx, m, q):
-    """bench/llamacpp/serve.sh (-c 8192 -np 4), then the OpenAI-compatible endpoints a probe reads."""
+    """bench/calibrate/llamacpp/serve.sh (-c 8192 -np 4), then the OpenAI-compatible endpoints a probe reads."""
     env = dict(c.env, LLAMA_BIN=str(c.bin))
     rc, so, se = run([str(HERE / "serve.sh"), str(c.gguf(m, q)), "18081"], 150, env)
     res = {"serve_rc": rc, "serve_out": (so + se)[-2000:]}
@@ -320,7 +320,7 @@ def step_probe(c: Ctx, m, q):
         time.sleep(2)
     except Exception:  # noqa: BLE001
         pass
-    emit({**c.base(m, q), "test": "probe", "tool": "llama-server", "command": f"bench/llamacpp/serve.sh {c.gguf(m, q)} 18081", **res})
+    emit({**c.base(m, q), "test": "probe", "tool": "llama-server", "command": f"bench/calibrate/llamacpp/serve.sh {c.gguf(m, q)} 18081", **res})
 
 
 def env_info(c: Ctx):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Start llama-server on a GGUF in its own session (setsid), wait for /health, print its pid.
-#   bench/llamacpp/serve.sh MODEL.gguf [PORT] [extra llama-server args...]
+#   bench/calibrate/llamacpp/serve.sh MODEL.gguf [PORT] [extra llama-server args...]
 # Defaults: -c 8192 -np 4 -ngl 99 -fa on, 127.0.0.1:8080; log in /tmp/llama-server.log.
-# Needs LLAMA_BIN / LD_LIBRARY_PATH from bench/llamacpp/device_env.sh.
+# Needs LLAMA_BIN / LD_LIBRARY_PATH from bench/calibrate/llamacpp/device_env.sh.
 # Stop it with: kill "$(cat /tmp/llama-server.pid)"
 set -euo pipefail
 MODEL=${1:?usage: serve.sh MODEL.gguf [PORT] [args...]}

@@ -1,6 +1,6 @@
 # Source on the GPU machine, from the repository root, with .llama-bin carried:
-#   . bench/llamacpp/device_env.sh
-# Unpacks the llama.cpp binaries built by bench/llamacpp/build.sh into $LLAMA_BIN and puts
+#   . bench/calibrate/llamacpp/device_env.sh
+# Unpacks the llama.cpp binaries built by bench/calibrate/llamacpp/build.sh into $LLAMA_BIN and puts
 # them and cuBLAS (from the image's PyTorch wheels, nvidia-cublas cu13) on LD_LIBRARY_PATH.
 LLAMA_BIN=${LLAMA_BIN:-/tmp/llama/bin}
 if [ ! -x "$LLAMA_BIN/llama-server" ]; then
