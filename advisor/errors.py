@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-
+from typing import Any
 
 # how long an echoed value may be in a one-line error ("…" marks the cut)
 ECHO = 60

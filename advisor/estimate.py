@@ -7,8 +7,10 @@ from NVIDIA's measured tables, or from a probe on this machine when one matches;
 
 from __future__ import annotations
 
+from advisor.answers import demand, with_workload_defaults
 from advisor.domain import Answers, Hardware, ModelSpec, ProbeResult, Provenance
-from advisor.engines import Engine
+from advisor.engines import Engine, engine
+from advisor.hardware import resolve_hardware
 from advisor.knowledge import Knowledge
 from advisor.load import Demand, Load
 from advisor.memory import memory
@@ -92,10 +94,6 @@ def estimate_for(k: Knowledge, answers: Answers, model: ModelSpec | str, backend
                  probes: list[ProbeResult] | None = None, hardware: Hardware | None = None) -> Estimate:
     """One candidate straight from the answers (their workload defaults filled here, the hardware
     resolved from them unless given): the stages without the rules, for tests and benches."""
-    from advisor.answers import demand, with_workload_defaults
-    from advisor.engines import engine
-    from advisor.hardware import resolve_hardware
-
     answers = with_workload_defaults(answers, k)
     hw = hardware or resolve_hardware(answers, k)
     spec = k.model(model) if isinstance(model, str) else model

@@ -5,7 +5,8 @@ asked is an `Ask` beside them in the same Annotated type. From the two, `answer_
 each field's CLI flag, TOML key, TUI label and widget, and the words for what it allows; the CLI's
 flags, the TOML writer, the TUI's inputs and every validation message are generated from it.
 
-This module itself imports nothing heavy; the field list is built from advisor.domain on first use, so `advisor --help` loads no pydantic.
+This module itself imports nothing heavy; the field list is built from advisor.domain on first use,
+so `advisor --help` loads no pydantic.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def knowledge_data(k, table: str | None) -> dict:
         t = k.tables[name]
         rows = [_row_dict(r) for r in t.rows]
         if name == "measurements":  # each stored figure carries its roofline verdict
-            for row, v in zip(rows, physics.verdicts(k)):
+            for row, v in zip(rows, physics.verdicts(k), strict=True):
                 row["plausible"] = v.plausible
                 row["verdict"] = v.reason
                 row["roofline_bound"] = v.bound

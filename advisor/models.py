@@ -143,8 +143,8 @@ class _Config:
             return default
         key, v = got
         lo, hi = MODEL_LIMITS.get(field, (0, 2**31))
-        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and float(v).is_integer()
-        if not ok or not lo <= v <= hi:
+        if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                or not float(v).is_integer() or not lo <= v <= hi):
             raise self.fail(f"{key} = {_short(v)} is not allowed; expected a whole number from {lo:,} to {hi:,}")
         return int(v)
 
@@ -348,7 +348,7 @@ def _safetensors_weights(path: Path, layers: int, c: _Config) -> dict | None:
                 by_dtype[t["dtype"]] = by_dtype.get(t["dtype"], 0.0) + nbytes
     if total <= 0:
         return None
-    main = max(by_dtype, key=by_dtype.get) if by_dtype else ""
+    main = max(by_dtype, key=by_dtype.__getitem__) if by_dtype else ""
     return {"bytes": total, "elements": elements, "dtype": main, "files": len(files), "skipped": skipped}
 
 

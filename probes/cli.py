@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contexts", metavar="N,N,N",
                         help="context lengths to measure (default 512,1024,2048; servers 512,2048)")
     parser.add_argument("--cpu", action="store_true",
-                        help="run the transformers probe on the CPU (checks the pipeline; memory is tensor bytes, not VRAM)")
+                        help="run the transformers probe on the CPU (checks the pipeline; memory is tensor bytes, "
+                             "not VRAM)")
     parser.add_argument("--hardware", action="store_true", help="only list the GPUs NVML sees")
 
 
@@ -47,7 +48,8 @@ def parse_contexts(text: str | None) -> list[int] | None:
         if part[-1].lower() == "k":
             part, mult = part[:-1], 1024
         if not re.fullmatch(r"[+-]?[0-9]{1,12}", part):
-            raise AdvisorError(f"--contexts: {text[:40]!r} is not allowed; expected comma-separated token counts like 512,2048,8192")
+            raise AdvisorError(f"--contexts: {text[:40]!r} is not allowed; "
+                               "expected comma-separated token counts like 512,2048,8192")
         n = int(part) * mult
         if n <= 0 or n > 2_000_000:
             raise AdvisorError(f"--contexts: {part[:12]!r} is not allowed; expected 1 .. 2,000,000 tokens")
@@ -98,7 +100,8 @@ def parse_timeout(text: str | None) -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     if args.backend not in KINDS:
-        raise AdvisorError(f"--backend: {str(args.backend)[:40]!r} is not allowed; expected one of {', '.join(BACKENDS)}")
+        raise AdvisorError(f"--backend: {str(args.backend)[:40]!r} is not allowed; "
+                           f"expected one of {', '.join(BACKENDS)}")
     if getattr(args, "hardware", False):
         return _hardware(args)
     contexts = parse_contexts(args.contexts)
@@ -141,8 +144,9 @@ def _hardware(args) -> int:
         sys.stdout.write(json.dumps([g.model_dump() for g in gpus], indent=2) + "\n")
         return 0
     for g in gpus:
+        others = g.other_processes_gb if g.other_processes_gb is not None else "?"
         sys.stdout.write(f"GPU {g.index}: {g.name} ({g.catalog_name or 'not in the catalog'}), {g.total_gb:.1f} GB, "
-                         f"{g.free_gb:.1f} GB free, {g.other_processes_gb if g.other_processes_gb is not None else '?'} GB "
+                         f"{g.free_gb:.1f} GB free, {others} GB "
                          f"used by other processes; driver {g.driver}, CUDA {g.cuda}, compute {g.compute_capability}, "
                          f"PCIe {g.pcie or '?'}\n")
     return 0
@@ -153,7 +157,6 @@ def _mb(x: float) -> str:
 
 
 def render_text(r) -> str:
-    from advisor.probes.fit import predict_ttft_ms
 
     head = f"{r.backend} probe of {r.model}"
     if r.gpu:

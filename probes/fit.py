@@ -46,9 +46,9 @@ def is_quadratic(attention: str) -> bool:
     return attention == "eager"
 
 
-def fit_curve(points: Sequence[tuple[float, float]], attention: str,
+def fit_curve(points: Sequence[tuple[float, float | None]], attention: str,
               known_quadratic_mb: float | None = None, method: str = "auto") -> CurveFit | None:
-    """Fit peak_mb(n) through (context, peak MiB) points.
+    """Fit peak_mb(n) through (context, peak MiB) points (a point without a peak is left out).
 
     method: "auto" (line for sdpa/flash; line + known n^2 term for eager, or a free quadratic
     when no known term is given), "linear", "known" (line + known term), "quadratic" (free).
@@ -114,7 +114,7 @@ def _nnls_poly(n: np.ndarray, y: np.ndarray, fix_base_free: bool = False,
 
 
 # ------------------------------------------------------------------ TTFT
-def fit_ttft(points: Sequence[tuple[float, float]]) -> dict[str, float] | None:
+def fit_ttft(points: Sequence[tuple[float, float | None]]) -> dict[str, float] | None:
     """t_ms(n) = c + a n + b n^2 with a, b >= 0 (weights' FLOPs are linear, attention's quadratic)."""
     pts = sorted((float(n), float(t)) for n, t in points if t is not None and t > 0)
     if len(pts) < 2:

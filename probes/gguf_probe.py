@@ -127,16 +127,22 @@ class _Meta:
         self.reader, self.path = reader, path
 
     def fail(self, key: str, v: object, expected: str) -> ProbeError:
-        return ProbeError(f"--model {self.path!r}: GGUF metadata {key} = {_short(v)} is not allowed; expected {expected}")
+        return ProbeError(f"--model {self.path!r}: GGUF metadata {key} = {_short(v)} is not allowed; "
+                          f"expected {expected}")
 
-    def whole(self, key: str, field: str | None, zero_is_absent: bool = False, limits=None) -> int | None:
-        """A count within the catalog's bounds for `field` (advisor.knowledge.MODEL_LIMITS)."""
+    def whole(self, key: str, field: str | None, zero_is_absent: bool = False,
+              limits: tuple[float, float] | None = None) -> int | None:
+        """A count within the catalog's bounds for `field` (advisor.knowledge.MODEL_LIMITS), or
+        within `limits` for a key the catalog has no field for (field=None)."""
         from advisor.knowledge import MODEL_LIMITS
 
         v = _scalar(self.reader, key)
         if v is None:
             return None
-        lo, hi = limits or MODEL_LIMITS[field]
+        if not limits:
+            assert field is not None, "a key with no catalog field needs its limits"
+            limits = MODEL_LIMITS[field]
+        lo, hi = limits
         number = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
         if number and zero_is_absent and v == 0:
             return None
@@ -174,7 +180,8 @@ def read_gguf(path: str) -> GgufInfo:
     try:
         reader = GGUFReader(path, "r")
     except Exception as e:
-        raise ProbeError(f"--model {path!r} is not a readable GGUF file ({str(e).splitlines()[0][:120] if str(e) else e.__class__.__name__})") from None
+        why = str(e).splitlines()[0][:120] if str(e) else e.__class__.__name__
+        raise ProbeError(f"--model {path!r} is not a readable GGUF file ({why})") from None
     meta = _Meta(reader, path)
     arch = meta.text("general.architecture")
     p = f"{arch}." if arch else "\x00none."  # no architecture: no key of it can match
@@ -192,7 +199,7 @@ def read_gguf(path: str) -> GgufInfo:
         n = _array_len(reader, "tokenizer.ggml.tokens")
         vocab = n or None
     file_type = meta.whole("general.file_type", None, limits=(0, 65535))
-    types = Counter()
+    types: Counter[str] = Counter()
     weight_bytes = params = 0
     try:
         for t in reader.tensors:
@@ -279,6 +286,8 @@ def to_model_spec(info: GgufInfo):
     if missing or not info.parameters:
         raise AdvisorError(f"model.name: GGUF file {info.path!r} lacks {', '.join(missing) or 'tensors'} in its "
                            "metadata; the advisor cannot plan for it")
+    # what `missing` checked above (mypy cannot see it through the dict)
+    assert info.layers and info.heads and info.embedding_length and info.vocab_size
     lo, hi = MODEL_LIMITS["params_b"]
     if not lo <= info.parameters / 1e9 <= hi or not 1 <= info.weight_bytes <= MODEL_LIMITS["weight_bytes"][1]:
         raise AdvisorError(f"model.name: GGUF file {info.path!r}: its tensors hold {info.parameters:,} parameters in "
@@ -290,6 +299,7 @@ def to_model_spec(info: GgufInfo):
     v_len = info.value_length or k_len
     extra: dict = {}
     if info.expert_count:
+        assert info.expert_used_count  # else it is in `missing` above
         width = info.expert_feed_forward_length or info.feed_forward_length or 4 * emb
         shared = info.expert_shared_count
         if info.expert_shared_feed_forward_length and not shared:

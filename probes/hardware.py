@@ -48,9 +48,9 @@ def detect_gpus(knowledge=None) -> list[GpuDevice]:
                 raise ProbeError(f"NVML could not read GPU {i} ({_text(e).strip() or e.__class__.__name__}); "
                                  f"{NO_GPU_HINT}") from None
             others = _other_processes_gb(nv, h)
-            cc = _safe(lambda: "%d.%d" % tuple(nv.nvmlDeviceGetCudaComputeCapability(h)), "")
-            pcie = _safe(lambda: f"gen{nv.nvmlDeviceGetCurrPcieLinkGeneration(h)} "
-                                 f"x{nv.nvmlDeviceGetCurrPcieLinkWidth(h)}", "")
+            cc = _safe(lambda h=h: _compute_capability(nv, h), "")
+            pcie = _safe(lambda h=h: f"gen{nv.nvmlDeviceGetCurrPcieLinkGeneration(h)} "
+                                     f"x{nv.nvmlDeviceGetCurrPcieLinkWidth(h)}", "")
             spec = knowledge.match_gpu(name) if knowledge is not None else None
             out.append(GpuDevice(index=i, name=name, total_gb=round(mem.total / GB, 3),
                                  free_gb=round(mem.free / GB, 3), used_gb=round(mem.used / GB, 3),
@@ -60,6 +60,11 @@ def detect_gpus(knowledge=None) -> list[GpuDevice]:
         return out
     finally:
         _safe(nv.nvmlShutdown, None)
+
+
+def _compute_capability(nv, h) -> str:
+    major, minor = nv.nvmlDeviceGetCudaComputeCapability(h)
+    return f"{int(major)}.{int(minor)}"
 
 
 def _cuda_version(v: int) -> str:

@@ -25,7 +25,7 @@ import ssl
 import threading
 import time
 import zlib
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 import httpcore
@@ -395,7 +395,7 @@ class _LineStream:
         return False
 
 
-def _chain(e: BaseException):
+def _chain(e: BaseException | None):
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
@@ -474,7 +474,12 @@ def object_list(client: HttpClient, path: str, key: str, where: str, not_list: s
     return items
 
 
+@overload
+def text_field(value: Any, field: str, where: str, *, optional: Literal[False], limit: int = 200) -> str: ...
+@overload
+def text_field(value: Any, field: str, where: str, *, optional: bool = True, limit: int = 200) -> str | None: ...
 def text_field(value: Any, field: str, where: str, *, optional: bool = True, limit: int = 200) -> str | None:
+    """A name a server reported: a string of at most `limit` characters (None when absent and optional)."""
     if value is None and optional:
         return None
     if not isinstance(value, str) or len(value) > limit:

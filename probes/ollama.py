@@ -96,7 +96,7 @@ class Client(HttpClient):
 
 def unique_prompt(n_words: int, rng: random.Random) -> str:
     """About n_words tokens; starts with a nonce so no two prompts share a cached prefix."""
-    nonce = "%08x" % rng.getrandbits(32)
+    nonce = f"{rng.getrandbits(32):08x}"
     words = [rng.choice(WORDS) for _ in range(max(n_words - 4, 1))]
     return f"Note {nonce}: " + " ".join(words)
 
@@ -117,7 +117,8 @@ def fit_contexts(wanted: list[int], most: int, why: str) -> tuple[list[int], lis
 
 
 def probe_start(contexts, seed: int | None) -> tuple[float, random.Random, list[int]]:
-    """What every probe() starts from: the clock, the prompts' RNG (seeded, or by the time), the sizes sorted once each."""
+    """What every probe() starts from: the clock, the prompts' RNG (seeded, or by the time), the sizes
+    sorted once each."""
     return (time.perf_counter(), random.Random(seed if seed is not None else time.time_ns()),
             sorted(set(int(c) for c in contexts)))
 
@@ -164,13 +165,14 @@ def identify(client: Client, model: str | None) -> tuple[str, dict[str, str]]:
     if not names:
         raise ProbeError(f"Ollama at {client.base} has no models; pull one first, e.g. `ollama pull qwen2.5:1.5b`")
     if model is None:
-        loaded = [m.get("name") for m in _ps_models(client) if m.get("name") in names]
+        loaded = [m["name"] for m in _ps_models(client) if m.get("name") in names]
         return (loaded[0] if loaded else names[0]), {"ollama": version}
     for cand in (model, f"{model}:latest"):
         if cand in names:
             return cand, {"ollama": version}
     raise ProbeError(f"model {one_line(model, 80)!r} is not on Ollama at {client.base} "
-                     f"(it has: {one_line(', '.join(names[:8]), 200)}); pull it with `ollama pull {one_line(model, 80)}`")
+                     f"(it has: {one_line(', '.join(names[:8]), 200)}); "
+                     f"pull it with `ollama pull {one_line(model, 80)}`")
 
 
 def _tags(client: Client) -> list[str]:
@@ -180,7 +182,7 @@ def _tags(client: Client) -> list[str]:
                                       timeout=META_TIMEOUT)):
         name = m.get("name") or m.get("model")
         if name is not None:
-            names.append(text_field(name, f"models[{i}].name", where, limit=300))
+            names.append(text_field(name, f"models[{i}].name", where, optional=False, limit=300))
     return names
 
 
@@ -306,6 +308,7 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
     _load(client, name, ctx_hi)
     vram_hi, size_hi = _size_vram(client, name)
     report(f"loaded at num_ctx={ctx_hi}: {vram_hi / 2**20:,.0f} MiB in VRAM")
+    kv: float | None  # None: not measured (said in a warning)
     kv = (vram_hi - vram_lo) / (ctx_hi - ctx_lo)
     theory = facts.get("kv_bytes_per_token_f16")
     if size_hi > vram_hi:

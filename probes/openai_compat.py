@@ -23,14 +23,16 @@ loopback URL) the GPU memory its process holds is read with NVML (hardware.serve
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
-from advisor.domain import ProbeProgress, ProbeResult, TimingPoint
+from advisor.domain import ProbeProgress, ProbeResult, ServerVram, TimingPoint
 from advisor.errors import ProbeError
 from advisor.probes.http import HttpClient, is_loopback, loads_line, number, object_list, one_line, text_field
 from advisor.probes.ollama import fit_contexts, probe_start, step_reporter, unique_prompt
@@ -219,6 +221,7 @@ def _metrics(client: Client) -> dict | None:
 
 def stream_once(client: Client, name: str, prompt: str, endpoint: str) -> dict:
     """One streamed request: TTFT, gaps between text chunks, tokens, whether [DONE] came."""
+    body: dict[str, Any]
     if endpoint == "completions":
         path, body = "/v1/completions", {"model": name, "prompt": prompt}
     else:
@@ -277,7 +280,7 @@ def stream_once(client: Client, name: str, prompt: str, endpoint: str) -> dict:
     if not arrivals:
         raise ProbeError(f"{where}: the stream ended without any text"
                          + ("" if finished else " (connection closed early: truncated stream)"))
-    gaps = [(b - a) * 1e3 for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [(b - a) * 1e3 for a, b in itertools.pairwise(arrivals)]
     return {"ttft_ms": (arrivals[0] - t0) * 1e3, "gaps_ms": gaps, "chunks": len(arrivals),
             "prompt_tokens": (usage or {}).get("prompt_tokens"),
             "completion_tokens": (usage or {}).get("completion_tokens"),
@@ -328,7 +331,7 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
     decode: list[float] = []
     raw = []
     for n in sizes:
-        runs = []
+        runs: list[dict] = []
         words = n
         while len(runs) < 1 + REPETITIONS:
             try:
@@ -348,8 +351,8 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
         if any(not r["done"] for r in runs):
             warnings.append(f"at {n:,} tokens a stream ended without [DONE] (truncated)")
         rest = runs[1:]
-        sent = [r["prompt_tokens"] for r in runs if r["prompt_tokens"]]
-        timings.append(TimingPoint(context_tokens=int(statistics.median(sent)) if sent else words,
+        counted = [r["prompt_tokens"] for r in runs if r["prompt_tokens"]]
+        timings.append(TimingPoint(context_tokens=int(statistics.median(counted)) if counted else words,
                                    ttft_ms=round(statistics.median(r["ttft_ms"] for r in rest), 3),
                                    repetitions=len(rest), rep0_ms=round(runs[0]["ttft_ms"], 3)))
         for r in rest:
@@ -369,7 +372,8 @@ def probe(client: Client, name: str, *, contexts: list[int] | None = None,
         decode_tok_s=round(statistics.median(decode), 2) if decode else None,
         max_model_len=limits.get("limit"), warnings=warnings,
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        duration_s=round(time.perf_counter() - t_start, 3), server=server, server_vram=vram, server_limits=limits,
+        duration_s=round(time.perf_counter() - t_start, 3), server=server,
+        server_vram=ServerVram.model_validate(vram), server_limits=limits,
         inter_token_ms_median=round(statistics.median(gaps), 3) if gaps else None,
         extra={"url": client.base, "endpoint": endpoint, "max_tokens": MAX_TOKENS,
                "prompt_tokens_per_word": round(per_word, 3),

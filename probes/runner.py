@@ -24,7 +24,7 @@ DEFAULT_MODEL = "qwen2.5-1.5b"  # DESIGN.md's reference architecture; small enou
 @dataclass(frozen=True)
 class ProbeKind:
     name: str
-    run: Callable[..., "ProbeResult"]  # run(request) -> ProbeResult (cache handled by run_probe)
+    run: Callable[..., ProbeResult]  # run(request) -> ProbeResult (cache handled by run_probe)
     steps: tuple[str, ...]             # ProbeProgress.step values it reports, in order ("done" comes last)
     needs_url: str                     # "no": local | "optional": a server, with default_url | "required"
     default_url: Callable[[], str] | None = None
@@ -81,7 +81,7 @@ def _cached(key: dict, req: _Request):
     return hit
 
 
-def _run_transformers(req: _Request) -> "ProbeResult":
+def _run_transformers(req: _Request) -> ProbeResult:
     from advisor.probes import cache
 
     if req.model and req.model.lower().endswith(".gguf"):
@@ -113,7 +113,7 @@ def _run_transformers(req: _Request) -> "ProbeResult":
 def _server_runner(kind_name: str, module: str):
     """The run function of a server probe: identify (cheap, for the cache key), then measure."""
 
-    def run(req: _Request) -> "ProbeResult":
+    def run(req: _Request) -> ProbeResult:
         import importlib
 
         from advisor.probes import cache
@@ -160,14 +160,15 @@ def kind(name: str) -> ProbeKind:
     try:
         return KINDS[name]
     except (KeyError, TypeError):
-        raise ProbeError(f"--backend: {str(name)[:40]!r} is not allowed; expected one of {', '.join(BACKENDS)}") from None
+        raise ProbeError(f"--backend: {str(name)[:40]!r} is not allowed; "
+                         f"expected one of {', '.join(BACKENDS)}") from None
 
 
 def run_probe(model: str | None = None, backend: str = "transformers", url: str | None = None,
               fresh: bool = False, attention: str = "sdpa", dtype: str = "float16",
-              contexts: list[int] | None = None, progress: Callable[["ProbeProgress"], None] | None = None,
+              contexts: list[int] | None = None, progress: Callable[[ProbeProgress], None] | None = None,
               cancel: threading.Event | None = None, knowledge=None, device: str | None = None,
-              timeout: float | None = None) -> "ProbeResult":
+              timeout: float | None = None) -> ProbeResult:
     """Measure `model` with `backend` on this machine (cached per GPU, model, backend, attention, dtype, versions).
 
     device: None = the first CUDA GPU (an error without one); "cpu" runs the transformers probe on
@@ -179,7 +180,8 @@ def run_probe(model: str | None = None, backend: str = "transformers", url: str 
     if contexts is not None and (not contexts or any(int(c) <= 0 for c in contexts)):
         raise ProbeError("--contexts: every context must be a positive number of tokens")
     if url and k.needs_url == "no":
-        raise ProbeError(f"--url: only with a server backend ({', '.join(n for n, x in KINDS.items() if x.needs_url != 'no')})")
+        servers = ", ".join(n for n, x in KINDS.items() if x.needs_url != "no")
+        raise ProbeError(f"--url: only with a server backend ({servers})")
     if not url and k.needs_url == "required":
         raise ProbeError(f"--url is required with --backend {k.name} (e.g. http://localhost:8000)")
     if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from advisor.domain import CurvePoint, ModelSpec, ProbeProgress, ProbeResult, TimingPoint
+from advisor.domain import CurvePoint, ModelSpec, ProbeProgress, ProbeResult, TimingPoint, TtftFit
 from advisor.errors import ProbeError
 from advisor.probes.fit import MIB, eager_quadratic_bytes, fit_curve, fit_ttft, ttft_from_batches
 
@@ -80,7 +80,9 @@ def facts_from_spec(spec: ModelSpec) -> ArchFacts:
 
 
 def facts_from_config(cfg, label: str) -> ArchFacts:
-    g = lambda *names, default=None: next((getattr(cfg, n) for n in names if getattr(cfg, n, None) is not None), default)  # noqa: E731
+    def g(*names: str, default: Any = None) -> Any:
+        return next((getattr(cfg, n) for n in names if getattr(cfg, n, None) is not None), default)
+
     hidden = int(g("hidden_size", "n_embd"))
     heads = int(g("num_attention_heads", "n_head"))
     head_dim = int(g("head_dim", default=hidden // heads))
@@ -95,7 +97,11 @@ def facts_from_config(cfg, label: str) -> ArchFacts:
 
 def config_from_spec(spec: ModelSpec):
     """A transformers config for a catalog architecture, from the stored facts."""
-    import transformers as tf
+    import transformers
+
+    # Any: 5.x's typed config signatures leave out the keywords their __init__ still takes through
+    # **kwargs (rope_theta, partial_rotary_factor: folded into rope_parameters), which 4.x names
+    tf: Any = transformers
 
     arch = spec.hf_architecture
     common = dict(vocab_size=spec.vocab_size, hidden_size=spec.hidden_size,
@@ -136,7 +142,8 @@ def resolve_model(model: str, knowledge) -> tuple[Any, ArchFacts, str]:
     if os.path.isdir(model):
         path = os.path.join(model, "config.json")
         if not os.path.isfile(path):
-            raise ProbeError(f"--model {model!r}: the directory has no config.json (not a Hugging Face model directory)")
+            raise ProbeError(f"--model {model!r}: the directory has no config.json "
+                             "(not a Hugging Face model directory)")
         try:
             from transformers import AutoConfig
 
@@ -317,8 +324,8 @@ class _Runner:
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.vocab = model.config.vocab_size if hasattr(model.config, "vocab_size") else None
 
-    def ids(self, n: int, gen):
-        return self.torch.randint(0, self.vocab, (1, n), device=self.device, generator=gen)
+    def ids(self, n: int, gen, batch: int = 1):
+        return self.torch.randint(0, self.vocab, (batch, n), device=self.device, generator=gen)
 
     def prefill(self, ids, full_logits: bool):
         kw: dict[str, Any] = {"use_cache": True}
@@ -329,7 +336,9 @@ class _Runner:
         return out, nxt
 
     def cache_of(self, out):
-        return getattr(out, "cache", None) if getattr(out, "cache", None) is not None else getattr(out, "past_key_values", None)
+        if getattr(out, "cache", None) is not None:
+            return getattr(out, "cache", None)
+        return getattr(out, "past_key_values", None)
 
     def step(self, tok, cache):
         kw = {"use_cache": True, self.cache_kw: cache}
@@ -360,7 +369,8 @@ def _cache_bytes(cache) -> int | None:
 
 
 def _is_oom(torch, e: BaseException) -> bool:
-    if isinstance(e, getattr(torch, "OutOfMemoryError", ())) or isinstance(e, getattr(torch.cuda, "OutOfMemoryError", ())):
+    if (isinstance(e, getattr(torch, "OutOfMemoryError", ()))
+            or isinstance(e, getattr(torch.cuda, "OutOfMemoryError", ()))):
         return True
     msg = str(e)
     return isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg
@@ -396,7 +406,6 @@ def probe_transformers(model: str, *, knowledge, attention: str = "sdpa", dtype:
                        cancel: threading.Event | None = None, repetitions: int = 3,
                        decode_tokens: int = 32, full_logits: bool = True, seed: int = 0) -> ProbeResult:
     """Measure one model on this GPU (or the CPU with device="cpu"). Frees every byte on any exit."""
-    interrupted = False
     try:
         return _probe_body(model, knowledge=knowledge, attention=attention, dtype=dtype, contexts=contexts,
                            device=device, gpu_name=gpu_name, progress=progress, cancel=cancel,
@@ -404,17 +413,16 @@ def probe_transformers(model: str, *, knowledge, attention: str = "sdpa", dtype:
     except KeyboardInterrupt as e:
         # The traceback's frames hold the model and activations; drop them so the memory goes now.
         e.__traceback__ = None
-        interrupted = True
     except ProbeError as e:
         _drop_frames(e)
         raise e from None
     finally:
         _release_memory()
-    if interrupted:
-        raise KeyboardInterrupt
+    # only a Ctrl-C gets here (every other way out returned or raised): raise it again, memory freed
+    raise KeyboardInterrupt
 
 
-def _drop_frames(e: BaseException) -> None:
+def _drop_frames(e: BaseException | None) -> None:
     while e is not None:
         e.__traceback__ = None
         e = e.__context__
@@ -482,7 +490,8 @@ def _probe_body(model, *, knowledge, attention, dtype, contexts, device, gpu_nam
             model_obj, attn_got = build_model(cfg, attention, dtype, device)
         except Exception as e:
             if _is_oom(torch, e):
-                raise ProbeError(f"{label} does not fit on {gpu_name}: out of memory while loading the weights") from None
+                raise ProbeError(f"{label} does not fit on {gpu_name}: "
+                                 "out of memory while loading the weights") from None
             raise
         meter = _CudaMeter(torch, device) if on_cuda else _CpuMeter(torch, model_obj)
         meter.sync()
@@ -537,7 +546,7 @@ def _probe_body(model, *, knowledge, attention, dtype, contexts, device, gpu_nam
                               if p.full_logits_peak_mb is not None], attention,
                              known_quadratic_mb=q_known_mb if attention == "eager" else None)
         singles = [(t.context_tokens, t.ttft_ms) for t in timings]
-        ttft_fit = ttft_from_batches(singles, batches) or fit_ttft(singles)
+        ttft_fit = ttft_from_batches(singles, batches) or fit_ttft(singles)  # a dict, with the fit's diagnostics
         if len(ok) < 2:
             warnings.append(f"only {len(ok)} context(s) fitted in memory: no curve fit")
         for p in curve:
@@ -565,7 +574,8 @@ def _probe_body(model, *, knowledge, attention, dtype, contexts, device, gpu_nam
                            decode_tok_s=round(decode, 2) if decode else None,
                            max_model_len=facts.max_context, warnings=warnings,
                            measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                           duration_s=round(time.perf_counter() - t_start, 3), ttft_fit=ttft_fit, extra=extra)
+                           duration_s=round(time.perf_counter() - t_start, 3),
+                           ttft_fit=TtftFit.model_validate(ttft_fit) if ttft_fit else None, extra=extra)
     except Cancelled:
         raise ProbeError("probe cancelled; its memory was freed") from None
     finally:
@@ -575,7 +585,7 @@ def _probe_body(model, *, knowledge, attention, dtype, contexts, device, gpu_nam
 def predict_peak_mb(n: int, done: list[CurvePoint], facts: ArchFacts, es: int, attention: str,
                     q_known_mb: float, base_mb: float) -> float:
     """What the next point will peak at: the fit of the points so far, else the architecture's facts."""
-    ok = [(p.context_tokens, p.peak_mb) for p in done if p.status == "ok"]
+    ok = [(p.context_tokens, p.peak_mb) for p in done if p.status == "ok" and p.peak_mb is not None]
     per_token = (facts.kv_bytes_per_token(es) + facts.activation_bytes_per_token(es)) / MIB
     q = q_known_mb if attention == "eager" else 0.0
     if len(ok) >= 2:
@@ -680,9 +690,8 @@ def _batch_timings(torch, runner, meter, gen, ok, fit, base_mb, ctx) -> list[tup
         try:
             for b, c in pair:
                 ctx.report("ttft", f"throughput: {b} x {c:,} tokens", advance=False)
-                ids = lambda: torch.randint(0, runner.vocab, (b, c), device=runner.device, generator=gen)  # noqa: E731
-                _run_once(torch, runner, meter, ids(), full=False)  # warm-up for this shape
-                times = [_run_once(torch, runner, meter, ids(), full=False)[1] for _ in range(2)]
+                _run_once(torch, runner, meter, runner.ids(c, gen, batch=b), full=False)  # warm-up for this shape
+                times = [_run_once(torch, runner, meter, runner.ids(c, gen, batch=b), full=False)[1] for _ in range(2)]
                 out.append((b, c, statistics.median(times)))
             return out
         except Cancelled:

@@ -76,15 +76,20 @@ def engine_safe(fact: dict) -> dict:
     """A copy of the fact that durable-rules can parse; a non-finite number is a RuleError."""
     out: dict[str, Any] = {}
     for key, val in fact.items():
-        if isinstance(val, bool):
-            out[key] = int(val)
-        elif isinstance(val, float):
+        kind = type(val)
+        if kind is float:
             if not math.isfinite(val):
                 raise RuleError(f"rules engine: fact field {key!r} is {val!r}, not a finite number")
             mag = abs(val)
-            out[key] = 0.0 if mag < _TINY else (math.copysign(_HUGE, val) if mag > _HUGE else val)
-        elif isinstance(val, int):
-            out[key] = max(-_INT_MAX, min(_INT_MAX, val))
+            out[key] = val if _TINY <= mag <= _HUGE else (0.0 if mag < _TINY else math.copysign(_HUGE, val))
+        elif kind is int:
+            out[key] = val if -_INT_MAX <= val <= _INT_MAX else max(-_INT_MAX, min(_INT_MAX, val))
+        elif kind is bool:
+            out[key] = int(val)
+        elif isinstance(val, float):  # a float subclass (numpy's): as a float
+            out.update(engine_safe({key: float(val)}))
+        elif isinstance(val, int) and not isinstance(val, bool):
+            out.update(engine_safe({key: int(val)}))
         else:
             out[key] = val
     return out

@@ -123,9 +123,7 @@ class Calibration:
         return _coefficient(self.k, self.prefix, self.like, self.name, name, os_name, quant, arch)
 
     def _band_key(self, figure: str, arch: str, quant: str) -> str:
-        names = [f"band.{base}.{figure}.{quant}.{arch}" for base in (self.name, self.prefix) if arch and quant]
-        names += [f"band.{base}.{figure}" for base in (self.name, self.prefix)]
-        return next((n for n in names if self.k.has(n)), "band.assumed")
+        return _band_key(self.k, self.name, self.prefix, figure, arch, quant)
 
     def band(self, figure: str, arch: str = "", quant: str = "") -> tuple[float, str]:
         """The relative uncertainty of this engine's figure: its fit's residuals (for this
@@ -136,6 +134,13 @@ class Calibration:
     def assumed(self, figure: str, arch: str = "", quant: str = "") -> bool:
         """True where no fit covers this engine's figure here: its band is the assumed one."""
         return self._band_key(figure, arch, quant) == "band.assumed"
+
+
+@functools.lru_cache(maxsize=4096)
+def _band_key(k: Knowledge, name: str, prefix: str, figure: str, arch: str, quant: str) -> str:
+    names = [f"band.{base}.{figure}.{quant}.{arch}" for base in (name, prefix) if arch and quant]
+    names += [f"band.{base}.{figure}" for base in (name, prefix)]
+    return next((n for n in names if k.has(n)), "band.assumed")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from advisor.load import closed_forms as cf
@@ -366,8 +366,6 @@ class _State:
 
 
 def _with(f: Load, **changes) -> Load:
-    from dataclasses import replace
-
     return replace(f, **changes)
 
 

@@ -140,7 +140,10 @@ class AdvisorApp(App):
             self.call_from_thread(self.update_state, detected=devices, detect_error=error)
             basis = basis.changed(detected=devices, detect_error=error)
         try:
-            detected = list(basis.detected) if basis.uses_nvml else None
+            detected = None
+            if basis.uses_nvml:
+                assert basis.detected is not None  # detected just above when it was not yet
+                detected = list(basis.detected)
             rec = gather(basis.answers, self.knowledge, probes=basis.probes, detected=detected).recommend()
             error = ""
         except Exception as e:  # AdvisorError: one line naming the field
@@ -173,8 +176,8 @@ class AdvisorApp(App):
         if auto and state.detected is None:
             return None
         try:
-            return resolve_hardware(state.answers, self.knowledge,
-                                    detected=list(state.detected) if auto else None)
+            return resolve_hardware(state.answers, self.knowledge,  # (auto: detected, as checked above)
+                                    detected=list(state.detected) if auto and state.detected is not None else None)
         except Exception:
             return None
 
@@ -182,12 +185,13 @@ class AdvisorApp(App):
     async def on_mount(self) -> None:
         # kill / a closed terminal: leave as ctrl+q does, so the terminal is given back as it was
         import asyncio
+        import functools
         import signal
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             try:
-                loop.add_signal_handler(sig, lambda sig=sig: self.exit(return_code=128 + sig))
+                loop.add_signal_handler(sig, functools.partial(self.exit, return_code=128 + sig))
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
                 pass
         for name, cls in _screens().items():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.content import Content
 from textual.message import Message
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, RadioButton, RadioSet, Static
 
 # (screen name, label) in the order of the story
@@ -77,7 +78,7 @@ class Choice(RadioButton):
     @property
     def _button(self) -> Content:
         parent = self.parent
-        cursor = self.has_class("-selected") and parent is not None and parent.has_focus
+        cursor = self.has_class("-selected") and isinstance(parent, Widget) and parent.has_focus
         return Content.assemble((">" if cursor else " ", ""), " ",
                                 ("(*)" if self.value else "( )", self.get_visual_style("toggle--button")))
 
@@ -90,12 +91,12 @@ class ChoiceSet(RadioSet):
     BINDINGS = [Binding("enter", "choose", "Choose", show=False)]
 
     class Chosen(Message):
-        def __init__(self, choice_set: "ChoiceSet") -> None:
+        def __init__(self, choice_set: ChoiceSet) -> None:
             super().__init__()
             self.choice_set = choice_set
 
         @property
-        def control(self) -> "ChoiceSet":
+        def control(self) -> ChoiceSet:
             return self.choice_set
 
     def action_choose(self) -> None:
@@ -103,19 +104,21 @@ class ChoiceSet(RadioSet):
         self.post_message(self.Chosen(self))
 
     class Highlighted(Message):
-        def __init__(self, choice_set: "ChoiceSet", button: RadioButton) -> None:
+        def __init__(self, choice_set: ChoiceSet, button: RadioButton) -> None:
             super().__init__()
             self.choice_set, self.button = choice_set, button
 
         @property
-        def control(self) -> "ChoiceSet":
+        def control(self) -> ChoiceSet:
             return self.choice_set
 
     def watch__selected(self) -> None:
         super().watch__selected()
         self._repaint_marker()
         if self._selected is not None:
-            self.post_message(self.Highlighted(self, self._nodes[self._selected]))
+            button = self._nodes[self._selected]
+            assert isinstance(button, RadioButton)  # a RadioSet holds only RadioButtons (as textual asserts)
+            self.post_message(self.Highlighted(self, button))
 
     def _repaint_marker(self) -> None:
         for button in self.query(RadioButton):

@@ -18,6 +18,8 @@ from textual.widgets import Button, Input, Label, Static
 
 
 class _WritablePath(Validator):
+    dir_ok = False  # a folder is a valid answer (several files go into it)
+
     def validate(self, value: str) -> ValidationResult:
         from advisor.fields import shorten_path
 
@@ -26,7 +28,7 @@ class _WritablePath(Validator):
             return self.failure("type a file name")
         p = Path(v).expanduser()
         try:
-            if p.is_dir() and not getattr(self, "dir_ok", False):
+            if p.is_dir() and not self.dir_ok:
                 return self.failure("that is a directory; add a file name")
             parent = p.parent if not p.is_dir() else p
             if not parent.exists():
@@ -180,7 +182,7 @@ def write_snippet(path: str, files: dict[str, str]) -> list[Path]:
     if len(files) > 1:
         Path(path).expanduser().mkdir(parents=True, exist_ok=True)
     written = []
-    for target, text in zip(targets, files.values()):
+    for target, text in zip(targets, files.values(), strict=True):
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         if target.name.endswith(".sh"):  # runnable as written, as `advisor export --out` leaves it

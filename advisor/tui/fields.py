@@ -45,7 +45,7 @@ def problem(spec: AnswerField, text: str) -> str:
 
     try:
         check_text(spec.path, text)
-    except InputError as e:
+    except InputError:
         typed = shorten(" ".join(text.split()), 16) or "empty"
         return f"{spec.title}: {typed} is not {spec.allowed(unit=False)}"
     except AdvisorError as e:

@@ -98,11 +98,11 @@ def render_plot(points: Iterable[CurvePoint], ceiling_mb: float | None, safe_mb:
             grid[row(y)][c] = "x"
 
     labels = {height - 1: "0"}
-    if ceil_row is not None:
+    if ceil_row is not None and ceiling_mb is not None:  # (the one is None when the other is)
         labels[ceil_row] = _fmt_mb(ceiling_mb)
     elif ys:  # no ceiling: label the top of the scale instead
         labels[row(max(ys))] = _fmt_mb(max(ys))
-    if safe_row is not None and safe_row != ceil_row:
+    if safe_row is not None and safe_mb is not None and safe_row != ceil_row:
         labels[safe_row] = _fmt_mb(safe_mb)
     lines = []
     for r in range(height):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from advisor.errors import AdvisorError, ProbeError
@@ -63,6 +64,7 @@ def ollama_url() -> str:
 
 def list_ollama_tags() -> list[str]:
     """Tags the local Ollama server offers; [] when none answers (quickly)."""
+    ollama: ModuleType | None
     try:
         import advisor.probes.ollama as ollama  # the probes' own lister, when it has one
     except ImportError:

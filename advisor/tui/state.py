@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from advisor.domain import Answers, GpuDevice, ProbeResult, Recommendation
 
+
 class TuiState(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -39,14 +40,14 @@ class TuiState(BaseModel):
         """A recommendation (or its error) exists for the current inputs."""
         return self.recommendation is not None or bool(self.error)
 
-    def changed(self, **changes) -> "TuiState":
+    def changed(self, **changes) -> TuiState:
         """A new state with these changes; new inputs drop the old recommendation."""
         new = self.model_copy(update=changes)
         if new.inputs != self.inputs and "recommendation" not in changes:
             new = new.model_copy(update={"recommendation": None, "error": ""})
         return new
 
-    def with_probe(self, result: ProbeResult) -> "TuiState":
+    def with_probe(self, result: ProbeResult) -> TuiState:
         """This probe's result replaces an earlier one of the same model and backend."""
         kept = tuple(p for p in self.probes if (p.backend, p.model) != (result.backend, result.model))
         return self.changed(probes=kept + (result,))

@@ -72,6 +72,7 @@ class AdviceScreen(AdvisorScreen):
         super().__init__()
         # one repaint at a time: the old sections are removed (awaited) before new ones mount
         self._painting = asyncio.Lock()
+        self._shown: Recommendation | None = None  # the recommendation on screen
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="body"):
@@ -96,7 +97,7 @@ class AdviceScreen(AdvisorScreen):
 
     async def on_resize(self) -> None:
         """A wider or narrower terminal rewraps the plan shown (not only cuts or soft-wraps it)."""
-        if self.wrap != getattr(self, "_wrapped_at", None) and getattr(self, "_shown", None) is not None:
+        if self.wrap != getattr(self, "_wrapped_at", None) and self._shown is not None:
             self._wrapped_at = self.wrap
             rec, self._shown = self._shown, None
             await self.show(rec)
@@ -111,7 +112,7 @@ class AdviceScreen(AdvisorScreen):
     async def present(self, state) -> None:
         """The plan for the current inputs; asked for (in a worker) when there is none yet."""
         if state.recommendation is not None:
-            if state.recommendation is not getattr(self, "_shown", None):
+            if state.recommendation is not self._shown:
                 await self.show(state.recommendation)
         elif state.error:
             await self.show_error(state.error)
@@ -137,7 +138,8 @@ class AdviceScreen(AdvisorScreen):
     async def show_error(self, msg: str) -> None:
         async with self._painting:
             self.query_one("#headline", Static).update(
-                _wrap(f"FAIL {msg}", "", "     ", self.wrap) + "\nFix it on the hardware or questions screen (Esc goes back).")
+                _wrap(f"FAIL {msg}", "", "     ", self.wrap)
+                + "\nFix it on the hardware or questions screen (Esc goes back).")
             for wid in ("#hardware-line", "#predicted", "#warnings", "#playbooks"):
                 self._set(wid, "")
             await self._clear_sections()
@@ -146,7 +148,7 @@ class AdviceScreen(AdvisorScreen):
 
     async def show(self, rec: Recommendation) -> None:
         async with self._painting:
-            new = rec is not getattr(self, "_shown", None)
+            new = rec is not self._shown
             await self._clear_sections()
             await self._show(rec)
             self._shown = rec

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from textual import work
-from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer
 from textual.widgets import Label, Select, Static
+from textual.worker import get_current_worker
 
 from advisor.engines import TARGETS, engines
 from advisor.tui.base import AdvisorScreen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.coordinate import Coordinate
 from textual.widgets import Button, DataTable, Input, Label, RadioButton, RadioSet, Select, Static
 
 from advisor.domain import GpuDevice
@@ -81,7 +82,7 @@ class HardwareScreen(AdvisorScreen):
             rows += [(f"{d.index:>2}", d.name[:28], _gb(d.total_gb), _gb(d.used_gb), _gb(d.free_gb),
                       _gb(d.other_processes_gb)) for d in devices]
             widths = [max(len(r[c]) for r in rows) for c in range(6)]
-            table.update("\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
+            table.update("\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
                                     for r in rows))
             table.display = True
         else:
@@ -136,7 +137,7 @@ class HardwareScreen(AdvisorScreen):
         table = self.query_one("#catalog", DataTable)
         if not table.row_count:
             return ""
-        return str(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
+        return str(table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value)
 
     def show_picked(self) -> None:
         """The choice in words (the table's cursor alone is only a colour)."""

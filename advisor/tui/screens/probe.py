@@ -165,7 +165,7 @@ class ProbeScreen(AdvisorScreen):
         width = max(min(self.size.width - 2, 118), 40) if self.size.width else 76
         text = render_plot(self.points, ceiling, safe, contexts=contexts,
                            fit=self.result.fit if self.result else None, width=width, height=PLOT_HEIGHT)
-        if ceiling is None:
+        if ceiling is None or safe is None:  # (safe is None only when ceiling is)
             head = "peak VRAM vs context   no ceiling: choose the GPU on 1 Hardware"
         else:
             head = f"peak VRAM vs context   ceiling {ceiling / 1024:.1f} GB, safe budget {safe / 1024:.1f} GB"

@@ -225,7 +225,7 @@ class QuestionnaireScreen(AdvisorScreen):
         defaults = {"output_tokens": row.default_output_tokens, "slo.ttft_ms": row.default_ttft_ms,
                     "slo.p95_latency_s": row.default_p95_latency_s} if row else {}
         for path, value in defaults.items():
-            for inp in self.query("#" + wid(path)):
+            for inp in self.query("#" + wid(path)).results(Input):
                 inp.placeholder = f"{value:g} ({row.workload})"
 
     def current_source(self) -> str:
@@ -288,7 +288,7 @@ class QuestionnaireScreen(AdvisorScreen):
         hint = self.query("#" + (inp.id or "") + "-hint")
         bad = result is not None and not result.is_valid
         if hint and isinstance(inp, FieldInput):
-            hint.first().update(f"WARN {inp.spec.allowed(unit=False)}" if bad else inp.spec.ask.help)
+            hint.first(Static).update(f"WARN {inp.spec.allowed(unit=False)}" if bad else inp.spec.ask.help)
         err = self.query_one("#q-error", Static)
         err.update(f"WARN {'; '.join(result.failure_descriptions)}" if bad and not hint else "")
 
