@@ -8,7 +8,7 @@ from NVIDIA's measured tables, or from a probe on this machine when one matches;
 from __future__ import annotations
 
 from advisor.answers import demand, with_workload_defaults
-from advisor.domain import Answers, Hardware, ModelSpec, ProbeResult, Provenance
+from advisor.domain import Answers, Hardware, ModelSpec, ProbeResult
 from advisor.engines import Engine, engine
 from advisor.hardware import resolve_hardware
 from advisor.knowledge import Knowledge
@@ -55,27 +55,12 @@ def estimate(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, m
         need = mem.served_gb
     budget = mem.budget(kv_seqs)
 
-    origins = {"vram_gb": mem.provenance(need)}
-    s = spd
-    pre_src = s.prefill_source if s.prefill_origin == "probe" else f"{s.prefill_origin}: {s.prefill_source}"
-    origins["ttft_ms"] = Provenance(origin=s.prefill_origin, source=f"{pre_src}; {load.ttft_how}; band "
-                                                                    f"{s.prefill_band_source}", assumed=s.prefill_assumed)
-    dec_src = s.decode_source if s.decode_origin == "probe" else f"{s.decode_origin}: {s.decode_source}"
-    if sched.note:
-        dec_src += f"; {sched.note}"
-    origins["decode_tok_s_per_user"] = Provenance(
-        origin=s.decode_origin, source=f"{dec_src}; {load.per_user_how}; band {s.decode_band_source}",
-        assumed=s.decode_assumed)
-    origins["total_tok_s"] = Provenance(origin=s.decode_origin, source=load.total_how, assumed=s.decode_assumed)
-    origins["p95_latency_s"] = Provenance(
-        origin=s.prefill_origin if s.prefill_origin == s.decode_origin else "roofline", source=load.e2e_how,
-        assumed=s.prefill_assumed or s.decode_assumed)
     return Estimate(
         model=model, engine=eng, quant=quant, bits=k.quant[quant].bits_per_weight, hardware=hw, demand=demand,
         memory=mem, speed=spd, scheduler=sched, load=load, replicas=reps, kv_seqs=kv_seqs, budget_tokens=budget,
         budget_one=mem.budget_one(), need_gb=need, vram_gb=mem.held_gb(need), vram_frac=need / mem.total_gb,
         fp16_need_gb=mem.fp16_weights_gb + mem.overhead_gb + context_gb,
-        q8_need_gb=mem.q8_weights_gb + mem.overhead_gb + context_gb, origins=origins)
+        q8_need_gb=mem.q8_weights_gb + mem.overhead_gb + context_gb)
 
 
 def probe_for(probes: list[ProbeResult] | None, model: ModelSpec, eng: Engine) -> ProbeResult | None:

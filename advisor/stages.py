@@ -17,7 +17,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 
 from advisor.domain import Hardware, ModelSpec, Provenance
 from advisor.engines import Engine, Sizing, Speed
@@ -54,7 +55,27 @@ class Estimate:
     vram_frac: float  # need / VRAM
     fp16_need_gb: float  # per GPU, this deployment (TP, context, load) at 16 bits
     q8_need_gb: float  # the same at 8 bits
-    origins: dict[str, Provenance] = field(default_factory=dict)
+
+    @functools.cached_property
+    def origins(self) -> dict[str, Provenance]:
+        """Where each predicted figure came from, with its source and whether its efficiency is
+        assumed (worked out when a plan shows it: most candidates never are)."""
+        s, load = self.speed, self.load
+        pre_src = s.prefill_source if s.prefill_origin == "probe" else f"{s.prefill_origin}: {s.prefill_source}"
+        dec_src = s.decode_source if s.decode_origin == "probe" else f"{s.decode_origin}: {s.decode_source}"
+        if self.scheduler.note:
+            dec_src += f"; {self.scheduler.note}"
+        return {
+            "vram_gb": self.memory.provenance(self.need_gb),
+            "ttft_ms": Provenance(origin=s.prefill_origin, source=f"{pre_src}; {load.ttft_how}; band "
+                                                                  f"{s.prefill_band_source}", assumed=s.prefill_assumed),
+            "decode_tok_s_per_user": Provenance(origin=s.decode_origin, source=f"{dec_src}; {load.per_user_how}; band "
+                                                                               f"{s.decode_band_source}",
+                                                assumed=s.decode_assumed),
+            "total_tok_s": Provenance(origin=s.decode_origin, source=load.total_how, assumed=s.decode_assumed),
+            "p95_latency_s": Provenance(origin=s.prefill_origin if s.prefill_origin == s.decode_origin else "roofline",
+                                        source=load.e2e_how, assumed=s.prefill_assumed or s.decode_assumed),
+        }
 
     @property
     def backend(self) -> str:

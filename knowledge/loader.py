@@ -40,6 +40,7 @@ else:  # pragma: no cover - Python 3.10
 # A knowledge table is a few KB of TOML; anything far bigger is not one (or is /dev/zero).
 MAX_FILE_BYTES = 4 * 2**20
 
+
 class IdMap(dict):
     """Rows keyed by their id as written, looked up without regard to case ("MyModel" == "mymodel")."""
 
@@ -48,6 +49,8 @@ class IdMap(dict):
         self._folded = {k.casefold(): k for k in self if isinstance(k, str)}
 
     def _real(self, key):
+        if dict.__contains__(self, key):  # the key as written: most look-ups, without folding
+            return key
         return self._folded.get(key.casefold(), key) if isinstance(key, str) else key
 
     def __getitem__(self, key):

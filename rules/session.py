@@ -47,8 +47,9 @@ def rules_for(knowledge, stage: str) -> list[Rule]:
         out: list[Rule] = []
         for mod in (quantization, backend, context, slo, scaling, quality):
             out += mod.candidates_rules(knowledge)
-        # Rejections run first, on every candidate; gates and penalties only on the survivors,
-        # which halves the rule firings (durable's cost is per firing).
+        # Rejections run first, on every candidate; gates and penalties only on the survivors:
+        # durable's cost is per firing, and where most candidates cannot run (a small card) the
+        # gates they would also break are most of the firings.
         return _weighted(knowledge, [r for r in out if (r.effect == "reject") == (stage == "feasible")])
     out = []
     for mod in (advice, quantization, backend, context, slo, scaling, quality, playbooks, plausibility):

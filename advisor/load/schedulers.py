@@ -258,13 +258,18 @@ class _SharedSteps(Scheduler):
         (in flight = rate x time in system, at most `cap`) solved by damped iteration."""
         live = 0.0
         total = math.inf
-        for _ in range(40):
+        damp = 1.0  # undamped while it converges; halved each time it overshoots back and forth
+        last_step = 0.0
+        for _ in range(60):
             total = self._state(steps, prefill, demand, lam, live, seqs, cap, open_loop).total
             nxt = min(lam * total, cap) if math.isfinite(total) else cap
-            if abs(nxt - live) < 1e-3 * max(live, 1.0):
+            step = nxt - live
+            if abs(step) < 1e-3 * max(live, 1.0):
                 live = nxt
                 break
-            live = (live + nxt) / 2
+            if step * last_step < 0:
+                damp /= 2
+            live, last_step = live + damp * step, step
         return total, live
 
     def _figures_at(self, costs: StepCosts, steps: _Steps, demand: Demand, seqs: int, lam: float, live: float,
@@ -339,11 +344,21 @@ class _SharedSteps(Scheduler):
         cap = float(min(n, seqs))
         prefill = costs.prefill_ms(demand.prompt_tokens)
         top = self.capacity_rps(costs, demand, max(min(n, seqs), 1)) / 1e3
+        if think > 0:
+            def in_system(x: float) -> float:
+                return self._in_system(steps, prefill, demand, x, seqs, cap, False)[0]
+        else:  # all N in flight: only the queue for the prefill path and the decode share move with the rate
+            st = self._state(steps, prefill, demand, 0.0, cap, seqs, cap, False)
+            fixed = st.own + st.step / 2
+            per_token = max(demand.output_tokens - 1, 0) * st.step
+
+            def in_system(x: float) -> float:
+                left = 1 - x * prefill
+                return fixed + cf.md1_mean_wait_ms(x * 1e3, st.busy) + (per_token / left if left > 0 else math.inf)
         lo, hi = 0.0, top
         while hi - lo > 1e-5 * top:  # the rate that solves X (time in system + think) = N
             x = (lo + hi) / 2
-            total = self._in_system(steps, prefill, demand, x, seqs, cap, False)[0] if think > 0 else \
-                self._state(steps, prefill, demand, x, cap, seqs, cap, False).total
+            total = in_system(x)
             lo, hi = (x, hi) if math.isfinite(total) and x * (total + think) < n else (lo, x)
         x = lo
         live = self._in_system(steps, prefill, demand, x, seqs, cap, False)[1] if think > 0 else cap
