@@ -79,8 +79,8 @@ def _drop_none(v):
     return v
 
 
-def _wrap(text: str, indent: str = "  ", first: str | None = None) -> list[str]:
-    return textwrap.wrap(text, WIDTH, initial_indent=first if first is not None else indent,
+def _wrap(text: str, indent: str = "  ", first: str | None = None, width: int = WIDTH) -> list[str]:
+    return textwrap.wrap(text, width, initial_indent=first if first is not None else indent,
                          subsequent_indent=indent, break_on_hyphens=False) or [indent.rstrip()]
 
 
@@ -124,7 +124,7 @@ def predicted_lines(p: Plan) -> list[str]:
     return out + load_lines(p)
 
 
-def load_lines(p: Plan) -> list[str]:
+def load_lines(p: Plan, width: int = WIDTH) -> list[str]:
     """The load the figures describe, named so a burst is never read as the steady state."""
     ld = p.predicted.load
     if ld is None:
@@ -153,7 +153,7 @@ def load_lines(p: Plan) -> list[str]:
         lines.append(cap)
     out = []
     for line in lines:
-        out += _wrap(line, indent="    ", first="  ")
+        out += _wrap(line, indent="    ", first="  ", width=width)
     return out
 
 

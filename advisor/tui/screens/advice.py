@@ -55,7 +55,7 @@ def predicted_text(p: Plan, width: int = WRAP) -> str:
         words = ("(physics x assumed efficiency)" if origin.endswith("*")
                  else f"({ORIGIN_WORDS.get(origin, '')})")
         lines.append(line + words if len(line) + len(words) <= width else line.rstrip())
-    return "\n".join(lines + load_lines(p))
+    return "\n".join(lines + load_lines(p, width))
 
 
 def sources_text(p: Plan, width: int = WRAP) -> str:
