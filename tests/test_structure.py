@@ -106,3 +106,21 @@ def test_each_engine_module_holds_its_memory_speed_scheduler_and_export():
 def test_the_package_maps_its_folders_without_touching_its_own_path():
     text = (ROOT / "advisor" / "__init__.py").read_text()
     assert "__path__" not in text.replace('"__path__"', "")
+
+
+def test_every_package_folder_is_installed():
+    """A non-editable install (the README's run command) ships only the packages pyproject lists:
+    a new folder missing there works in a checkout and fails for every user."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set()
+    for folder, name in PACKAGES.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join([name, *rel.parts]))
+    assert found <= listed, f"not installed: {sorted(found - listed)}"
