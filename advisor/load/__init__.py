@@ -3,7 +3,7 @@
 - demand.py: what the user asks (N users, an arrival rate, an offline batch), resolved once;
 - costs.py: the StepCosts protocol the engines' speed models implement;
 - schedulers.py: the load model, per kind of scheduler: the figures the plan reads;
-- closed_forms.py: M/D/1, M/D/c, mean-value analysis, saturation: building blocks and checks;
+- closed_forms.py: M/D/1, M/M/c, mean-value analysis, saturation: building blocks and checks;
 - simulation.py, replica.py: the discrete-event simulation the model is checked against.
 """
 

@@ -108,30 +108,6 @@ def mva_one_server(users: int, service: float, think: float) -> tuple[float, flo
     return x, r
 
 
-def mdc_wait(rate_rps: float, service: float, servers: int) -> tuple[float, float]:
-    """(mean, p95) wait, ms, for one of `servers` busy servers with fixed service times under
-    Poisson arrivals (M/D/c): Erlang C's probability of waiting, and the Allen-Cunneen factor 1/2
-    for a fixed service time (its squared coefficient of variation is 0); the tail is exponential
-    at rate 2 (c mu - lambda). inf when the servers cannot keep up."""
-    c = max(int(servers), 1)
-    lam = rate_rps / 1e3
-    a = lam * service  # offered load in servers
-    if a >= c:
-        return math.inf, math.inf
-    if a <= 0:
-        return 0.0, 0.0
-    # Erlang C, by the stable recurrence of Erlang B
-    b = 1.0
-    for k in range(1, c + 1):
-        b = a * b / (k + a * b)
-    rho = a / c
-    p_wait = b / (1 - rho + rho * b)
-    drain = 2 * (c / service - lam)  # per ms
-    mean = p_wait / drain
-    p95 = math.log(p_wait / 0.05) / drain if p_wait > 0.05 else 0.0
-    return mean, p95
-
-
 def mmc_wait(rate_rps: float, service: float, servers: int) -> tuple[float, float]:
     """(mean, p95) wait, ms, for one of `servers` busy servers under Poisson arrivals (M/M/c:
     Erlang C's probability of waiting, an exponential tail at rate c mu - lambda). inf when the

@@ -14,7 +14,7 @@ The figures are closed forms, fast enough for every candidate:
   decode steps get the rest, so a sequence decodes a token every step(L) / (1 - X P), L in flight;
 - Little's law ties L to the time in system; the fixed point is solved by iteration;
 - a prompt queues for the prefill path: M/D/1 with the time it holds it (its prefill, plus the
-  decode steps it rides on when it is chunked into them); slots: M/D/c for a free slot;
+  decode steps it rides on when it is chunked into them); slots: M/M/c for a free slot;
 - a closed loop of N users: its rate solves X = N / (time in system + think time);
 - the tail of a request's decode time: prompts that land while it decodes (compound Poisson) and
   the batch size moving with them.
