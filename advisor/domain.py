@@ -635,8 +635,8 @@ class LoadFigures(_Strict):
     mode: Literal["concurrent", "rate", "batch"]  # N users in flight | arrivals per second | offline batch
     sequences: int  # in flight at once (max_num_seqs / -np / OLLAMA_NUM_PARALLEL)
     rate_rps: float  # requests per second on one replica (concurrent: N / time in system)
-    ttft_p95_ms: float  # steady state
-    e2e_p95_s: float
+    ttft_p95_ms: float | None  # steady state; None when the queue never drains (saturated)
+    e2e_p95_s: float | None
     burst_last_ttft_ms: float  # if all N prompts arrived in the same instant: the last one's TTFT
     capacity_rps: float  # one replica saturated
     max_rate_rps: float | None = None  # the largest arrival rate one replica holds within the SLO (the load model's)
@@ -649,7 +649,7 @@ class LoadFigures(_Strict):
 
 class Predicted(_Strict):
     vram_gb: float
-    ttft_ms: float  # p95 time to first token under the described load (steady state; see load)
+    ttft_ms: float | None  # p95 time to first token under the described load (steady state; None: saturated)
     decode_tok_s_per_user: float
     total_tok_s: float
     p95_latency_s: float | None = None

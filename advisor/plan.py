@@ -14,13 +14,13 @@ from advisor.domain import Answers, LoadFigures, Plan, Predicted, RuleFiring
 from advisor.engines import Sizing
 from advisor.knowledge import Knowledge
 from advisor.rules.base import Conclusion, Trace
-from advisor.rules.facts import NEVER_MS, NEVER_S
 from advisor.stages import Estimate
 
 RANKING = RuleFiring(
     rule="advisor.ranking",
     source="advisor policy: fewest policy-gate failures (risk tier, quality, compile policy), then fewest "
-           "performance-gate failures, then fewest penalties, then the largest model, "
+           "performance-gate failures, then the fewest replicas short of the load, then fewest penalties, "
+           "then the largest model, "
            "then the higher-precision quantization, then the lowest p95 latency",
     because="",
 )
@@ -42,7 +42,8 @@ class Ranked:
 
     def key(self) -> tuple:
         e = self.est
-        return (len(self.rejects), len(self.policy_gates), len(self.gates), self.penalty,
+        short = max(e.replicas.needed - e.replicas.possible, 0)  # GPUs' worth of replicas the load lacks
+        return (len(self.rejects), len(self.policy_gates), len(self.gates), short, self.penalty,
                 -effective_size(e), -e.bits, e.load.e2e_p95_s)
 
 
@@ -74,9 +75,9 @@ def plan(k: Knowledge, answers: Answers, r: Ranked, alt: bool = False, plan_trac
     ld = e.load
     reps = e.replicas.used
     pred = Predicted(
-        vram_gb=round(e.vram_gb, 2), ttft_ms=round(min(ld.ttft_p95_ms, NEVER_MS), 1),
+        vram_gb=round(e.vram_gb, 2), ttft_ms=round(ld.ttft_p95_ms, 1) if ld.steady else None,
         decode_tok_s_per_user=round(ld.per_user_tok_s, 1), total_tok_s=round(ld.total_tok_s * reps, 1),
-        p95_latency_s=round(min(ld.e2e_p95_s, NEVER_S), 2), origins=dict(e.origins),
+        p95_latency_s=round(ld.e2e_p95_s, 2) if ld.steady else None, origins=dict(e.origins),
         bands={"ttft_ms": e.ttft_band, "p95_latency_s": e.p95_band, "decode_tok_s_per_user": e.decode_band,
                "total_tok_s": e.decode_band, "vram_gb": k.value("band.vram")},
         load=load_figures(answers, e, with_max_rate=not alt),
@@ -112,7 +113,8 @@ def load_figures(answers: Answers, e: Estimate, with_max_rate: bool) -> LoadFigu
     rate one replica holds within the targets, by the same model."""
     ld = e.load
     fig = LoadFigures(mode=ld.mode, sequences=ld.seqs, rate_rps=round(ld.rate_rps, 3),
-                      ttft_p95_ms=round(min(ld.ttft_p95_ms, NEVER_MS), 1), e2e_p95_s=round(min(ld.e2e_p95_s, NEVER_S), 2),
+                      ttft_p95_ms=round(ld.ttft_p95_ms, 1) if ld.steady else None,
+                      e2e_p95_s=round(ld.e2e_p95_s, 2) if ld.steady else None,
                       burst_last_ttft_ms=round(ld.burst_ttft_ms, 1), capacity_rps=round(ld.capacity_rps, 3),
                       steady=ld.steady)
     if ld.mode == "concurrent" and answers.think_time_s > 0:

@@ -101,16 +101,16 @@ def figure_rows(p: Plan) -> list[tuple[str, str, str]]:
     pr = p.predicted
     ld = pr.load
     ttft_label = "TTFT (one prompt)" if ld is not None and ld.mode == "batch" else "TTFT p95"
-    over = ld is not None and not ld.steady  # the queue never drains: no finite p95
+    over = ld is not None and not ld.steady  # the queue never drains: no p95 settles
     rows = [
         ("VRAM per GPU", f"{fig(pr.vram_gb, 2)} GB", "vram_gb"),
-        (ttft_label, "unbounded" if over else f"{fig(pr.ttft_ms, 0)} ms", "ttft_ms"),
+        (ttft_label, "saturated" if over or pr.ttft_ms is None else f"{fig(pr.ttft_ms, 0)} ms", "ttft_ms"),
         ("decode per user", f"{fig(pr.decode_tok_s_per_user, 1)} tok/s", "decode_tok_s_per_user"),
         ("decode total", f"{fig(pr.total_tok_s, 1)} tok/s", "total_tok_s"),
     ]
-    if pr.p95_latency_s is not None:
-        rows.append(("p95 latency", "unbounded" if over else f"{fig(pr.p95_latency_s, 2)} s", "p95_latency_s"))
-    return [(label, value + (f" ±{pr.bands[key]:.0%}" if pr.bands.get(key) else ""), key)
+    if pr.p95_latency_s is not None or over:
+        rows.append(("p95 latency", "saturated" if over else f"{fig(pr.p95_latency_s, 2)} s", "p95_latency_s"))
+    return [(label, value + (f" ±{pr.bands[key]:.0%}" if pr.bands.get(key) and value != "saturated" else ""), key)
             for label, value, key in rows]
 
 

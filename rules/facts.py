@@ -103,12 +103,15 @@ class CandidateFact(BaseModel):
     decode_per_user_hi: float
     band_pct: int  # the prefill band, for the reason's words
     mode: str  # concurrent | rate | batch
+    saturated: int  # arrivals outrun what one replica completes: no TTFT or latency settles
+    rate_rps: float  # requests per second on one replica
     burst_ttft_ms: float  # the last of N prompts arriving together, shown apart
     capacity_rps: float
     total_tok_s: float
     slot_efficiency: float  # fixed slots: each slot's share of one stream (Amdahl); 1 otherwise
     replicas_needed: int
     replicas_possible: int
+    replicas_why: str  # advisor/sizing.py's reason for the replicas it decided
 
     def as_plan(self, constraints: str) -> CandidateFact:
         return self.model_copy(update={"kind": "plan", "id": "plan", "tied": int(bool(constraints)),
@@ -222,9 +225,10 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         ttft_p95_ms=ttft, e2e_p95_s=e2e, decode_per_user=ld.per_user_tok_s,
         ttft_lo_ms=ttft * (1 - e.ttft_band), e2e_p95_lo_s=e2e * (1 - e.p95_band),
         decode_per_user_hi=ld.per_user_tok_s * (1 + e.decode_band), band_pct=round(100 * e.ttft_band),
-        mode=ld.mode, burst_ttft_ms=ld.burst_ttft_ms, capacity_rps=ld.capacity_rps, total_tok_s=ld.total_tok_s,
+        mode=ld.mode, saturated=int(not ld.steady), rate_rps=ld.rate_rps, burst_ttft_ms=ld.burst_ttft_ms,
+        capacity_rps=ld.capacity_rps, total_tok_s=ld.total_tok_s,
         slot_efficiency=sched.efficiency(ld.seqs),
-        replicas_needed=e.replicas.needed, replicas_possible=e.replicas.possible,
+        replicas_needed=e.replicas.needed, replicas_possible=e.replicas.possible, replicas_why=e.replicas.why,
     )
 
 

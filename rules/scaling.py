@@ -5,7 +5,9 @@ from __future__ import annotations
 from advisor.rules.base import Rule, cand, plan
 
 TP_SOURCE = "DESIGN (tensor parallel when weights don't fit one GPU)"
-BATCH_SOURCE = "answers: requests_per_day / deadline_hours"
+# advisor/sizing.py decides the replicas from the load model; the rules judge and explain its decision
+REPLICAS_SOURCE = ("answers: arrival_rate_rps or requests_per_day / deadline_hours; advisor/sizing.py "
+                   "(replicas from the load model)")
 
 
 def candidates_rules(k) -> list[Rule]:
@@ -20,10 +22,10 @@ def candidates_rules(k) -> list[Rule]:
              lambda m: cand(m) & (m.base_gb < m.usable_gb) & (m.tensor_parallel > m.gpus),
              lambda f: f"the weights need tensor parallel {f.tensor_parallel} but only {f.gpus} GPU(s) are available",
              sets=("tensor_parallel",)),
-        Rule("scaling.replicas-short", BATCH_SOURCE, "gate",
+        Rule("scaling.replicas-short", REPLICAS_SOURCE, "gate",
              lambda m: cand(m) & (m.replicas_needed > m.replicas_possible),
-             lambda f: (f"{f.requests_per_day:,} requests in {f.deadline_hours:g} h need {f.replicas_needed} "
-                        f"replica(s); {f.gpus} GPU(s) at TP={f.tensor_parallel} hold {f.replicas_possible}"),
+             lambda f: (f"the load needs {f.replicas_needed} replica(s); {f.gpus} GPU(s) at TP={f.tensor_parallel} "
+                        f"hold {f.replicas_possible} ({f.replicas_why})"),
              sets=("replicas",), kind="performance"),
     ]
 
@@ -39,15 +41,13 @@ def plan_rules(k) -> list[Rule]:
              lambda m: plan(m) & (m.tensor_parallel > 1),
              lambda f: f"weights split over TP={f.tensor_parallel} GPUs ({f.weights_gb:.1f} GB each)",
              sets=("tensor_parallel",)),
-        Rule("scaling.single-replica", BATCH_SOURCE, "note",
+        Rule("scaling.single-replica", REPLICAS_SOURCE, "note",
              lambda m: plan(m) & (m.replicas_needed <= 1),
-             lambda f: ("one replica: no batch volume given" if f.requests_per_day <= 0 or f.deadline_hours <= 0
-                        else f"one replica carries {f.requests_per_day:,} requests in {f.deadline_hours:g} h"),
+             lambda f: f"one replica: {f.replicas_why}",
              sets=("replicas",)),
-        Rule("scaling.replicas", BATCH_SOURCE, "note",
+        Rule("scaling.replicas", REPLICAS_SOURCE, "note",
              lambda m: plan(m) & (m.replicas_needed > 1),
-             lambda f: (f"{f.requests_per_day:,} requests in {f.deadline_hours:g} h at "
-                        f"{f.total_tok_s:.0f} tok/s per replica need {f.replicas_needed} replicas"),
+             lambda f: f"{f.replicas_needed} replicas: {f.replicas_why}",
              sets=("replicas",)),
         Rule("scaling.concurrency", "answers: concurrency", "note",
              lambda m: plan(m),

@@ -10,9 +10,16 @@ def candidates_rules(k) -> list[Rule]:
     target the whole band misses fails; one inside the band is 'at risk' (plan stage) and the
     ranking falls back to the sourced policy. An offline batch has its deadline instead."""
     bad = k.row("ttft_unacceptable_ms")
-    cand = lambda m: (m.kind == "cand") & (m.mode != "batch")  # noqa: E731
+    # a queue that never drains has no p95 to compare: it breaks slo.saturated instead
+    cand = lambda m: (m.kind == "cand") & (m.mode != "batch") & (m.saturated == 0)  # noqa: E731
     load = lambda f: "in flight" if f.mode == "concurrent" else "arriving"  # noqa: E731
     return [
+        Rule("slo.saturated", "the load model (advisor/load/schedulers.py: arrivals past a replica's capacity)", "gate",
+             lambda m: (m.kind == "cand") & (m.mode == "rate") & (m.saturated == 1),
+             lambda f: (f"{f.rate_rps:.3g} requests/s on each replica is more than it completes "
+                        f"({f.capacity_rps:.3g}/s): the queue never drains, so no TTFT or latency holds; "
+                        f"{f.replicas_why}"),
+             sets=("replicas",), kind="performance"),
         Rule("slo.ttft", "answers: slo.ttft_ms", "gate",
              lambda m: cand(m) & (m.ttft_lo_ms > m.slo_ttft),
              lambda f: (f"predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms (-{f.band_pct}%: {f.ttft_lo_ms:,.0f} ms) with "
@@ -38,7 +45,7 @@ def candidates_rules(k) -> list[Rule]:
 def plan_rules(k) -> list[Rule]:
     ex, good, poor, bad = (k.row(f"ttft_{b}_ms") for b in ("excellent", "good", "poor", "unacceptable"))
     band = lambda name: (lambda f: f"predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms at N={f.seqs} is {name}")  # noqa: E731
-    live = lambda m: plan(m) & (m.mode != "batch")  # noqa: E731
+    live = lambda m: plan(m) & (m.mode != "batch") & (m.saturated == 0)  # noqa: E731
     return [
         Rule("slo.ttft-at-risk", "calibration bands (knowledge/calibration.toml band.*)", "warn",
              lambda m: live(m) & (m.ttft_p95_ms > m.slo_ttft) & (m.ttft_lo_ms <= m.slo_ttft),

@@ -202,10 +202,16 @@ class Scheduler(ABC):
         return lo
 
 
-def _unsteady(mode: Mode, seqs: int, rate: float, capacity: float, burst: float, how: str) -> Load:
+def _unsteady(mode: Mode, seqs: int, rate: float, capacity: float, burst: float, how: str, per_user: float,
+              output_tokens: int) -> Load:
+    """Arrivals faster than the replica completes: the queue grows without end, so no TTFT or latency
+    settles (infinite, never a stand-in number); the replica itself runs saturated, every slot busy,
+    and its decode rates are those of that full batch."""
     return Load(mode=mode, seqs=seqs, rate_rps=rate, ttft_p95_ms=math.inf, e2e_p95_s=math.inf, e2e_mean_s=math.inf,
-                per_user_tok_s=0.0, total_tok_s=0.0, burst_ttft_ms=burst, capacity_rps=capacity,
-                in_flight=float(seqs), steady=False, ttft_how=how, e2e_how=how, per_user_how=how, total_how=how)
+                per_user_tok_s=per_user, total_tok_s=capacity * output_tokens, burst_ttft_ms=burst,
+                capacity_rps=capacity, in_flight=float(seqs), steady=False, ttft_how=how, e2e_how=how,
+                per_user_how=f"saturated: {seqs} sequences decoding at once", total_how=f"saturated: {capacity:.3g} "
+                f"requests/s completed, {output_tokens} tokens each")
 
 
 @dataclass(frozen=True)
@@ -284,8 +290,11 @@ class _SharedSteps(Scheduler):
         rate = lam * 1e3
         if not math.isfinite(st.tau) or not math.isfinite(st.total) or lam * st.busy >= 1 \
                 or (open_loop and rate >= capacity):
+            share = 1 - capacity / 1e3 * prefill  # at saturation, what prefill leaves the full batch's steps
+            full = 1e3 * share / steps(seqs) if share > 0 else 0.0
             return _unsteady(mode, seqs, rate, capacity, burst,
-                             f"{rate:.3g} requests/s is more than one replica completes ({capacity:.3g}/s)")
+                             f"{rate:.3g} requests/s is more than one replica completes ({capacity:.3g}/s)", full,
+                             demand.output_tokens)
         wait_mean = cf.md1_mean_wait_ms(rate, st.busy)
         wait95 = min(cf.md1_wait_p95_ms(rate, st.busy), queue_cap * st.busy)
         decode = out1 * st.tau
@@ -499,7 +508,8 @@ class OneAtATime(Scheduler):
         burst = self.burst_ttft_ms(costs, demand, seqs)
         if rate_rps * service / 1e3 >= 1:
             return _unsteady("rate", 1, rate_rps, capacity, burst,
-                             f"{rate_rps:.3g} requests/s is more than one request at a time completes ({capacity:.3g}/s)")
+                             f"{rate_rps:.3g} requests/s is more than one request at a time completes ({capacity:.3g}/s)",
+                             1e3 / step1, demand.output_tokens)
         wait95 = cf.md1_wait_p95_ms(rate_rps, service)
         wait = cf.md1_mean_wait_ms(rate_rps, service)
         return Load(

@@ -293,5 +293,30 @@ def test_one_user_of_a_one_at_a_time_engine_is_a_steady_state_not_an_overload(k)
         p = rec.recommendation
         assert p.predicted.load.steady and math.isfinite(p.predicted.ttft_ms)
         text = "\n".join(predicted_lines(p) + load_lines(p))
-        assert "unbounded" not in text and "more than one replica completes" not in text
+        assert "unbounded" not in text and "saturated" not in text and "more than one replica completes" not in text
         assert p.predicted.load.rate_rps == pytest.approx(p.predicted.load.capacity_rps, rel=0.01)
+
+
+def test_a_rate_above_what_one_gpu_completes_is_said_plainly_with_the_gpus_it_needs(k):
+    """20 chat requests/s on one RTX 4090: no model there keeps up. The plan says the queue never
+    drains (no TTFT stand-in like 1e12 ms, no 0.0 tok/s), how many replicas the rate needs, and picks
+    the candidate that comes closest: the fewest replicas short of the load."""
+    from advisor.render import render
+
+    rec = advise(k, workload="chat", arrival_rate_rps=20, hardware={"gpu": "RTX 4090"})
+    p = rec.recommendation
+    assert p.predicted.ttft_ms is None and p.predicted.p95_latency_s is None and not p.predicted.load.steady
+    assert p.predicted.decode_tok_s_per_user > 0 and p.predicted.total_tok_s > 0  # the replica runs saturated
+    text = render(rec, "text")
+    assert "saturated" in text and "unbounded" not in text and "1,000,000,000" not in text
+    assert "slo.saturated" in fired(rec) and "slo.ttft" not in fired(rec)
+    short = fired(rec)["scaling.replicas-short"]
+    assert "requests/s" in short and "0 requests in 0 h" not in short
+    # no candidate needs fewer replicas than the one chosen
+    from advisor.answers import answers_from_dict
+    from advisor.recommend import candidates
+
+    fewest = min(e.replicas.needed for e in candidates(k, answers_from_dict(
+        {"workload": "chat", "arrival_rate_rps": 20, "hardware": {"gpu": "RTX 4090"}})))
+    assert p.replicas == 1 and p.model in {e.model.id for e in candidates(k, answers_from_dict(
+        {"workload": "chat", "arrival_rate_rps": 20, "hardware": {"gpu": "RTX 4090"}})) if e.replicas.needed == fewest}
