@@ -7,47 +7,75 @@ from NVIDIA's measured tables, or from a probe on this machine when one matches;
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from advisor.answers import demand, with_workload_defaults
 from advisor.domain import Answers, Hardware, ModelSpec, ProbeResult
 from advisor.engines import Engine, engine
 from advisor.hardware import resolve_hardware
 from advisor.knowledge import Knowledge
-from advisor.load import Demand, Load
+from advisor.load import Demand, Load, Scheduler, StepCosts
+from advisor.load.inflight import InFlight, in_flight
 from advisor.memory import memory
-from advisor.sizing import replicas
+from advisor.sizing import MANY, replicas, users_per_replica
 from advisor.speed import speed
 from advisor.stages import Estimate
 
 
 def estimate(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, model: ModelSpec, eng: Engine,
              quant: str, probes: list[ProbeResult] | None = None) -> Estimate:
-    """The Estimate of one candidate for this demand on this hardware."""
+    """The Estimate of one candidate for this demand on this hardware.
+
+    Tensor parallel counts the KV of the load as well as the weights: the smallest split whose
+    weights fit is tried first, and a larger one (while the GPUs given hold it) when the KV the
+    load keeps in flight does not fit beside the weights on each GPU."""
     probe = probe_for(probes, model, eng)
-    mem = memory(k, eng, model, quant, hw, background_gb, demand.prompt_tokens, demand.seq_tokens, probe)
+    first = _at_tp(k, demand, hw, background_gb, model, eng, quant, probe, None)
+    est, tp = first, first.tensor_parallel
+    while eng.splits_tensor_parallel and not _kv_fits(k, est) and tp * 2 <= hw.count:
+        tp *= 2
+        est = _at_tp(k, demand, hw, background_gb, model, eng, quant, probe, tp)
+    return est  # the largest split the GPUs hold when none fits: the rules say what it lacks
+
+
+def _kv_fits(k: Knowledge, e: Estimate) -> bool:
+    """The weights, the runtime and the KV of the sequences the load keeps in flight fit each GPU
+    (the context budget's margin and the VRAM hard stop)."""
+    return (e.memory.base_gb < e.memory.usable_gb and e.budget_tokens >= e.demand.seq_tokens
+            and e.need_gb <= e.memory.total_gb * k.value("vram_alert_hard_stop"))
+
+
+def _at_tp(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, model: ModelSpec, eng: Engine,
+           quant: str, probe: ProbeResult | None, tp: int | None) -> Estimate:
+    """The candidate at one tensor parallel (None: the smallest the weights need)."""
+    mem = memory(k, eng, model, quant, hw, background_gb, demand.prompt_tokens, demand.seq_tokens, probe, tp)
     tp = mem.tensor_parallel
     spd = speed(k, eng, model, hw.spec, quant, tp, demand.prompt_tokens, demand.mean_context, hw.os, probe)
 
-    # Load as the user described it, on the engine's scheduler: the sequences it runs at once are
-    # what its KV pool holds (an arrival rate, an offline batch's best batch) or the N users.
+    # The sequences each replica runs at once (the engine's --max-num-seqs / -np / slots): the high
+    # percentile of the load's in-flight count (advisor/load/inflight.py), never a pool size the user
+    # did not give; an offline batch keeps its throughput-optimal batch within what the KV pool holds.
     sched = eng.scheduler(model)
+    q = k.value("load.in_flight_percentile")
     pool = sched.seqs(mem.pool_seqs(demand.seq_tokens), int(k.value("batch.max_seqs")))
-    if demand.mode == "batch":
-        seqs = sched.batch_seqs(spd.costs, demand, pool)
-    elif demand.mode == "rate":
-        seqs = pool
-    else:
-        seqs = demand.users
-    seen: dict[int, Load] = {}
+    batch = sched.batch_seqs(spd.costs, demand, pool) if demand.mode == "batch" else 0
+    seen: dict[int, tuple[Load, InFlight]] = {}
 
-    def figures(r: int) -> Load:  # the one load model, each split of the rate evaluated once
+    def sized(r: int) -> tuple[Load, InFlight]:  # the one load model at r replicas, each r evaluated once
         if r not in seen:
-            seen[r] = sched.figures(spd.costs, demand, seqs, r)
+            seen[r] = _sized(sched, spd.costs, demand, r, pool, batch, q)
         return seen[r]
 
-    reps = replicas(demand, sched, spd.costs, seqs, hw.count // max(tp, 1), k.value("load.max_utilisation"), figures)
-    load = figures(reps.used)
+    reps = replicas(demand, sched, spd.costs, batch or pool, hw.count // max(tp, 1), k.value("load.max_utilisation"),
+                    lambda r: sized(r)[0])
+    load, flight = sized(reps.used)
+    if not load.steady and demand.mode == "rate" and reps.used < reps.needed < MANY:
+        # the GPUs given cannot carry the rate: each replica runs what one holds in the plan that can
+        # (the replicas it needs), saturated here, never the whole pool's worth of slots
+        load, flight = sized(reps.needed)
+        load = sched.figures(spd.costs, demand, load.seqs, reps.used)
 
-    # the KV of every sequence the engine runs at once: N users, what an arrival rate's pool holds, a batch
+    # the KV of every sequence the engine runs at once
     kv_seqs = load.seqs
     need = mem.need_gb(kv_seqs, demand.prompt_tokens, demand.seq_tokens)
     context_gb = need - mem.base_gb  # KV (and transient activations) for the ask
@@ -60,7 +88,49 @@ def estimate(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, m
         memory=mem, speed=spd, scheduler=sched, load=load, replicas=reps, kv_seqs=kv_seqs, budget_tokens=budget,
         budget_one=mem.budget_one(), need_gb=need, vram_gb=mem.held_gb(need), vram_frac=need / mem.total_gb,
         fp16_need_gb=mem.fp16_weights_gb + mem.overhead_gb + context_gb,
-        q8_need_gb=mem.q8_weights_gb + mem.overhead_gb + context_gb)
+        q8_need_gb=mem.q8_weights_gb + mem.overhead_gb + context_gb, in_flight=flight, pool_seqs=pool)
+
+
+def _sized(sched: Scheduler, costs: StepCosts, demand: Demand, r: int, pool: int, batch: int,
+           q: float) -> tuple[Load, InFlight]:
+    """One replica's figures at r replicas, its sequence limit at the in-flight count's q-quantile.
+
+    The time in system depends on the limit and the limit on the time in system: a few rounds
+    settle it (the limit only grows, so they end)."""
+    if demand.mode == "batch":
+        load = sched.figures(costs, demand, batch, r)
+        return load, in_flight(demand, load.e2e_mean_s, q, batch)
+    if demand.mode == "rate":  # each replica's share of the rate; queued requests wait for a slot
+        share = replace(demand, rate_rps=demand.rate_rps / max(r, 1))
+        load = sched.figures(costs, demand, pool, r)
+        flight = in_flight(share, load.e2e_mean_s, q)
+        if not load.steady:  # the queue never drains: every slot the pool holds is busy
+            return load, flight
+        seqs = 0
+        for _ in range(4):
+            want = sched.seqs(min(flight.high, pool), pool)
+            if want <= seqs:
+                break
+            seqs = want
+            load = sched.figures(costs, demand, seqs, r)
+            flight = in_flight(share, load.e2e_mean_s, q)
+        return load, flight
+    mine = users_per_replica(demand, r)  # N users: the replica's share of them
+    if mine.think_time_s <= 0:  # agents back to back: all in flight, always
+        seqs = sched.seqs(mine.users, mine.users)
+        load = sched.figures(costs, mine, seqs)
+        return load, in_flight(mine, load.e2e_mean_s, q)
+    load = sched.figures(costs, mine, sched.seqs(mine.users, mine.users))
+    flight = in_flight(mine, load.e2e_mean_s, q)
+    seqs = 0
+    for _ in range(4):
+        want = sched.seqs(flight.high, mine.users)
+        if want <= seqs:
+            break
+        seqs = want
+        load = sched.figures(costs, mine, seqs)
+        flight = in_flight(mine, load.e2e_mean_s, q)
+    return load, flight
 
 
 def probe_for(probes: list[ProbeResult] | None, model: ModelSpec, eng: Engine) -> ProbeResult | None:

@@ -122,13 +122,15 @@ def tensor_parallel(weights_gb: float, usable_gb: float, overhead_gb: float, gpu
 
 
 def memory(k: Knowledge, eng: Engine, model: ModelSpec, quant: str, hw: Hardware, background: float,
-           prompt_tokens: int, seq_tokens: int, probe: ProbeResult | None) -> Memory:
-    """The memory stage for one candidate (model x engine x quantization) on this hardware."""
+           prompt_tokens: int, seq_tokens: int, probe: ProbeResult | None, tp: int | None = None) -> Memory:
+    """The memory stage for one candidate (model x engine x quantization) on this hardware; `tp`:
+    a tensor parallel chosen for the KV too (advisor/estimate.py), else the smallest the weights need."""
     total = hw.vram_gb
     usable = total - background_gb(background, hw)
     weights_total = physics.weights_gb(k, model, quant)
     overhead, overhead_src = eng.overhead_gb()
-    tp = tensor_parallel(weights_total, usable, overhead, hw.count, eng.splits_tensor_parallel)
+    if tp is None or not eng.splits_tensor_parallel:
+        tp = tensor_parallel(weights_total, usable, overhead, hw.count, eng.splits_tensor_parallel)
     weights = weights_total / max(tp, 1)
 
     # KV per token of this sequence length (sliding layers capped), split as TP splits KV heads

@@ -2,16 +2,18 @@
 
 An arrival rate needs enough replicas that each stays under the utilisation line
 (`load.max_utilisation`) and meets the targets at its share of the rate; an offline batch
-enough that their batched throughput finishes the volume within the deadline; N users in a
-closed loop are one replica's (they hold themselves to what it completes). Replicas are whole
-tensor-parallel groups of the GPUs given; past them, the plan says how many it would need.
+enough that their batched throughput finishes the volume within the deadline. N users in a
+closed loop are split over the GPUs given when one replica misses the targets or runs past the
+utilisation line (agents back to back keep any replica saturated: they take every replica the
+GPUs hold, at most one per agent). Replicas are whole tensor-parallel groups of the GPUs given;
+past them, the plan says how many it would need.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from advisor.load import Demand, Load, Scheduler, StepCosts
 
@@ -34,7 +36,7 @@ def replicas(demand: Demand, scheduler: Scheduler, costs: StepCosts, seqs: int, 
     `figures(r)`: the load model's figures with the rate split r ways (memoised by the caller)."""
     possible = max(int(possible), 0)
     if demand.mode == "concurrent":
-        return Replicas(1, possible, 1, "N users in a closed loop hold themselves to one replica's pace")
+        return _closed_loop(demand, scheduler, costs, seqs, possible, max_utilisation, figures)
     capacity = scheduler.capacity_rps(costs, demand, seqs)
     if demand.mode == "batch":
         needed = max(1, math.ceil(demand.rate_rps / capacity)) if capacity > 0 else MANY
@@ -73,3 +75,49 @@ def _settled(a: Load, b: Load) -> bool:
     """Splitting the rate further changed nothing that matters: both steady, within 0.1 %."""
     return a.steady and b.steady and abs(a.ttft_p95_ms - b.ttft_p95_ms) <= 1e-3 * a.ttft_p95_ms \
         and abs(a.e2e_p95_s - b.e2e_p95_s) <= 1e-3 * a.e2e_p95_s
+
+
+def users_per_replica(demand: Demand, r: int) -> Demand:
+    """The closed loop one of `r` replicas serves: the users split as evenly as they go."""
+    return replace(demand, users=max(math.ceil(demand.users / max(r, 1)), 1))
+
+
+def _closed_loop(demand: Demand, scheduler: Scheduler, costs: StepCosts, seqs: int, possible: int,
+                 max_utilisation: float, figures: Callable[[int], Load] | None) -> Replicas:
+    """N users split over replicas: the fewest that meet the targets under the utilisation line;
+    agents back to back (no pause) keep any replica saturated, so they take every replica the
+    GPUs hold (at most one per agent): each added replica adds throughput and cuts the wait."""
+    n, agents = demand.users, demand.think_time_s <= 0
+    top = max(min(possible, n), 1)
+
+    def at(r: int) -> Load:
+        if figures is not None:
+            return figures(r)
+        d = users_per_replica(demand, r)
+        return scheduler.figures(costs, d, min(seqs, d.users))
+
+    def meets(r: int) -> bool:
+        f = at(r)
+        busy = agents or f.rate_rps <= max_utilisation * f.capacity_rps
+        return f.steady and f.ttft_p95_ms <= demand.ttft_slo_ms and f.e2e_p95_s <= demand.e2e_slo_s and busy
+
+    who = "agents back to back" if agents else f"users pausing {demand.think_time_s:g} s"
+    if top <= 1:
+        return Replicas(1, possible, 1, f"{n} {who} on the one replica the GPUs hold")
+    needed = next((r for r in range(1, top + 1) if meets(r)), 0)
+    if not needed:  # even split over every replica the GPUs hold the targets are missed: more would help?
+        needed = top if top == n or _settled(at(top - 1), at(top)) else top + 1
+    used = top if agents else min(needed, top)
+    f = at(used)
+    if agents and used > 1:
+        why = (f"{n} {who} keep any replica saturated: split over the {used} replicas the GPUs hold "
+               f"({users_per_replica(demand, used).users} each, p95 latency {f.e2e_p95_s:.3g} s)")
+    elif used == 1:
+        return Replicas(needed, possible, 1, f"{n} {who}: one replica meets the targets at "
+                                             f"{f.rate_rps / f.capacity_rps:.0%} of its capacity")
+    else:
+        why = (f"{n} {who}: one replica misses the targets or runs past {max_utilisation:.0%} of its capacity; "
+               f"{used} replicas of {users_per_replica(demand, used).users} users each meet them")
+    if needed > possible:
+        why += f"; the targets want more than the {possible} replica(s) the GPUs hold"
+    return Replicas(needed, possible, used, why)

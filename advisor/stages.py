@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from advisor.domain import Hardware, ModelSpec, Provenance
 from advisor.engines import Engine, Sizing, Speed
 from advisor.load import Demand, Load, Scheduler
+from advisor.load.inflight import InFlight
 from advisor.memory import Memory
 from advisor.sizing import Replicas
 
@@ -55,6 +56,8 @@ class Estimate:
     vram_frac: float  # need / VRAM
     fp16_need_gb: float  # per GPU, this deployment (TP, context, load) at 16 bits
     q8_need_gb: float  # the same at 8 bits
+    in_flight: InFlight | None = None  # the load's in-flight count: its mean and the percentile `kv_seqs` follows
+    pool_seqs: int = 0  # sequences of the typical length the KV pool holds (the engine's ceiling applied)
 
     @functools.cached_property
     def origins(self) -> dict[str, Provenance]:

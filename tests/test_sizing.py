@@ -13,10 +13,29 @@ def _rate(rps, ttft=math.inf, e2e=math.inf):
     return Demand.of(prompt_tokens=2048, output_tokens=200, rate_rps=rps, ttft_slo_ms=ttft, e2e_slo_s=e2e)
 
 
-def test_users_in_a_closed_loop_are_one_replicas():
+def test_agents_back_to_back_take_every_replica_the_gpus_hold():
+    """64 agents keep any replica saturated: a second, third, fourth GPU each add throughput and cut
+    every agent's wait, so none is left idle (before: one replica, three GPUs idle)."""
     d = Demand.of(prompt_tokens=2048, output_tokens=200, users=64)
-    r = replicas(d, ContinuousBatching(), H100_8B, 64, possible=4, max_utilisation=0.8)
+    one = replicas(d, ContinuousBatching(), H100_8B, 64, possible=1, max_utilisation=0.8)
+    four = replicas(d, ContinuousBatching(), H100_8B, 64, possible=4, max_utilisation=0.8)
+    assert one.used == 1 and four.used == 4 and "16 each" in four.why
+    # never more replicas than agents
+    assert replicas(Demand.of(prompt_tokens=2048, output_tokens=200, users=2), ContinuousBatching(), H100_8B, 2,
+                    possible=4, max_utilisation=0.8).used == 2
+
+
+def test_people_who_pause_use_one_replica_while_it_meets_the_targets_and_more_when_it_does_not():
+    calm = Demand.of(prompt_tokens=2048, output_tokens=200, users=64, think_time_s=60)
+    r = replicas(calm, ContinuousBatching(), H100_8B, 64, possible=4, max_utilisation=0.8)
     assert (r.needed, r.used) == (1, 1)
+    sched = ContinuousBatching()
+    alone = sched.figures(H100_8B, Demand.of(prompt_tokens=2048, output_tokens=200, users=1), 1).e2e_p95_s
+    one = sched.figures(H100_8B, calm, 64).e2e_p95_s
+    tight = Demand.of(prompt_tokens=2048, output_tokens=200, users=64, think_time_s=60,
+                      e2e_slo_s=(alone + one) / 2)  # between one user's latency and 64 users' on one replica
+    r = replicas(tight, sched, H100_8B, 64, possible=4, max_utilisation=0.8)
+    assert r.used > 1 and r.needed == r.used
 
 
 def test_an_arrival_rate_gets_enough_replicas_to_stay_under_the_utilisation_line():
