@@ -69,6 +69,7 @@ class Ask:
     flag: str = ""      # the CLI flag without "--" (default: the field name, _ as -)
     widget: str = ""    # number | choice | text | gpu | model (default: from the type)
     page: str = ""      # where the TUI asks it: hardware | workload | risk | load | model
+    empty: str = "any"  # what "" means for a choice field that allows it ('(or "" for any)')
 
 
 _ANSWERS_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
@@ -155,6 +156,12 @@ class Answers(BaseModel):
                                     page="load")] = 0
     deadline_hours: Annotated[float, Field(ge=0, le=8760),
                               Ask("deadline", "batch window, 0 = none", unit="hours", page="load")] = 0.0
+    # what serves the model today ("" = nothing yet): the bundled backends (knowledge/backends.toml),
+    # or "other"; playbook H.1 (moving off Ollama) is for the users on Ollama
+    current_backend: Annotated[Literal["", "ollama", "llamacpp", "vllm", "tgi", "transformers",
+                                       "transformers-compiled", "transformers-serve", "other"],
+                               Ask("serving today", "what serves your model now (empty: nothing yet)",
+                                   widget="choice", page="model", empty="nothing yet")] = ""
     hardware: HardwareAnswers = HardwareAnswers()
     model: ModelAnswers = ModelAnswers()
     slo: SLOAnswers = SLOAnswers()

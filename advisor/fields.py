@@ -68,7 +68,7 @@ class AnswerField:
         if self.kind == "choice":
             words = [c for c in self.choices if c]
             out = "one of " + ", ".join(words)
-            return out + (' (or "" for any)' if "" in self.choices else "")
+            return out + (f' (or "" for {self.ask.empty})' if "" in self.choices else "")
         if self.kind in ("int", "float"):
             what = "a whole number" if self.kind == "int" else "a number"
             lo = f"from {_num(self.ge)}" if self.ge is not None else (

@@ -51,12 +51,25 @@ def nested(path: str, value) -> dict:
     ({"slo": {"ttft_ms": True}}, "slo.ttft_ms", "true is not allowed"),
     ({"constraints": {"quantization": "q1"}}, "constraints.quantization", "one of fp16,"),
     ({"wrkload": "rag"}, "wrkload", "did you mean 'workload'"),
+    ({"current_backend": "olama"}, "current_backend", "did you mean 'ollama'"),
+    ({"current_backend": "sglang"}, "current_backend", 'other (or "" for nothing yet)'),
 ])
 def test_bad_answers_name_the_field_and_what_is_allowed(data, field, hint):
     with pytest.raises(AdvisorError) as e:
         answers_from_dict(data)
     msg = str(e.value)
     assert msg.startswith(field + ":") and hint in msg and "\n" not in msg, msg
+
+
+def test_whoever_serves_with_a_bundled_backend_today_can_say_so():
+    """current_backend offers every backend the advisor knows (and "other"); '' is nothing yet."""
+    from advisor.fields import field
+    from advisor.knowledge import load_knowledge
+
+    choices = set(field("current_backend").choices)
+    assert set(load_knowledge().backends) | {"", "other"} == choices
+    assert Answers().current_backend == ""
+    assert merge_flags(None, {"current_backend": "ollama"}).current_backend == "ollama"
 
 
 def test_every_number_field_has_a_lower_and_an_upper_bound():

@@ -28,7 +28,9 @@ WORKLOADS = field("workload").choices
 RISKS = field("risk").choices
 # the number fields of the load page and the constraint dropdowns of the model page, from the model
 NUMBERS = on_page("load")
-CONSTRAINTS = [f for f in on_page("model") if f.widget in ("choice", "backend")]
+CONSTRAINTS = [f for f in on_page("model") if f.widget in ("choice", "backend") and f.table == "constraints"]
+# what serves the model today (H.1, moving off Ollama, is for the users on Ollama): its own row
+TODAY = field("current_backend")
 LABEL_WIDTH = 17
 MODEL_SOURCES = (("auto", "let the advisor pick"), ("catalog", "from the catalog"),
                  ("path", "a local HF folder or GGUF file"), ("tag", "an Ollama tag"))
@@ -60,6 +62,25 @@ def model_source(name: str, knowledge) -> str:
     if spec is not None:
         return "catalog"
     return "path" if "/" in name or name.startswith((".", "~")) else "tag"
+
+
+def allowed_quantizations(knowledge, risk: str) -> set[str]:
+    """The quantizations Appendix P.1 allows at this risk tier (knowledge/quantization.toml)."""
+    return {q for q, row in knowledge.quant.items() if risk in row.risk_tiers}
+
+
+def risk_note(knowledge) -> str:
+    """What each tier allows, from the same rows the rules read: 'high allows fp16, ...; moderate
+    also ...; low also ...; q2_k is never allowed.'"""
+    parts, seen = [], set()
+    for tier in RISKS:
+        allowed = allowed_quantizations(knowledge, tier)
+        new = [q for q in knowledge.quant if q in allowed - seen]
+        if new:
+            parts.append(f"{tier} {'allows' if not seen else 'also'} {', '.join(new)}")
+        seen |= allowed
+    never = [q for q, row in knowledge.quant.items() if not row.risk_tiers]
+    return "; ".join(parts) + (f"; {', '.join(never)} never allowed." if never else ".")
 
 
 class _LocalModel(Validator):
@@ -105,8 +126,7 @@ class QuestionnaireScreen(AdvisorScreen):
                 with ChoiceSet(id="risk"):
                     for r in RISKS:
                         yield Choice(f"{r:<9} e.g. {RISK_EXAMPLES[r]}", id=f"r-{r}")
-                yield Static("high allows fp16/q8_0 only; moderate and low allow q4_k_m; "
-                             "q2_k is never allowed.", id="risk-note", markup=False)
+                yield Static(risk_note(self.advisor.knowledge), id="risk-note", markup=False)
             with VerticalScroll(id="page-load"):
                 for f in NUMBERS:
                     with Horizontal(classes="row"):
@@ -130,14 +150,31 @@ class QuestionnaireScreen(AdvisorScreen):
                     for f in CONSTRAINTS:
                         yield Label(f.title, classes="field")
                         yield field_select(f.path, f.default, choices=self._choices(f))
+                with Horizontal(classes="row", id="serving-today"):
+                    yield Label(TODAY.title, classes="field")
+                    yield field_select(TODAY.path, TODAY.default, any_label=TODAY.ask.empty)
         yield Static("", id="q-error", markup=False)
         with Horizontal(classes="buttons"):
             yield Button("< Back", id="back")
             yield Button("Next >", id="next", variant="primary")
 
-    def _choices(self, f) -> tuple[str, ...]:
-        """A dropdown's values: the field's own, or for the backend the knowledge's backends."""
-        return ("",) + tuple(self.advisor.knowledge.backends) if f.widget == "backend" else f.choices
+    def _choices(self, f, risk: str | None = None, keep: str = "") -> tuple[str, ...]:
+        """A dropdown's values: the field's own, or for the backend the knowledge's backends; for the
+        quantization only those the risk tier allows (P.1: never q2_k), and `keep`, a value the answers
+        already hold, so a saved answer is shown as it is rather than dropped."""
+        if f.widget == "backend":
+            return ("",) + tuple(self.advisor.knowledge.backends)
+        if f.path != "constraints.quantization":
+            return f.choices
+        allowed = allowed_quantizations(self.advisor.knowledge, risk or self.advisor.answers.risk)
+        return tuple(c for c in f.choices if c == "" or c in allowed or c == keep)
+
+    def refresh_quantizations(self) -> None:
+        """The quantization dropdown follows the risk tier chosen on the page before."""
+        sel = self.query_one("#" + wid("constraints.quantization"), Select)
+        current = "" if sel.value is Select.NULL else str(sel.value)
+        self.refresh_quantizations_for(current)
+        sel.value = current
 
     # ------------------------------------------------------------ fill from the answers
     def on_mount(self) -> None:
@@ -158,8 +195,10 @@ class QuestionnaireScreen(AdvisorScreen):
         self.query_one(f"#r-{a.risk}", RadioButton).value = True
         for f in NUMBERS:
             self.query_one("#" + wid(f.path), Input).value = f.format(get(a, f.path))
+        self.refresh_quantizations_for(get(a, "constraints.quantization"))
         for f in CONSTRAINTS:
             self.query_one("#" + wid(f.path), Select).value = get(a, f.path)
+        self.query_one("#" + wid(TODAY.path), Select).value = a.current_backend
         self.show_profile(a.workload)
         name = a.model.name.strip()
         source = model_source(name, self.advisor.knowledge)
@@ -278,6 +317,15 @@ class QuestionnaireScreen(AdvisorScreen):
         if getattr(event.widget, "id", "") == "workload":  # leaving the list: the chosen one's profile
             self.show_profile(self._chosen_workload(), typical_too=False)
 
+    def _chosen_risk(self) -> str:
+        return next((r for r in RISKS if self.query_one(f"#r-{r}", RadioButton).value), self.advisor.answers.risk)
+
+    def refresh_quantizations_for(self, value: str) -> None:
+        """The tier's quantizations, and `value` (the one the answers hold) so it can be shown."""
+        f = field("constraints.quantization")
+        sel = self.query_one("#" + wid(f.path), Select)
+        sel.set_options([(c or "any", c) for c in self._choices(f, risk=self._chosen_risk(), keep=value)])
+
     def _chosen_workload(self) -> str:
         return next((w for w in WORKLOADS if self.query_one(f"#w-{w}", RadioButton).value), WORKLOADS[0])
 
@@ -301,6 +349,8 @@ class QuestionnaireScreen(AdvisorScreen):
         self.query_one("#next", Button).label = "Next: probe >" if page == len(PAGES) - 1 else "Next >"
         self.query_one("#back", Button).label = "< Back: hardware" if page == 0 else "< Back"
         self.query_one("#q-error", Static).update("")
+        if page == PAGES.index("page-model"):
+            self.refresh_quantizations()
         first = {0: "#workload", 1: "#risk", 2: "#" + wid(NUMBERS[0].path), 3: "#model-source"}[page]
         self.query_one(first).focus()
 
@@ -391,7 +441,7 @@ class QuestionnaireScreen(AdvisorScreen):
             except AdvisorError:
                 if strict:
                     return False
-        for f in CONSTRAINTS:
+        for f in (*CONSTRAINTS, TODAY):
             put(a, f.path, str(self.query_one("#" + wid(f.path), Select).value))
         put(a, "model.name", self.model_name())
         try:
