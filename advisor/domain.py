@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 Workload = Literal["rag", "summarization", "chat", "balanced", "codegen", "classification"]
 Risk = Literal["high", "moderate", "low"]
@@ -113,6 +113,13 @@ class SLOAnswers(BaseModel):
                                  unit="s", page="load")] = None
     min_decode_tok_s: Annotated[float, Field(ge=0, le=100_000),
                                 Ask("min decode", "per user, 0 = any", unit="tok/s", page="load")] = 0.0
+    # which targets were filled from the workload's defaults (the user left them blank): not part of
+    # the answers a user saves; set by advisor/recommend.py, kept by model_copy
+    _defaulted: frozenset[str] = PrivateAttr(default_factory=frozenset)
+
+    @property
+    def defaulted(self) -> frozenset[str]:
+        return self._defaulted
 
 
 class ConstraintAnswers(BaseModel):

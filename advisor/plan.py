@@ -16,59 +16,166 @@ from advisor.knowledge import Knowledge
 from advisor.rules.base import Conclusion, Trace
 from advisor.stages import Estimate
 
-RANKING = RuleFiring(
-    rule="advisor.ranking",
-    source="advisor policy: fewest policy-gate failures (risk tier, quality, compile policy), then fewest "
-           "performance-gate failures, then the fewest replicas short of the load, then fewest penalties, "
-           "then the largest model, "
-           "then the higher-precision quantization, then the lowest p95 latency",
-    because="",
-)
+RANKING_RULE = "advisor.ranking"
 HEADLINE = ("backend", "quantization", "model", "max_context_tokens", "concurrency", "replicas", "tensor_parallel")
 
 
-class Ranked:
-    """A candidate with the rules' conclusions on it, in the order the ranking reads them."""
+def ranking_source(k: Knowledge) -> str:
+    """The declared objective in the order it is applied (knowledge/ranking.toml)."""
+    return "knowledge/ranking.toml: " + "; then ".join(f"{r.meaning} [{r.source}]" for r in k.ranking)
 
-    def __init__(self, est: Estimate, conclusions: list[Conclusion]):
+
+def served_quality(e: Estimate, k: Knowledge) -> float:
+    """The catalog's quality score after the quantization's loss (MMLU, percentage points); a model
+    without a score ranks below every scored one (its quality is not known)."""
+    mmlu = e.model.mmlu
+    return (mmlu if mmlu is not None else -100.0) - k.quant[e.quant].mmlu_delta_pp
+
+
+class Ranked:
+    """A candidate with the rules' conclusions on it, and the value of each term of the objective."""
+
+    def __init__(self, est: Estimate, conclusions: list[Conclusion], k: Knowledge):
         self.est = est
         self.conclusions = conclusions
         self.rejects = [c for c in conclusions if c.effect == "reject"]
         self.gates = [c for c in conclusions if c.effect == "gate"]
-        # Breaking policy (risk tier, quality, compile policy) is worse than missing a
-        # performance target: when nothing passes everything, keep the policy.
         self.policy_gates = [c for c in self.gates if c.kind == "policy"]
+        self.target_gates = [c for c in self.gates if c.kind not in ("policy", "target")]
+        self.default_gates = [c for c in self.gates if c.kind == "target"]
         self.penalty = sum(c.weight for c in conclusions if c.effect == "penalty")
+        self.quality = served_quality(est, k)
+        self.tier = 0  # quality tier: 0 is the best's (set by rank())
+        self.margin = 0.0  # the quality margin the tiers were cut with
+        self.order = [r.term for r in k.ranking]
+
+    def term(self, name: str) -> float | tuple:
+        """One term of the objective (knowledge/ranking.toml): lower is better."""
+        e = self.est
+        if name == "policy":
+            return len(self.policy_gates)
+        if name == "targets":
+            return len(self.target_gates)
+        if name == "replicas":
+            return max(e.replicas.needed - e.replicas.possible, 0)
+        if name == "default_targets":
+            return len(self.default_gates)
+        if name == "quality":
+            return self.tier
+        if name == "gpus":
+            return e.tensor_parallel * e.replicas.used
+        if name == "preferences":
+            return round(self.penalty, 6)
+        if name == "certainty":
+            assumed = int(e.speed.prefill_assumed) + int(e.speed.decode_assumed)
+            return (assumed, round(e.p95_band, 3))
+        if name == "speed":
+            return speed_s(e)
+        raise ValueError(f"unknown ranking term {name!r}")
 
     def key(self) -> tuple:
-        e = self.est
-        short = max(e.replicas.needed - e.replicas.possible, 0)  # GPUs' worth of replicas the load lacks
-        return (len(self.rejects), len(self.policy_gates), len(self.gates), short, self.penalty,
-                -effective_size(e), -e.bits, e.load.e2e_p95_s)
+        # rejections first (a candidate that cannot run never outranks one that can); then the declared
+        # objective; then exact quality and precision, so the order is total and repeatable
+        return (len(self.rejects), *(self.term(t) for t in self.order), -self.quality, -self.est.bits,
+                self.est.model.id, self.est.backend, self.est.quant)
 
 
-def rank(cands: list[Estimate], trace: Trace) -> list[Ranked]:
+def speed_s(e: Estimate) -> float:
+    """The speed term: p95 latency (inf when the queue never drains)."""
+    return e.load.e2e_p95_s if math.isfinite(e.load.e2e_p95_s) else math.inf
+
+
+def rank(cands: list[Estimate], trace: Trace, k: Knowledge) -> list[Ranked]:
     by_id: dict[str, list[Conclusion]] = {}
     for c in trace.conclusions:
         by_id.setdefault(c.fact_id, []).append(c)
-    ranked = [Ranked(e, by_id.get(str(i), [])) for i, e in enumerate(cands)]
+    ranked = [Ranked(e, by_id.get(str(i), []), k) for i, e in enumerate(cands)]
+    quality_tiers(ranked, k.value("quality_margin_pp"))
     ranked.sort(key=Ranked.key)
     return ranked
 
 
-def effective_size(e: Estimate) -> float:
-    """The size the ranking prefers: a dense model's parameters; a mixture of experts' geometric
-    mean of total and active (a common rule of thumb for MoE quality: Mixtral 8x7B ~ 24B dense)."""
-    m = e.model
-    return math.sqrt(m.params * m.active_params) if m.experts else m.params
+def quality_tiers(ranked: list[Ranked], margin: float) -> None:
+    """Scores within `margin` of a tier's best are one tier (its defaults decide inside it): tier 0
+    holds the best score and everything within the margin of it, tier 1 the best of the rest..."""
+    tier, top = -1, math.inf
+    for r in sorted(ranked, key=lambda r: -r.quality):
+        if r.quality < top - margin - 1e-9:
+            tier, top = tier + 1, r.quality
+        r.tier = tier
+        r.margin = margin
+
+
+def quality_trade(ranked: list[Ranked], best: Ranked) -> dict:
+    """The best-quality candidate a better tier up that breaks nothing but the workload's default
+    targets (which the user left blank): the plan stage says what it would cost in speed."""
+    better = [r for r in ranked if not r.rejects and not r.policy_gates and not r.target_gates
+              and r.term("replicas") == 0 and r.default_gates and r.tier < best.tier]
+    if not better:
+        return {"quality": round(best.quality, 2)}
+    def overshoot(r: Ranked) -> float:  # how far past the default targets, as a factor
+        d, ld = r.est.demand, r.est.load
+        return max(ld.ttft_p95_ms / d.ttft_slo_ms, ld.e2e_p95_s / d.e2e_slo_s)
+
+    t = min(better, key=lambda r: (r.tier, overshoot(r)))
+    e = t.est
+    return {"quality": round(best.quality, 2), "trade": f"{e.model.id} on {e.backend} at {e.quant}",
+            "trade_quality": round(t.quality, 2), "trade_ttft_ms": e.load.ttft_p95_ms, "trade_e2e_s": e.load.e2e_p95_s}
 
 
 def max_context(e: Estimate) -> int:
     return max(min(e.budget_tokens, e.model.max_context), 0)
 
 
+# For each choice, the rival that differs in it and as little else as possible: the deciding term
+# between the winner and that rival is what set the value.
+_RIVAL_KEEPS = {"model": (), "backend": ("model", "quant"), "quantization": ("model", "backend")}
+_FIELD = {"model": lambda e: e.model.id, "backend": lambda e: e.backend, "quantization": lambda e: e.quant,
+          "quant": lambda e: e.quant}
+
+
+def decisions(k: Knowledge, ranked: list[Ranked], best: Ranked) -> dict[str, RuleFiring]:
+    """What set the winner's model, backend and quantization: the term of the declared objective on
+    which it beats the best rival that differs in that choice (the firing names that rival), or, for
+    a sourced preference, the preference rule that held on the winner. A choice nothing else could
+    take (every rival is rejected, or none exists) is set by the rule that rejected them."""
+    rows = {r.term: r for r in k.ranking}
+    out: dict[str, RuleFiring] = {}
+    for field, keeps in _RIVAL_KEEPS.items():
+        mine = _FIELD[field](best.est)
+        differs = [r for r in ranked if r is not best and _FIELD[field](r.est) != mine]
+        close = [r for r in differs if all(_FIELD[x](r.est) == _FIELD[x](best.est) for x in keeps)]
+        rival = (close or differs or [None])[0]
+        if rival is None:  # the answers left one choice (a named model, a tied backend): their own rule says so
+            continue
+        term = deciding_term(rival, best)
+        who = f"{rival.est.model.id} on {rival.est.backend} at {rival.est.quant}"
+        if term in ("runs", "policy", "targets", "default_targets"):
+            broke = rival.rejects or rival.policy_gates or rival.target_gates or rival.default_gates
+            c = broke[0] if broke else None
+            because = (f"{field} {mine}: the best rival, {who}, breaks {c.rule}: {c.because}" if c
+                       else f"{field} {mine}: the best rival, {who}, breaks more checks")
+            rule = "ranking.runs" if term == "runs" else f"ranking.{term}"
+            src = rows[term].source if term in rows else "the rules' rejections (rules/*.py)"
+            out[field] = RuleFiring(rule=rule, source=src, because=because)
+            continue
+        if term == "preferences":
+            bonus = next((c for c in best.conclusions if c.effect == "penalty" and c.weight < 0
+                          and c.rule not in {x.rule for x in rival.conclusions}), None)
+            if bonus is not None and field in bonus.sets:
+                out[field] = RuleFiring(rule=bonus.rule, source=bonus.source,
+                                        because=f"{field} {mine} over {who} (same quality tier): {bonus.because}")
+                continue
+        because = (f"{field} {mine} over {who}: " + why_term(term, rival, best, f"{best.est.model.id} on "
+                                                              f"{best.est.backend} at {best.est.quant}")
+                   if term else f"{field} {mine}: level with {who} on every term")
+        out[field] = RuleFiring(rule=f"ranking.{term}" if term else RANKING_RULE,
+                                source=rows[term].source if term in rows else ranking_source(k), because=because)
+    return out
+
+
 def plan(k: Knowledge, answers: Answers, r: Ranked, alt: bool = False, plan_trace: Trace | None = None,
-         winner: Ranked | None = None) -> Plan:
+         winner: Ranked | None = None, decided: dict[str, RuleFiring] | None = None) -> Plan:
     """The Plan of a ranked candidate: the winner's (with the rule behind each headline field and
     its engine's knobs), or an alternative's (with why it lost)."""
     e = r.est
@@ -89,8 +196,10 @@ def plan(k: Knowledge, answers: Answers, r: Ranked, alt: bool = False, plan_trac
         return p
     # The rule that decided each headline field: the plan stage's explanation first, else a
     # candidate-stage judgement on the winner, else the ranking itself.
-    decided = (plan_trace.conclusions if plan_trace else []) + r.conclusions
-    p.set_by = {f: next((c.rule for c in decided if f in c.sets), RANKING.rule) for f in HEADLINE}
+    notes = (plan_trace.conclusions if plan_trace else []) + r.conclusions
+    p.set_by = {f: next((c.rule for c in notes if f in c.sets), RANKING_RULE) for f in HEADLINE}
+    # the choices among candidates: set by the term of the objective that decided them
+    p.set_by.update({f: d.rule for f, d in (decided or {}).items()})
     p.settings = e.engine.settings(sizing(answers, e, p))
     return p
 
@@ -125,24 +234,60 @@ def load_figures(answers: Answers, e: Estimate, with_max_rate: bool) -> LoadFigu
     return fig
 
 
-def lost_because(r: Ranked, winner: Ranked | None) -> list[str]:
-    """Why an alternative ranks below the winner: its rejections and gates, the winner's
-    bonuses it lacks, its own penalties, else the tie-breaker that separated them."""
-    out = [c.because for c in r.rejects + r.gates]
-    mine = {c.rule for c in r.conclusions}
-    if winner is not None:
-        out += [f"the winner's edge: {c.because}" for c in winner.conclusions
+def deciding_term(a: Ranked, b: Ranked) -> str:
+    """The first term of the objective on which two candidates differ ("" when none does)."""
+    if len(a.rejects) != len(b.rejects):
+        return "runs"
+    return next((t for t in a.order if a.term(t) != b.term(t)), "")
+
+
+def why_term(term: str, r: Ranked, w: Ranked, winner: str = "the winner") -> str:
+    """How `w` beats `r` on one term of the objective, in the user's words with both figures."""
+    e, we = r.est, w.est
+    if term == "replicas":
+        return (f"needs {e.replicas.needed} replica(s) where the GPUs hold {e.replicas.possible}; {winner} needs "
+                f"{we.replicas.needed}")
+    if term == "quality":
+        return (f"lower served quality: {e.model.id} at {e.quant} scores MMLU {r.quality:.1f} vs "
+                f"{we.model.id} at {we.quant} {w.quality:.1f} (scores within {r.margin:g} pp are one tier)")
+    if term == "gpus":
+        return f"uses {r.term('gpus')} GPUs where {winner} uses {w.term('gpus')}"
+    if term == "certainty":
+        return (f"its figures are less certain ({_certainty(r)}) than those of {winner} ({_certainty(w)}), "
+                f"in the same quality tier")
+    if term == "speed":
+        return f"slower: p95 {_secs(speed_s(e))} vs {_secs(speed_s(we))}"
+    if term == "preferences":
+        mine = {c.rule for c in r.conclusions}
+        edge = [f"{winner} has the preference: {c.because}" for c in w.conclusions
                 if c.effect == "penalty" and c.weight < 0 and c.rule not in mine]
-    out += [c.because for c in r.conclusions if c.effect == "penalty" and c.weight > 0]
-    if out or winner is None:
+        theirs = {c.rule for c in w.conclusions}
+        own = [c.because for c in r.conclusions if c.effect == "penalty" and c.weight > 0 and c.rule not in theirs]
+        return "; ".join(edge + own) or f"the sourced preferences weigh {r.penalty:g} against {w.penalty:g} for {winner}"
+    return ""
+
+
+def _certainty(r: Ranked) -> str:
+    s = r.est.speed
+    assumed = [n for n, a in (("prefill", s.prefill_assumed), ("decode", s.decode_assumed)) if a]
+    return (f"{' and '.join(assumed)} assumed" if assumed else "calibrated") + f", band ±{r.est.p95_band:.0%}"
+
+
+def _secs(v: float) -> str:
+    return "saturated" if not math.isfinite(v) else (f"{v:.3g} s" if v >= 0.01 else f"{v * 1e3:.3g} ms")
+
+
+def lost_because(r: Ranked, winner: Ranked | None) -> list[str]:
+    """Why an alternative ranks below the winner: its rejections and gates, then the term of the
+    declared objective (knowledge/ranking.toml) that separated them, with both figures."""
+    out = [c.because for c in r.rejects + r.gates]
+    if winner is None:
         return out
-    w, e = winner.est, r.est
-    if effective_size(e) < effective_size(w):
-        return [f"smaller model ({effective_size(e) / 1e9:.3g}B vs {effective_size(w) / 1e9:.3g}B"
-                f"{' effective' if e.model.experts or w.model.experts else ''}) with the same checks passed"]
-    if e.bits < w.bits:
-        return [f"lower precision ({e.quant} vs {w.quant}) with the same checks passed"]
-    return [f"slower: p95 {e.load.e2e_p95_s:.1f} s vs {w.load.e2e_p95_s:.1f} s"]
+    term = deciding_term(r, winner)
+    if term in ("runs", "policy", "targets", "default_targets") and out:
+        return list(dict.fromkeys(out))
+    line = why_term(term, r, winner) if term else "ranks level with the winner on every term; the order is by name"
+    return list(dict.fromkeys(out + [line]))
 
 
 def diverse(ranked: list[Ranked], best: Ranked | None, limit: int = 5) -> list[Ranked]:

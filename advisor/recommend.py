@@ -29,7 +29,7 @@ from advisor.hardware import resolve_hardware
 from advisor.knowledge import Knowledge, load_knowledge
 from advisor.load import Demand
 from advisor.models import resolve_models
-from advisor.plan import RANKING, Ranked, diverse, plan, rank
+from advisor.plan import RANKING_RULE, Ranked, decisions, diverse, plan, quality_trade, rank, ranking_source
 from advisor.rules.base import Trace
 from advisor.rules.facts import candidate_fact, figure_facts, verdict_facts
 from advisor.rules.session import consult, consult_candidates
@@ -48,7 +48,7 @@ def _advise(answers: Answers, hardware: Hardware | None, probes: list[ProbeResul
     """The recommendation, and the ranked candidate it rests on (None when there is none)."""
     k = knowledge or load_knowledge()
     check_names(answers, k)
-    answers = with_workload_defaults(answers, k)  # what the user left out: the workload's own, once
+    answers = with_defaults(answers, k)  # what the user left out: the workload's own, once
     ask = demand(answers)
     hw = hardware or resolve_hardware(answers, k)
     probes = list(probes or [])
@@ -56,7 +56,7 @@ def _advise(answers: Answers, hardware: Hardware | None, probes: list[ProbeResul
     candidates = _candidates(k, answers, ask, hw, models, probes)
     facts = [candidate_fact(k, answers, i, est) for i, est in enumerate(candidates)]
     trace = consult_candidates(k, facts)
-    ranked = rank(candidates, trace)
+    ranked = rank(candidates, trace, k)
 
     rec = Recommendation(recommendation=None, answers=answers, hardware=HardwareSummary.of(hw),
                          probes=ProbeSummary.of(probes))
@@ -76,14 +76,25 @@ def _advise(answers: Answers, hardware: Hardware | None, probes: list[ProbeResul
         return _named_model_breaks_policy(k, answers, hw, probes, rec, best), best
     ties = ", ".join(f"{f}={getattr(answers.constraints, f)}" for f in ("backend", "quantization")
                      if getattr(answers.constraints, f))
-    plan_fact = facts[candidates.index(best.est)].as_plan(constraints=ties)
+    plan_fact = facts[candidates.index(best.est)].as_plan(constraints=ties, **quality_trade(ranked, best))
     plan_trace = consult(k, "plan", [plan_fact, *verdict_facts(best.conclusions), *figure_facts(k, best.est, probes)])
-    rec.recommendation = plan(k, answers, best, plan_trace=plan_trace)
+    decided = decisions(k, ranked, best)
+    rec.recommendation = plan(k, answers, best, plan_trace=plan_trace, decided=decided)
     rec.alternatives = [plan(k, answers, r, alt=True, winner=best) for r in diverse(ranked, best)]
-    rec.rules_fired = _fired(best, plan_trace)
+    rec.rules_fired = _fired(k, best, plan_trace, decided)
     rec.warnings = _warnings(best, plan_trace)
     rec.playbooks = _playbooks(k, plan_trace)
     return rec, best
+
+
+def with_defaults(answers: Answers, k: Knowledge) -> Answers:
+    """The answers with the workload's defaults filled, remembering which targets were left blank:
+    a default target ranks plans, only a typed one is binding (rules/slo.py)."""
+    blank = frozenset(f for f in ("ttft_ms", "p95_latency_s") if getattr(answers.slo, f) is None)
+    filled = with_workload_defaults(answers, k)
+    if blank:  # a new SLOAnswers object (with_workload_defaults copies it): nothing shared is changed
+        filled.slo._defaulted = blank | answers.slo.defaulted
+    return filled
 
 
 # ------------------------------------------------------------------ candidates
@@ -91,7 +102,7 @@ def candidates(k: Knowledge, answers: Answers, hardware: Hardware | None = None,
                models: list[ModelSpec] | None = None, probes: list[ProbeResult] | None = None) -> list[Estimate]:
     """Every candidate the advisor weighs for these answers, through the stages (the rules not yet
     consulted): the answers' defaults filled and the hardware resolved here unless given."""
-    answers = with_workload_defaults(answers, k)
+    answers = with_defaults(answers, k)
     hw = hardware or resolve_hardware(answers, k)
     return _candidates(k, answers, demand(answers), hw, models or resolve_models(answers, k), list(probes or []))
 
@@ -140,12 +151,13 @@ def _unservable(k: Knowledge, model: ModelSpec, want_backend: str, want_quant: s
 
 
 # ------------------------------------------------------------------ trace, warnings, playbooks
-def _fired(r: Ranked, plan_trace: Trace) -> list[RuleFiring]:
+def _fired(k: Knowledge, r: Ranked, plan_trace: Trace, decided: dict[str, RuleFiring]) -> list[RuleFiring]:
     out = [RuleFiring(rule=c.rule, source=c.source, because=c.because)
            for c in r.conclusions + plan_trace.conclusions if c.effect != "playbook"]
     e = r.est
-    out.append(RuleFiring(rule=RANKING.rule, source=RANKING.source,
+    out.append(RuleFiring(rule=RANKING_RULE, source=ranking_source(k),
                           because=f"{e.model.id} on {e.backend} at {e.quant} ranked first"))
+    out += list(decided.values())  # what set each choice: the deciding term against the best rival
     out += [RuleFiring(rule=c.rule, source=c.source, because=c.because)
             for c in plan_trace.conclusions if c.effect == "playbook"]
     return list({(f.rule, f.because): f for f in out}.values())

@@ -28,6 +28,7 @@ from advisor.knowledge.schema import (
     ModelRow,
     PlaybookRow,
     QuantRow,
+    RankingRow,
     Table,
     ValueRow,
     WorkloadRow,
@@ -37,6 +38,6 @@ from advisor.knowledge.schema import (
 __all__ = [
     "MAX_FILE_BYTES", "MAX_TOKENS", "MODEL_LIMITS", "SCHEMAS", "VALUE_BOUNDS", "BackendRow", "Bound", "CompatRow",
     "ContextRow", "GateRow", "GenericRow", "GpuRow", "IdMap", "Knowledge", "MeasurementRow", "ModelRow",
-    "PlaybookRow", "QuantRow", "Table", "ValueRow", "WorkloadRow", "load_knowledge", "read_regular_file",
+    "PlaybookRow", "QuantRow", "RankingRow", "Table", "ValueRow", "WorkloadRow", "load_knowledge", "read_regular_file",
     "user_knowledge_dir", "value_bound",
 ]

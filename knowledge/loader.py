@@ -27,6 +27,7 @@ from advisor.knowledge.schema import (
     MeasurementRow,
     PlaybookRow,
     QuantRow,
+    RankingRow,
     Table,
     ValueRow,
     WorkloadRow,
@@ -230,6 +231,7 @@ class Knowledge:
         self.backends: dict[str, BackendRow] = {b.backend: b for b in tables["backends"].rows}
         self.playbooks: dict[str, PlaybookRow] = IdMap((p.id, p) for p in tables["playbooks"].rows)
         self.context: dict[str, ContextRow] = IdMap((c.model, c) for c in tables["tr127_context"].rows)
+        self.ranking: list[RankingRow] = sorted(tables["ranking"].rows, key=lambda r: r.order)
         self.measurements: list[MeasurementRow] = list(tables.get("measurements", Table(name="m", title="")).rows)
         values: dict[str, ValueRow] = {}
         for t in ("scaling", "thresholds", "calibration"):

@@ -214,7 +214,8 @@ VALUE_BOUNDS: list[tuple[str, Bound]] = [
     ("band.*", Bound(0.01, 0.95)),
     ("attention.n2_bytes_per_head.*", Bound(0.1, 100)),
     ("attention.linear_min_compute_capability", Bound(1, 100)),  # a band of 100 % would let any target pass
-    ("weight.*", Bound(-100, 100)),  # ranking points; negative is a bonus
+    ("weight.*", Bound(-100, 100)),
+    ("quality_margin_pp", Bound(0, 100)),  # ranking points; negative is a bonus
     ("load.max_utilisation", Bound(0.05, 0.99)),
     ("batch.max_seqs", COUNT),
     ("max_model_len_headroom", Bound(1, 16)),
@@ -293,6 +294,18 @@ class PlaybookRow(_Row):
     prerequisites: str = ""
     steps: list[str] = Field(min_length=1)
     correction: str = ""
+
+
+RankingTerm = Literal["policy", "targets", "replicas", "default_targets", "quality", "gpus", "preferences",
+                      "certainty", "speed"]
+
+
+class RankingRow(_Row):
+    """One term of the declared objective (knowledge/ranking.toml), applied in `order`."""
+
+    term: RankingTerm
+    order: int = Field(ge=0, le=1000)
+    meaning: str = Field(min_length=1)
 
 
 class ContextRow(_Row):
@@ -392,6 +405,7 @@ SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "calibration": (ValueRow, "key"),
     "backends": (BackendRow, "backend"),
     "playbooks": (PlaybookRow, "id"),
+    "ranking": (RankingRow, "term"),
     "tr127_context": (ContextRow, "model"),
     "measurements": (MeasurementRow, ""),
 }

@@ -19,7 +19,8 @@ def plan_rules(k) -> list[Rule]:
     from durable.lang import c
 
     def gate(m):
-        return c.v << ((m.kind == "verdict") & (m.effect == "gate"))
+        # a workload's default target missed is said by rules/slo.py's slo.default-target-missed
+        return c.v << ((m.kind == "verdict") & (m.effect == "gate") & (m.rule_kind != "target"))
 
     def plan(m, tied: int):
         return c.p << ((m.kind == "plan") & (m.tied == tied))

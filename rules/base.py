@@ -14,7 +14,8 @@ from typing import Any, Literal
 Effect = Literal["reject", "gate", "penalty", "note", "warn", "playbook"]
 # What breaking a gate means for the ranking: breaking policy (risk tier, quality, compile
 # policy) is worse than missing a performance target (SLO, VRAM, replicas).
-GateKind = Literal["policy", "performance", ""]
+# A "target" gate is a workload's default target the user left blank: it ranks, it never blocks.
+GateKind = Literal["policy", "performance", "target", ""]
 # reject:   the candidate cannot run (does not fit, unsupported) — never recommended
 # gate:     breaks advice (quality, SLO, policy) — recommended only if nothing passes, with a warning
 # penalty:  a soft preference; candidates are ranked by their total

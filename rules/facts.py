@@ -74,6 +74,9 @@ class CandidateFact(BaseModel):
     slo_p95: float
     slo_decode: float
     requests_per_day: int
+    # 1: the workload's default target (the user left it blank): it ranks plans, it does not block one
+    slo_ttft_default: int = 0
+    slo_p95_default: int = 0
     deadline_hours: float
     tied: int = 0  # the user tied backend or quantization (constraints)
     constraints: str = ""  # the ties, as "backend=vllm, quantization=fp16"
@@ -96,11 +99,12 @@ class CandidateFact(BaseModel):
     ttft_p95_ms: float  # p95 TTFT under the described load (steady state)
     e2e_p95_s: float  # p95 end to end
     decode_per_user: float
-    # the optimistic ends of the bands (calibration residuals, else assumed): a target missed
-    # even there fails its gate; one missed only by the central figure is "at risk"
-    ttft_lo_ms: float
-    e2e_p95_lo_s: float
-    decode_per_user_hi: float
+    # the pessimistic ends of the bands (calibration residuals, else assumed): a target the point
+    # estimate misses fails its gate; one met by the point estimate but not the band's far edge is
+    # "at risk" (uncertainty is a risk, never an advantage)
+    ttft_hi_ms: float
+    e2e_p95_hi_s: float
+    decode_per_user_lo: float
     band_pct: int  # the prefill band, for the reason's words
     mode: str  # concurrent | rate | batch
     saturated: int  # arrivals outrun what one replica completes: no TTFT or latency settles
@@ -113,9 +117,17 @@ class CandidateFact(BaseModel):
     replicas_possible: int
     replicas_why: str  # advisor/sizing.py's reason for the replicas it decided
 
-    def as_plan(self, constraints: str) -> CandidateFact:
+    # the plan stage only: the best-quality candidate that misses nothing but the workload's default
+    # targets, when it is a better tier than the plan (advisor/plan.py quality_trade)
+    trade: str = ""  # "model on backend at quant"
+    trade_quality: float = -1.0
+    trade_ttft_ms: float = -1.0
+    trade_e2e_s: float = -1.0
+    quality: float = -1.0  # the plan's served quality (MMLU after the quantization's loss)
+
+    def as_plan(self, constraints: str, **trade) -> CandidateFact:
         return self.model_copy(update={"kind": "plan", "id": "plan", "tied": int(bool(constraints)),
-                                       "constraints": constraints})
+                                       "constraints": constraints, **trade})
 
 
 class FigureFact(BaseModel):
@@ -223,10 +235,12 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         budget_tokens=e.budget_tokens, budget_one=e.budget_one, pool_tokens=mem.pool_tokens,
         attn_n2_mb=mem.attention_n2_gb * 1024, stored_bound=mem.stored_bound, vram_frac=e.vram_frac,
         ttft_p95_ms=ttft, e2e_p95_s=e2e, decode_per_user=ld.per_user_tok_s,
-        ttft_lo_ms=ttft * (1 - e.ttft_band), e2e_p95_lo_s=e2e * (1 - e.p95_band),
-        decode_per_user_hi=ld.per_user_tok_s * (1 + e.decode_band), band_pct=round(100 * e.ttft_band),
+        ttft_hi_ms=ttft * (1 + e.ttft_band), e2e_p95_hi_s=e2e * (1 + e.p95_band),
+        decode_per_user_lo=ld.per_user_tok_s * (1 - e.decode_band), band_pct=round(100 * e.ttft_band),
         mode=ld.mode, saturated=int(not ld.steady), rate_rps=ld.rate_rps, burst_ttft_ms=ld.burst_ttft_ms,
         capacity_rps=ld.capacity_rps, total_tok_s=ld.total_tok_s,
+        slo_ttft_default=int("ttft_ms" in answers.slo.defaulted),
+        slo_p95_default=int("p95_latency_s" in answers.slo.defaulted),
         slot_efficiency=sched.efficiency(ld.seqs),
         replicas_needed=e.replicas.needed, replicas_possible=e.replicas.possible, replicas_why=e.replicas.why,
     )

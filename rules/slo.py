@@ -6,9 +6,8 @@ from advisor.rules.base import Rule, plan
 
 
 def candidates_rules(k) -> list[Rule]:
-    """Interactive targets, judged against the optimistic end of each prediction's band: a
-    target the whole band misses fails; one inside the band is 'at risk' (plan stage) and the
-    ranking falls back to the sourced policy. An offline batch has its deadline instead."""
+    """Interactive targets, judged on the point estimate: a target it misses fails; one it meets but the
+    band's far edge misses is 'at risk' (plan stage). An offline batch has its deadline instead."""
     bad = k.row("ttft_unacceptable_ms")
     # a queue that never drains has no p95 to compare: it breaks slo.saturated instead
     cand = lambda m: (m.kind == "cand") & (m.mode != "batch") & (m.saturated == 0)  # noqa: E731
@@ -20,23 +19,30 @@ def candidates_rules(k) -> list[Rule]:
                         f"({f.capacity_rps:.3g}/s): the queue never drains, so no TTFT or latency holds; "
                         f"{f.replicas_why}"),
              sets=("replicas",), kind="performance"),
-        Rule("slo.ttft", "answers: slo.ttft_ms", "gate",
-             lambda m: cand(m) & (m.ttft_lo_ms > m.slo_ttft),
-             lambda f: (f"predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms (-{f.band_pct}%: {f.ttft_lo_ms:,.0f} ms) with "
-                        f"{f.seqs} {load(f)} misses the {f.slo_ttft:,.0f} ms target"),
-             kind="performance"),
+        # Targets are judged on the point estimate: a candidate whose point estimate misses fails, and a
+        # wide band never rescues it (uncertainty is a risk, never an advantage). A target the user typed
+        # is hard (performance); the workload's default, which the user left blank, only ranks (target).
+        *[Rule(name, source, "gate",
+               lambda m, d=default: cand(m) & (m.slo_ttft_default == d) & (m.ttft_p95_ms > m.slo_ttft),
+               lambda f, d=default: (f"predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms with {f.seqs} {load(f)} misses the "
+                                     f"{f.slo_ttft:,.0f} ms " + (f"default target for {f.workload}" if d else "target")),
+               kind="target" if default else "performance")
+          for name, source, default in (("slo.ttft", "answers: slo.ttft_ms", 0),
+                                        ("slo.ttft-default-target", "knowledge/workloads.toml default_ttft_ms", 1))],
         Rule("slo.ttft-unacceptable", bad.source, "gate",
-             lambda m: cand(m) & (m.ttft_lo_ms > bad.value),
+             lambda m: cand(m) & (m.ttft_p95_ms > bad.value),
              lambda f: f"predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms is in the unacceptable band (> {bad.value:,.0f} ms)",
              kind="performance"),
-        Rule("slo.p95-latency", "answers: slo.p95_latency_s", "gate",
-             lambda m: cand(m) & (m.e2e_p95_lo_s > m.slo_p95),
-             lambda f: (f"predicted p95 latency {f.e2e_p95_s:.1f} s (TTFT + {f.output:,} tokens at "
-                        f"{f.decode_per_user:.1f} tok/s) misses the {f.slo_p95:g} s target even at the band's best "
-                        f"({f.e2e_p95_lo_s:.1f} s)"),
-             kind="performance"),
+        *[Rule(name, source, "gate",
+               lambda m, d=default: cand(m) & (m.slo_p95_default == d) & (m.e2e_p95_s > m.slo_p95),
+               lambda f, d=default: (f"predicted p95 latency {f.e2e_p95_s:.1f} s (TTFT + {f.output:,} tokens at "
+                                     f"{f.decode_per_user:.1f} tok/s) misses the {f.slo_p95:g} s "
+                                     + (f"default target for {f.workload}" if d else "target")),
+               kind="target" if default else "performance")
+          for name, source, default in (("slo.p95-latency", "answers: slo.p95_latency_s", 0),
+                                        ("slo.p95-default-target", "knowledge/workloads.toml default_p95_latency_s", 1))],
         Rule("slo.decode-rate", "answers: slo.min_decode_tok_s", "gate",
-             lambda m: cand(m) & (m.decode_per_user_hi < m.slo_decode),
+             lambda m: cand(m) & (m.decode_per_user < m.slo_decode),
              lambda f: f"predicted {f.decode_per_user:.1f} tok/s per user is below the {f.slo_decode:g} tok/s target",
              kind="performance"),
     ]
@@ -48,14 +54,25 @@ def plan_rules(k) -> list[Rule]:
     live = lambda m: plan(m) & (m.mode != "batch") & (m.saturated == 0)  # noqa: E731
     return [
         Rule("slo.ttft-at-risk", "calibration bands (knowledge/calibration.toml band.*)", "warn",
-             lambda m: live(m) & (m.ttft_p95_ms > m.slo_ttft) & (m.ttft_lo_ms <= m.slo_ttft),
-             lambda f: (f"at risk: predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms misses the {f.slo_ttft:,.0f} ms target, "
-                        f"but the prediction's band (±{f.band_pct}%) reaches it; measure it (advisor probe) before "
-                        f"relying on it")),
+             lambda m: live(m) & (m.ttft_p95_ms <= m.slo_ttft) & (m.ttft_hi_ms > m.slo_ttft),
+             lambda f: (f"at risk: predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms meets the {f.slo_ttft:,.0f} ms target, "
+                        f"but the prediction's band (+{f.band_pct}%: {f.ttft_hi_ms:,.0f} ms) misses it; measure it "
+                        f"(advisor probe) before relying on it")),
         Rule("slo.p95-at-risk", "calibration bands (knowledge/calibration.toml band.*)", "warn",
-             lambda m: live(m) & (m.e2e_p95_s > m.slo_p95) & (m.e2e_p95_lo_s <= m.slo_p95),
-             lambda f: (f"at risk: predicted p95 latency {f.e2e_p95_s:.1f} s misses the {f.slo_p95:g} s target, but the "
-                        f"band reaches it ({f.e2e_p95_lo_s:.1f} s); measure it before relying on it")),
+             lambda m: live(m) & (m.e2e_p95_s <= m.slo_p95) & (m.e2e_p95_hi_s > m.slo_p95),
+             lambda f: (f"at risk: predicted p95 latency {f.e2e_p95_s:.1f} s meets the {f.slo_p95:g} s target, but the "
+                        f"band's far edge ({f.e2e_p95_hi_s:.1f} s) misses it; measure it before relying on it")),
+        Rule("slo.default-target-missed", "knowledge/workloads.toml (the workload's default targets)", "warn",
+             lambda m: live(m) & (((m.slo_ttft_default == 1) & (m.ttft_p95_ms > m.slo_ttft))
+                                  | ((m.slo_p95_default == 1) & (m.e2e_p95_s > m.slo_p95))),
+             lambda f: (f"no candidate here meets {f.workload}'s default targets (TTFT {f.slo_ttft:,.0f} ms, p95 "
+                        f"{f.slo_p95:g} s; you typed none): this plan comes closest at TTFT {f.ttft_p95_ms:,.0f} ms, "
+                        f"p95 {f.e2e_p95_s:.1f} s; type --ttft-ms / --p95-latency-s to make a target binding")),
+        Rule("slo.quality-trade", "knowledge/ranking.toml (default targets rank before quality)", "warn",
+             lambda m: plan(m) & (m.trade_quality > m.quality),
+             lambda f: (f"a better model misses only {f.workload}'s default targets: {f.trade} (MMLU {f.trade_quality:.1f} "
+                        f"vs {f.quality:.1f}) at TTFT p95 {f.trade_ttft_ms:,.0f} ms, p95 latency {f.trade_e2e_s:.1f} s; "
+                        f"if that is fast enough, type those targets (--ttft-ms, --p95-latency-s) and it is the plan")),
         Rule("slo.burst", "DESIGN/SERVING: a burst is not steady state", "note",
              lambda m: live(m) & (m.seqs > 1),
              lambda f: (f"burst: if all {f.seqs} prompts arrived in the same instant, the last would wait "

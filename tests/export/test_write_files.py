@@ -13,7 +13,8 @@ import pytest
 from advisor.cli import main
 from advisor.export import ExportError, Snippet, write_files
 
-LAPTOP = 'workload = "chat"\n[hardware]\ngpu = "RTX 4090"\n'  # an Ollama plan: Modelfile, ollama.env, serve.sh
+# an Ollama plan (Appendix F's backend for one chat user, the model pinned): Modelfile, ollama.env, serve.sh
+LAPTOP = 'workload = "chat"\n[model]\nname = "llama3.1-8b"\n[hardware]\ngpu = "RTX 4090"\n'
 H100 = 'workload = "chat"\nconcurrency = 8\n[hardware]\ngpu = "H100"\n'
 
 
