@@ -28,8 +28,9 @@ def candidates_rules(k) -> list[Rule]:
              sets=("backend",), kind="policy"),
         Rule("backend.crossover", cross.source, "penalty",
              lambda m: cand(m) & (m.seqs >= cross.value) & (m.continuous == 0),
-             lambda f: (f"N={f.seqs} >= {cross.value:g}: {f.backend} lacks continuous batching; "
-                        f"vLLM leads from the crossover ({adv.value:g}x at N=8, {adv.source})"),
+             lambda f: (f"N={f.seqs} >= {cross.value:g}: {f.backend} batches fixed slots, each holding its whole "
+                        f"context, without a paged cache or new requests joining running steps; continuous batching "
+                        f"leads from the crossover (vLLM {adv.value:g}x at N=8, {adv.source})"),
              sets=("backend",)),
         # A bonus (negative penalty) on the one preferred backend: it fires on few candidates,
         # which keeps a consultation fast; the others lose it in the ranking.
@@ -53,8 +54,9 @@ def plan_rules(k) -> list[Rule]:
              sets=("backend",)),
         Rule("backend.no-batching-at-high-n", cross.source, "warn",
              lambda m: plan(m) & (m.continuous == 0) & (m.seqs >= cross.value) & (m.mode != "batch"),
-             lambda f: (f"N={f.seqs} >= {cross.value:g} on {f.backend}, which lacks continuous batching: the batching "
-                        f"backends rank below it here (see the alternatives for the check each one misses)")),
+             lambda f: (f"N={f.seqs} >= {cross.value:g} on {f.backend}, past the crossover where continuous batching "
+                        f"leads: the continuous-batching engines rank below it here (see the alternatives for what "
+                        f"each one misses)")),
         Rule("backend.compile-policy", "TR126 (Appendix J.4)", "note",
              lambda m: plan(m) & (m.compiled_prefill == 1),
              lambda f: f"torch.compile for prefill only, on {f.os}; decode stays eager", sets=("backend",)),

@@ -80,6 +80,9 @@ class CandidateFact(BaseModel):
     deadline_hours: float
     tied: int = 0  # the user tied backend or quantization (constraints)
     constraints: str = ""  # the ties, as "backend=vllm, quantization=fp16"
+    current_backend: str = ""  # what serves the model today (answers.current_backend; "" = nothing yet)
+    users: int = 1  # the closed loop's head count (the load model's demand; not the sequences in flight)
+    think_time_s: float = 0.0  # each user's pause between turns (0: agents back to back)
     # the numbers (advisor/stages.py Estimate)
     base_gb: float  # weights + fixed overhead per GPU
     weights_gb: float
@@ -229,6 +232,8 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         seq_tokens=e.demand.seq_tokens, output=e.demand.output_tokens,
         slo_ttft=e.demand.ttft_slo_ms, slo_p95=e.demand.e2e_slo_s, slo_decode=answers.slo.min_decode_tok_s,
         requests_per_day=answers.requests_per_day, deadline_hours=answers.deadline_hours,
+        current_backend=answers.current_backend,
+        users=e.demand.users, think_time_s=e.demand.think_time_s,
         base_gb=mem.weights_gb + mem.overhead_gb, weights_gb=mem.weights_gb, usable_gb=mem.usable_gb,
         fp16_gb=mem.fp16_gb, fp16_need_gb=e.fp16_need_gb, q8_need_gb=e.q8_need_gb,
         usable_all_gb=mem.usable_gb * hw.count, tensor_parallel=e.tensor_parallel, gpus=hw.count,

@@ -195,20 +195,34 @@ def test_quality_gate_after_the_quantization_loss(fired):
 
 # ---------------------------------------------------------------- playbooks
 def test_playbook_selection(fired, k):
-    cross = int(k.value("vllm_crossover_n"))
     warn = k.value("vram_alert_warning")
-    assert "playbook.h1-move-to-vllm" in fired("plan", backend="vllm", seqs=cross)
-    assert "playbook.h1-move-to-vllm" not in fired("plan", backend="vllm", seqs=cross - 1)
-    assert "playbook.h1-move-to-vllm" in fired("plan", backend="tgi", seqs=cross)
-    assert "playbook.h1-move-to-vllm" not in fired("plan", backend="ollama", seqs=cross)
+    h5_max = int(k.value("playbook_h5_agents_max"))
+    # H.1 is a migration: for the user on Ollama today whose plan moves them to a batching engine
+    assert "playbook.h1-move-off-ollama" in fired("plan", current_backend="ollama", backend="vllm")
+    assert "playbook.h1-move-off-ollama" in fired("plan", current_backend="ollama", backend="tgi", seqs=1)
+    assert "playbook.h1-move-off-ollama" not in fired("plan", current_backend="", backend="vllm", seqs=64)
+    assert "playbook.h1-move-off-ollama" not in fired("plan", current_backend="vllm", backend="vllm", seqs=64)
+    assert "playbook.h1-move-off-ollama" not in fired("plan", current_backend="ollama", backend="ollama", seqs=64)
     assert "playbook.h2-vram" in fired("plan", vram_frac=warn + 0.001)
     assert "playbook.h2-vram" not in fired("plan", vram_frac=warn, budget_tokens=10**6, seq_tokens=10)
     assert "playbook.h3-quality" in fired("plan", risk="high")
     assert "playbook.h3-quality" not in fired("plan", risk="moderate")
     assert "playbook.h4-new-model" in fired("plan", origin="local")
     assert "playbook.h4-new-model" not in fired("plan", origin="catalog")
-    assert "playbook.h5-agents" in fired("plan", seqs=2)
-    assert "playbook.h5-agents" not in fired("plan", seqs=1)
+    # H.5: 2 to 8 agents back to back on one GPU, and nothing that merely has as many sequences
+    agents = dict(mode="concurrent", think_time_s=0.0, gpus=1)
+    assert "playbook.h5-agents" in fired("plan", users=2, seqs=2, **agents)
+    assert "playbook.h5-agents" in fired("plan", users=h5_max, seqs=h5_max, **agents)
+    assert "playbook.h5-agents" not in fired("plan", users=1, seqs=1, **agents)
+    assert "playbook.h5-agents" not in fired("plan", users=h5_max + 1, seqs=h5_max + 1, **agents)
+    assert "playbook.h5-agents" not in fired("plan", users=4, seqs=4, **{**agents, "gpus": 2})
+    assert "playbook.h5-agents" not in fired("plan", users=100, seqs=5, **{**agents, "think_time_s": 30.0})
+    assert "playbook.h5-agents" not in fired("plan", users=1, seqs=4, **{**agents, "mode": "rate"})
+    assert "playbook.h5-agents" not in fired("plan", users=1, seqs=4, **{**agents, "mode": "batch"})
+    # a batch gets the batch advice instead; nothing else does
+    assert "playbook.batch-throughput" in fired("plan", mode="batch", seqs=64, requests_per_day=10**5,
+                                                deadline_hours=8.0, rate_rps=3.47)
+    assert "playbook.batch-throughput" not in fired("plan", mode="concurrent", seqs=4)
 
 
 # ---------------------------------------------------------------- plausibility

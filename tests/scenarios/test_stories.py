@@ -75,7 +75,7 @@ def test_a_clinic_with_a_6gb_card_gets_full_precision_and_the_quality_playbook(k
 
 def test_eight_rag_agents_on_an_h100_move_to_vllm(k):
     rec = advise(k, workload="rag", concurrency=8, context_tokens=8192, output_tokens=128,
-                 hardware={"gpu": "H100 80GB"})
+                 current_backend="ollama", hardware={"gpu": "H100 80GB"})
     p = rec.recommendation
     assert p.backend == "vllm"
     assert {"H.1", "H.5"} <= {pb.id for pb in rec.playbooks}
