@@ -40,10 +40,9 @@ def plan_rules(k) -> list[Rule]:
              value="H.5"),
         Rule("playbook.batch-throughput", "SERVING.md (offline batch: throughput, not TTFT, is the target)", "note",
              lambda m: plan(m) & (m.mode == "batch"),
-             lambda f: (f"offline batch: {f.requests_per_day:,} requests in {f.deadline_hours:g} h need "
-                        f"{f.rate_rps:.3g}/s; throughput is the target, not the first token: keep more requests "
+             lambda f: (f"offline batch: throughput is the target, not the first token; keep more requests "
                         f"queued than the {f.seqs} {f.backend} runs at once (vLLM: LLM.generate() over the whole "
-                        f"list) so every step stays batched")),
+                        f"list) so every step stays full")),
     ]
 
 

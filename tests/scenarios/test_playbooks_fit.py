@@ -90,7 +90,8 @@ def test_a_batch_job_reads_batch_advice_not_interactive_notes(k):
     rec = advise(k, **BATCH)
     why = fired(rec)
     batch = why["playbook.batch-throughput"]
-    assert "100,000 requests in 8 h" in batch and "3.47/s" in batch  # the user's volume and the rate it needs
+    # what keeps the engine's batch full, for the batch this plan runs
+    assert "queued" in batch and f"the {rec.recommendation.concurrency} {rec.recommendation.backend}" in batch
     assert not playbooks(rec) & {"H.1", "H.5"}
     # nobody waits for a first token in a batch: no TTFT bands, no burst of prompts, no p95 at risk
     assert not [r for r in why if r.startswith(("slo.ttft-band", "slo.burst", "slo.ttft-at-risk", "slo.p95-at-risk"))]
