@@ -331,3 +331,34 @@ def demand(answers: Answers) -> Demand:
                      rate_rps=answers.arrival_rate_rps, requests_per_day=answers.requests_per_day,
                      deadline_hours=answers.deadline_hours, ttft_slo_ms=answers.slo.ttft_ms,
                      e2e_slo_s=answers.slo.p95_latency_s)
+
+
+# ------------------------------------------------------------------ which load input wins
+LOAD_PRECEDENCE = ("an offline batch (requests_per_day with deadline_hours) first, then an arrival rate "
+                   "(arrival_rate_rps), then N users (concurrency, with think_time_s)")
+
+
+def load_conflicts(answers: Answers) -> list[str]:
+    """One line per load input the demand does not use, naming the input that wins
+    (advisor/load/demand.py Demand.of: LOAD_PRECEDENCE). Empty when the inputs agree."""
+    a = answers
+    batch = a.requests_per_day > 0 and a.deadline_hours > 0
+    users = [f"{name}={value:g}" for name, value, unset in (("concurrency", a.concurrency, 1),
+                                                             ("think_time_s", a.think_time_s, 0))
+             if value != unset]
+    out = []
+    if batch:
+        winner = (f"the offline batch (requests_per_day={a.requests_per_day:,}, deadline_hours={a.deadline_hours:g})"
+                  " wins")
+        ignored = ([f"arrival_rate_rps={a.arrival_rate_rps:g}"] if a.arrival_rate_rps > 0 else []) + users
+        if ignored:
+            out.append(f"conflicting load inputs: {winner}; ignored: {', '.join(ignored)}")
+    elif a.arrival_rate_rps > 0 and users:
+        out.append(f"conflicting load inputs: the arrival rate (arrival_rate_rps={a.arrival_rate_rps:g}) wins; "
+                   f"ignored: {', '.join(users)}")
+    if not batch and (a.requests_per_day > 0) != (a.deadline_hours > 0):
+        given, lacking = (("requests_per_day", "deadline_hours") if a.requests_per_day > 0
+                          else ("deadline_hours", "requests_per_day"))
+        out.append(f"{given} is ignored without {lacking}: a batch needs both; the plan serves "
+                   + ("the arrival rate" if a.arrival_rate_rps > 0 else f"{a.concurrency} user(s)"))
+    return out

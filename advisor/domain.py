@@ -659,6 +659,16 @@ class LoadFigures(_Strict):
     # in flight on average (Little: rate x time in system); None for back-to-back users
     think_time_s: float | None = None
     in_flight: float | None = None
+    # the load as the user gave it, beside one replica's share: N users (all replicas together), and
+    # the in-flight count's high percentile that `sequences` follows (advisor/load/inflight.py)
+    users: int | None = None
+    in_flight_high: int | None = None
+    # an offline batch: the volume, its deadline, and what the plan's replicas together complete
+    batch_requests: int | None = None
+    deadline_hours: float | None = None
+    batch_hours: float | None = None  # the whole batch's completion time on the plan's replicas
+    batch_requests_per_s: float | None = None  # all replicas together
+    batch_tokens_per_s: float | None = None  # generated tokens per second, all replicas together
 
 
 class Predicted(_Strict):

@@ -7,10 +7,11 @@ from NVIDIA's measured tables, or from a probe on this machine when one matches;
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 from advisor.answers import demand, with_workload_defaults
-from advisor.domain import Answers, Hardware, ModelSpec, ProbeResult
+from advisor.domain import Answers, Hardware, LoadFigures, ModelSpec, ProbeResult
 from advisor.engines import Engine, engine
 from advisor.hardware import resolve_hardware
 from advisor.knowledge import Knowledge
@@ -35,7 +36,8 @@ def estimate(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, m
     while eng.splits_tensor_parallel and not _kv_fits(k, est) and tp * 2 <= hw.count:
         tp *= 2
         est = _at_tp(k, demand, hw, background_gb, model, eng, quant, probe, tp)
-    return est  # the largest split the GPUs hold when none fits: the rules say what it lacks
+    # the largest split the GPUs hold when none fits: the rules say what it lacks
+    return est if est is first else dataclasses.replace(est, tp_weights=first.tensor_parallel)
 
 
 def _kv_fits(k: Knowledge, e: Estimate) -> bool:
@@ -88,7 +90,7 @@ def _at_tp(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, mod
         memory=mem, speed=spd, scheduler=sched, load=load, replicas=reps, kv_seqs=kv_seqs, budget_tokens=budget,
         budget_one=mem.budget_one(), need_gb=need, vram_gb=mem.held_gb(need), vram_frac=need / mem.total_gb,
         fp16_need_gb=mem.fp16_weights_gb + mem.overhead_gb + context_gb,
-        q8_need_gb=mem.q8_weights_gb + mem.overhead_gb + context_gb, in_flight=flight, pool_seqs=pool)
+        q8_need_gb=mem.q8_weights_gb + mem.overhead_gb + context_gb, in_flight=flight, pool_seqs=pool, tp_weights=tp)
 
 
 def _sized(sched: Scheduler, costs: StepCosts, demand: Demand, r: int, pool: int, batch: int,
@@ -154,3 +156,33 @@ def estimate_for(k: Knowledge, answers: Answers, model: ModelSpec | str, backend
     spec = k.model(model) if isinstance(model, str) else model
     return estimate(k, demand(answers), hw, answers.hardware.background_vram_gb, spec, engine(k, backend), quant,
                     probes)
+
+
+def load_figures(answers: Answers, e: Estimate, with_max_rate: bool) -> LoadFigures:
+    """The load's figures for a Plan (the one load model's), with the load as the user gave it
+    (N users over the replicas, the in-flight percentile the sequences follow) and, for an offline
+    batch, what the plan's replicas complete: the whole batch's time, requests/s and tokens/s.
+    For the plan itself also the largest arrival rate one replica holds within the targets."""
+    ld = e.load
+    fig = LoadFigures(mode=ld.mode, sequences=ld.seqs, rate_rps=round(ld.rate_rps, 3),
+                      ttft_p95_ms=round(ld.ttft_p95_ms, 1) if ld.steady else None,
+                      e2e_p95_s=round(ld.e2e_p95_s, 2) if ld.steady else None,
+                      burst_last_ttft_ms=round(ld.burst_ttft_ms, 1), capacity_rps=round(ld.capacity_rps, 3),
+                      steady=ld.steady)
+    if ld.mode == "concurrent":
+        fig.users = e.demand.users
+        if e.demand.think_time_s > 0:
+            fig.think_time_s = e.demand.think_time_s
+            fig.in_flight = round(min(ld.in_flight, ld.seqs), 2)
+    if e.in_flight is not None and ld.mode != "batch" and e.in_flight.high:
+        fig.in_flight_high = e.in_flight.high
+    if ld.mode == "batch":
+        reps = max(e.replicas.used, 1)
+        done = ld.capacity_rps * reps
+        fig.batch_requests, fig.deadline_hours = e.demand.requests_per_day, e.demand.deadline_hours
+        fig.batch_requests_per_s = round(done, 3)
+        fig.batch_tokens_per_s = round(done * e.demand.output_tokens, 1)
+        fig.batch_hours = round(e.demand.requests_per_day / done / 3600, 3) if done > 0 else None
+    if with_max_rate and ld.mode != "batch":
+        fig.max_rate_rps = round(e.scheduler.max_rate_rps(e.speed.costs, e.demand, ld.seqs), 3)
+    return fig

@@ -7,7 +7,7 @@ import math
 import textwrap
 
 from advisor.answers import to_toml
-from advisor.domain import Plan, Recommendation
+from advisor.domain import Answers, Plan, Recommendation
 
 WIDTH = 80
 
@@ -95,53 +95,91 @@ def headline(p: Plan) -> str:
             f"context up to {p.max_context_tokens:,} tokens{tail}")
 
 
-def figure_rows(p: Plan) -> list[tuple[str, str, str]]:
+def batch_figures(p: Plan, answers: Answers | None = None) -> tuple[float | None, float | None, float | None]:
+    """An offline batch's (hours to finish it, requests/s, generated tokens/s) on the plan's replicas
+    together: the Plan's own figures, else worked out from the answers (its volume) and one
+    replica's capacity."""
+    ld = p.predicted.load
+    if ld is None or ld.mode != "batch":
+        return None, None, None
+    if ld.batch_requests_per_s is not None:
+        return ld.batch_hours, ld.batch_requests_per_s, ld.batch_tokens_per_s
+    done = ld.capacity_rps * max(p.replicas, 1)
+    hours = (answers.requests_per_day / done / 3600 if answers is not None and done > 0
+             and answers.requests_per_day > 0 else None)
+    tokens = done * answers.output_tokens if answers is not None and answers.output_tokens else None
+    return hours, done, tokens
+
+
+def figure_rows(p: Plan, answers: Answers | None = None) -> list[tuple[str, str, str]]:
     """(label, value, key) of each predicted figure, the value with its band: the one list the
-    text output and the TUI show."""
+    text output and the TUI show. An offline batch shows batch figures (the whole batch's time,
+    requests/s, tokens/s), not an interactive TTFT or latency."""
     pr = p.predicted
     ld = pr.load
-    ttft_label = "TTFT (one prompt)" if ld is not None and ld.mode == "batch" else "TTFT p95"
     over = ld is not None and not ld.steady  # the queue never drains: no p95 settles
-    rows = [
-        ("VRAM per GPU", f"{fig(pr.vram_gb, 2)} GB", "vram_gb"),
-        (ttft_label, "saturated" if over or pr.ttft_ms is None else f"{fig(pr.ttft_ms, 0)} ms", "ttft_ms"),
-        ("decode per user", f"{fig(pr.decode_tok_s_per_user, 1)} tok/s", "decode_tok_s_per_user"),
-        ("decode total", f"{fig(pr.total_tok_s, 1)} tok/s", "total_tok_s"),
-    ]
-    if pr.p95_latency_s is not None or over:
-        rows.append(("p95 latency", "saturated" if over else f"{fig(pr.p95_latency_s, 2)} s", "p95_latency_s"))
+    if ld is not None and ld.mode == "batch":
+        hours, rps, tps = batch_figures(p, answers)
+        rows = [("VRAM per GPU", f"{fig(pr.vram_gb, 2)} GB", "vram_gb")]
+        if hours is not None:
+            rows.append(("batch done in", f"{fig(hours, 1)} h", "total_tok_s"))
+        rows += [("requests/s", f"{fig(rps, 2)} req/s", "total_tok_s"),
+                 ("tokens/s", f"{fig(tps if tps is not None else pr.total_tok_s, 0)} tok/s", "total_tok_s"),
+                 ("decode/sequence", f"{fig(pr.decode_tok_s_per_user, 1)} tok/s", "decode_tok_s_per_user")]
+    else:
+        rows = [
+            ("VRAM per GPU", f"{fig(pr.vram_gb, 2)} GB", "vram_gb"),
+            ("TTFT p95", "saturated" if over or pr.ttft_ms is None else f"{fig(pr.ttft_ms, 0)} ms", "ttft_ms"),
+            ("decode per user", f"{fig(pr.decode_tok_s_per_user, 1)} tok/s", "decode_tok_s_per_user"),
+            ("decode total", f"{fig(pr.total_tok_s, 1)} tok/s", "total_tok_s"),
+        ]
+        if pr.p95_latency_s is not None or over:
+            rows.append(("p95 latency", "saturated" if over else f"{fig(pr.p95_latency_s, 2)} s", "p95_latency_s"))
     return [(label, value + (f" ±{pr.bands[key]:.0%}" if pr.bands.get(key) and value != "saturated" else ""), key)
             for label, value, key in rows]
 
 
-def predicted_lines(p: Plan) -> list[str]:
+def predicted_lines(p: Plan, answers: Answers | None = None) -> list[str]:
     pr = p.predicted
     out = []
-    for label, value, key in figure_rows(p):
+    for label, value, key in figure_rows(p, answers):
         origin = pr.origins.get(key)
         tag = f"[{origin.origin}{', assumed' if origin.assumed else ''}]" if origin else ""
         out.append(f"  {label:<18}{value:>20}  {tag}")
-    return out + load_lines(p)
+    return out + load_lines(p, answers=answers)
 
 
-def load_lines(p: Plan, width: int = WIDTH) -> list[str]:
+def load_lines(p: Plan, width: int = WIDTH, answers: Answers | None = None) -> list[str]:
     """The load the figures describe, named so a burst is never read as the steady state."""
     ld = p.predicted.load
     if ld is None:
         return []
+    reps = max(p.replicas, 1)
     if ld.mode == "batch":
-        lines = [f"Load: offline batch of {ld.sequences} sequences; one replica completes "
-                 f"{fig(ld.capacity_rps, 2)} requests/s ({fig(ld.rate_rps, 2)}/s needed per the deadline)"]
+        hours, rps, _ = batch_figures(p, answers)
+        volume = ld.batch_requests if ld.batch_requests is not None else (answers.requests_per_day if answers else None)
+        deadline = ld.deadline_hours if ld.deadline_hours is not None else (answers.deadline_hours if answers else None)
+        lines = [f"Load: offline batch, {ld.sequences} sequences at once on each of {reps} replica(s); together they "
+                 f"complete {fig(rps, 2)} requests/s ({fig(ld.rate_rps, 2)}/s needed per the deadline)"]
+        if hours is not None and volume:
+            lines.append(f"Batch: {volume:,} requests finish in {fig(hours, 1)} h"
+                         + (f" of the {deadline:g} h deadline" if deadline else ""))
     else:
+        users = ld.users if ld.users is not None else (answers.concurrency if answers is not None else ld.sequences)
+        share = f"; {ld.sequences} sequences at once on each of {reps} replicas" if reps > 1 else ""
+        high = (f"; the engine runs up to {ld.sequences} at once (the in-flight count's p99, within the KV pool)"
+                if ld.mode == "rate" or ld.think_time_s else "")
         if ld.mode == "concurrent" and ld.think_time_s:
-            what = (f"{ld.sequences} user{'s' if ld.sequences != 1 else ''} pausing {fig(ld.think_time_s, 1)} s between requests "
-                    f"({fig(ld.rate_rps, 2)} requests/s, {fig(ld.in_flight or 0, 1)} in flight on average)")
+            what = (f"{users} user{'s' if users != 1 else ''} pausing {fig(ld.think_time_s, 1)} s between requests "
+                    f"({fig(ld.rate_rps, 2)} requests/s, {fig(ld.in_flight or 0, 1)} in flight on average"
+                    f"{' per replica' if reps > 1 else ''})")
         elif ld.mode == "concurrent":
-            what = f"{ld.sequences} user{'s' if ld.sequences != 1 else ''} in flight ({fig(ld.rate_rps, 2)} requests/s)"
+            what = f"{users} agent{'s' if users != 1 else ''} back to back ({fig(ld.rate_rps, 2)} requests/s" \
+                   f"{' per replica' if reps > 1 else ''})"
         else:
-            what = f"{fig(ld.rate_rps, 2)} requests/s arriving"
-        lines = [f"Load: steady state with {what}; TTFT p95 {fig(ld.ttft_p95_ms, 0)} ms, latency p95 "
-                 f"{fig(ld.e2e_p95_s, 2)} s" if ld.steady else
+            what = f"{fig(ld.rate_rps, 2)} requests/s arriving" + (" at each replica" if reps > 1 else "")
+        lines = [f"Load: steady state with {what}{share}; TTFT p95 {fig(ld.ttft_p95_ms, 0)} ms, latency p95 "
+                 f"{fig(ld.e2e_p95_s, 2)} s{high}" if ld.steady else
                  f"Load: {what} is more than one replica completes: the queue never drains"]
         if ld.sequences > 1:
             lines.append(f"Burst: all {ld.sequences} prompts in the same instant: the last waits "
@@ -173,7 +211,7 @@ def to_text(rec: Recommendation) -> str:
         out += _wrap("Recommendation: " + headline(p), first="")
         out.append("")
         out.append("Predicted (origin in brackets; sources with --format json):")
-        out += predicted_lines(p)
+        out += predicted_lines(p, rec.answers)
     warnings = list(rec.warnings)
     bad = _non_finite(rec.model_dump(mode="json"))
     if bad:

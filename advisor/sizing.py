@@ -52,8 +52,8 @@ def replicas(demand: Demand, scheduler: Scheduler, costs: StepCosts, seqs: int, 
         return f.steady and f.ttft_p95_ms <= demand.ttft_slo_ms and f.e2e_p95_s <= demand.e2e_slo_s
 
     needed = max(1, math.ceil(demand.rate_rps / (capacity * max_utilisation)))
-    why = (f"{demand.rate_rps:g} requests/s over {capacity:.2f}/s a replica saturates at, each under "
-           f"{max_utilisation:.0%} of it")
+    why = (f"{demand.rate_rps:g} requests/s over {capacity:.2f}/s a replica saturates at (every sequence its KV "
+           f"pool holds busy), each under {max_utilisation:.0%} of it")
     # more replicas, each at a smaller share, while the targets are missed and the GPUs hold them
     r = needed
     while not meets(r):

@@ -58,6 +58,7 @@ class Estimate:
     q8_need_gb: float  # the same at 8 bits
     in_flight: InFlight | None = None  # the load's in-flight count: its mean and the percentile `kv_seqs` follows
     pool_seqs: int = 0  # sequences of the typical length the KV pool holds (the engine's ceiling applied)
+    tp_weights: int = 1  # the tensor parallel the weights alone need (a larger one is for the load's KV)
 
     @functools.cached_property
     def origins(self) -> dict[str, Provenance]:

@@ -60,8 +60,9 @@ def plan_rules(k) -> list[Rule]:
     near = k.row("context_near_budget")
     warn = k.row("vram_alert_warning")
     return [
+        # near the budget, not past it: past it the candidate stage rejected or gated the plan already
         Rule("context.near-budget", near.source, "warn",
-             lambda m: plan(m) & (m.seq_tokens >= m.budget_tokens * near.value),
+             lambda m: plan(m) & (m.seq_tokens >= m.budget_tokens * near.value) & (m.seq_tokens <= m.budget_tokens),
              lambda f: (f"the typical context {f.seq_tokens:,} is within {1 - near.value:.0%} of the safe budget "
                         f"{f.budget_tokens:,}; truncate or reject longer requests (H.2)"),
              asserts=lambda f: {"kind": "concern", "topic": "vram",
@@ -81,9 +82,18 @@ def plan_rules(k) -> list[Rule]:
              lambda m: plan(m) & (m.os == "windows"),
              lambda f: ("Windows: past the budget the driver spills to system memory silently (latency cliff, "
                         "no error); watch VRAM, not errors")),
+        # a per-sequence allocation that can fail: only engines without a shared paged pool
         Rule("context.linux-oom", "DESIGN (Linux has no system-memory fallback)", "note",
-             lambda m: plan(m) & (m.os == "linux") & (m.pool_tokens == 0),
+             lambda m: plan(m) & (m.os == "linux") & (m.pool_tokens == 0) & (m.pages_kv == 0),
              lambda f: f"Linux: past {f.budget_tokens:,} tokens per sequence the allocation fails with out-of-memory"),
+        # a shared paged pool (vLLM, TGI, transformers serve): the limit is the pool, not a sequence
+        Rule("context.paged-pool", "SERVING (vLLM: a paged KV pool shared by all running sequences; when it runs "
+                                   "out, requests are preempted and recomputed)", "note",
+             lambda m: plan(m) & (m.pages_kv == 1),
+             lambda f: (f"{f.backend} shares one paged KV pool: {f.seqs} sequences of {f.budget_tokens:,} tokens fit "
+                        f"together; past that it preempts and recomputes (tail latency, not an out-of-memory "
+                        f"error), and a single request longer than {f.budget_one:,} tokens is refused"),
+             sets=("max_context_tokens",)),
         # An engine that sizes its own pool (transformers serve) never grows past it: requests wait for pages.
         Rule("context.engine-pool", "transformers 5.24 continuous batching (scheduler.py: a request is "
                                     "scheduled when its pages fit; cache.py: the pool's size)", "note",

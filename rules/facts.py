@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from advisor import physics
+from advisor.answers import load_conflicts
 from advisor.domain import Answers, ProbeResult
 from advisor.knowledge import GateRow, Knowledge
 from advisor.rules.base import Conclusion
@@ -83,6 +84,13 @@ class CandidateFact(BaseModel):
     current_backend: str = ""  # what serves the model today (answers.current_backend; "" = nothing yet)
     users: int = 1  # the closed loop's head count (the load model's demand; not the sequences in flight)
     think_time_s: float = 0.0  # each user's pause between turns (0: agents back to back)
+    in_flight_mean: float = -1.0  # the load's mean in-flight count on one replica (-1: it never settles)
+    in_flight_high: int = 0  # its high percentile (load.in_flight_percentile), what `seqs` follows
+    in_flight_how: str = ""  # advisor/load/inflight.py's words for it
+    pool_seqs: int = 0  # sequences of the typical length the KV pool holds
+    load_ignored: str = ""  # load inputs the demand does not use, and which wins (advisor/answers.py load_conflicts)
+    replicas_used: int = 1  # the replicas the plan runs (advisor/sizing.py)
+    tp_for_kv: int = 0  # 1: tensor_parallel is larger than the weights alone need, for the load's KV
     # the numbers (advisor/stages.py Estimate)
     base_gb: float  # weights + fixed overhead per GPU
     weights_gb: float
@@ -234,6 +242,12 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         requests_per_day=answers.requests_per_day, deadline_hours=answers.deadline_hours,
         current_backend=answers.current_backend,
         users=e.demand.users, think_time_s=e.demand.think_time_s,
+        in_flight_mean=(round(e.in_flight.mean, 3) if e.in_flight is not None and math.isfinite(e.in_flight.mean)
+                        else -1.0),
+        in_flight_high=e.in_flight.high if e.in_flight is not None else 0,
+        in_flight_how=e.in_flight.how if e.in_flight is not None else "", pool_seqs=e.pool_seqs,
+        load_ignored="; ".join(load_conflicts(answers)),
+        replicas_used=e.replicas.used, tp_for_kv=int(e.tensor_parallel > e.tp_weights),
         base_gb=mem.weights_gb + mem.overhead_gb, weights_gb=mem.weights_gb, usable_gb=mem.usable_gb,
         fp16_gb=mem.fp16_gb, fp16_need_gb=e.fp16_need_gb, q8_need_gb=e.q8_need_gb,
         usable_all_gb=mem.usable_gb * hw.count, tensor_parallel=e.tensor_parallel, gpus=hw.count,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from advisor.answers import LOAD_PRECEDENCE
 from advisor.rules.base import Rule, cand, plan
 
 TP_SOURCE = "DESIGN (tensor parallel when weights don't fit one GPU)"
 # advisor/sizing.py decides the replicas from the load model; the rules judge and explain its decision
-REPLICAS_SOURCE = ("answers: arrival_rate_rps or requests_per_day / deadline_hours; advisor/sizing.py "
-                   "(replicas from the load model)")
+REPLICAS_SOURCE = ("answers: concurrency (and think_time_s), arrival_rate_rps or requests_per_day / deadline_hours; "
+                   "advisor/sizing.py (replicas from the load model and the GPUs given)")
+BATCH_SOURCE = "offline batch: the throughput-optimal batch within the KV pool (advisor/load/schedulers.py)"
+PRECEDENCE_SOURCE = f"advisor/load/demand.py Demand.of: {LOAD_PRECEDENCE}"
 
 
 def candidates_rules(k) -> list[Rule]:
@@ -32,29 +35,59 @@ def candidates_rules(k) -> list[Rule]:
 
 def plan_rules(k) -> list[Rule]:
     vmax = k.row("vllm_max_agents")
+    pct = k.row("load.in_flight_percentile")
     return [
         Rule("scaling.single-gpu", TP_SOURCE, "note",
              lambda m: plan(m) & (m.tensor_parallel == 1),
              lambda f: f"weights ({f.weights_gb:.1f} GB) fit one GPU: no tensor parallel",
              sets=("tensor_parallel",)),
         Rule("scaling.tensor-parallel", TP_SOURCE, "note",
-             lambda m: plan(m) & (m.tensor_parallel > 1),
+             lambda m: plan(m) & (m.tensor_parallel > 1) & (m.tp_for_kv == 0),
              lambda f: f"weights split over TP={f.tensor_parallel} GPUs ({f.weights_gb:.1f} GB each)",
              sets=("tensor_parallel",)),
+        Rule("scaling.tensor-parallel-for-kv", TP_SOURCE + "; the KV the load keeps in flight counts too", "note",
+             lambda m: plan(m) & (m.tp_for_kv == 1),
+             lambda f: (f"TP={f.tensor_parallel}, more than the weights alone need: the KV of {f.seqs} "
+                        f"sequences of {f.seq_tokens:,} tokens does not fit beside the weights on fewer GPUs "
+                        f"({f.weights_gb:.1f} GB of weights per GPU now)"),
+             sets=("tensor_parallel",)),
         Rule("scaling.single-replica", REPLICAS_SOURCE, "note",
-             lambda m: plan(m) & (m.replicas_needed <= 1),
+             lambda m: plan(m) & (m.replicas_needed <= 1) & (m.replicas_used <= 1),
              lambda f: f"one replica: {f.replicas_why}",
              sets=("replicas",)),
         Rule("scaling.replicas", REPLICAS_SOURCE, "note",
-             lambda m: plan(m) & (m.replicas_needed > 1),
-             lambda f: f"{f.replicas_needed} replicas: {f.replicas_why}",
+             lambda m: plan(m) & ((m.replicas_needed > 1) | (m.replicas_used > 1)),
+             lambda f: f"{f.replicas_used} replica(s) of {f.replicas_needed} needed: {f.replicas_why}",
              sets=("replicas",)),
+        # the sequences each replica runs at once: the user's head count only where it is the
+        # in-flight count (agents back to back); else the in-flight count's high percentile
         Rule("scaling.concurrency", "answers: concurrency", "note",
-             lambda m: plan(m),
+             lambda m: plan(m) & (m.mode == "concurrent") & (m.think_time_s == 0),
              lambda f: (f"{f.seqs} concurrent sequence(s) on {f.backend}"
-                        + (f"; Amdahl per-agent efficiency {f.slot_efficiency:.0%} (TR129)" if f.slots and f.seqs > 1 else "")),
+                        + (f" per replica ({f.users} agents over {f.replicas_used})" if f.replicas_used > 1 else "")
+                        + (f"; Amdahl per-agent efficiency {f.slot_efficiency:.0%} (TR129)" if f.slots and f.seqs > 1
+                           else "")),
              sets=("concurrency",)),
+        Rule("scaling.in-flight", pct.source, "note",
+             lambda m: plan(m) & (((m.mode == "concurrent") & (m.think_time_s > 0)) | (m.mode == "rate")),
+             lambda f: (f"{f.seqs} sequence(s) at once on {f.backend}"
+                        + (f" per replica (of {f.replicas_used})" if f.replicas_used > 1 else "")
+                        + f", the in-flight count's p{pct.value * 100:g}, not a head count: {f.in_flight_how}"
+                        + (f"; capped at the {f.pool_seqs} the KV pool holds, the rest wait for a slot"
+                           if f.in_flight_high > f.seqs else "")),
+             sets=("concurrency",)),
+        Rule("scaling.batch-seqs", BATCH_SOURCE, "note",
+             lambda m: plan(m) & (m.mode == "batch"),
+             lambda f: f"{f.seqs} sequence(s) at once on {f.backend}: the batch that completes the most requests/s",
+             sets=("concurrency",)),
+        Rule("scaling.load-precedence", PRECEDENCE_SOURCE, "warn",
+             lambda m: plan(m) & (m.load_ignored != ""),
+             lambda f: f.load_ignored),
+        # Appendix J.6 measured vLLM up to 8 agents back to back per GPU: past it, the figures are the
+        # load model's alone (people who pause and arrival rates were never what it measured)
         Rule("scaling.vllm-agents", vmax.source, "warn",
-             lambda m: plan(m) & (m.continuous == 1) & (m.seqs > vmax.value) & (m.mode != "batch"),
-             lambda f: f"N={f.seqs} is past the {vmax.value:g} agents per GPU measured for vLLM; latency grows"),
+             lambda m: plan(m) & (m.continuous == 1) & (m.mode == "concurrent") & (m.think_time_s == 0)
+             & (m.seqs > vmax.value),
+             lambda f: (f"{f.seqs} agents back to back per replica is past the {vmax.value:g} per GPU Appendix J.6 "
+                        f"measured for vLLM: the latency figures beyond it are the load model's, not measured")),
     ]

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Collapsible, Static
 
-from advisor.domain import Plan, Recommendation
+from advisor.domain import Answers, Plan, Recommendation
 from advisor.tui.base import AdvisorScreen
 
 WRAP = 74
@@ -23,13 +23,13 @@ def headline(p: Plan) -> str:
     return text(p)
 
 
-def predicted_rows(p: Plan) -> list[tuple[str, str, str, str]]:
-    """(figure, value, origin, source) for each predicted figure."""
+def predicted_rows(p: Plan, answers: Answers | None = None) -> list[tuple[str, str, str, str]]:
+    """(figure, value, origin, source) for each predicted figure (an offline batch's batch figures)."""
     from advisor.render import figure_rows  # the one list of figures, with their bands
 
     pr = p.predicted
     out = []
-    for label, value, key in figure_rows(p):
+    for label, value, key in figure_rows(p, answers):
         o = pr.origins.get(key)
         origin = (o.origin + ("*" if o.assumed else "")) if o else "?"  # *: an assumed efficiency
         out.append((label, value, origin, o.source if o else ""))
@@ -45,17 +45,17 @@ ORIGIN_WORDS = {"probe": "measured here", "knowledge": "stored table", "roofline
                 "aiconfigurator": "NVIDIA's measured tables", "answers": "your answer"}
 
 
-def predicted_text(p: Plan, width: int = WRAP) -> str:
+def predicted_text(p: Plan, width: int = WRAP, answers: Answers | None = None) -> str:
     """The figures' table; the origin's words in brackets where the screen has room for them."""
     from advisor.render import load_lines
 
     lines = [f"{'predicted':<17}{'value':>19}  {'origin':<10}"]
-    for label, value, origin, _source in predicted_rows(p):
+    for label, value, origin, _source in predicted_rows(p, answers):
         line = f"{label:<17}{value:>19}  {origin:<10}"
         words = ("(physics x assumed efficiency)" if origin.endswith("*")
                  else f"({ORIGIN_WORDS.get(origin, '')})")
         lines.append(line + words if len(line) + len(words) <= width else line.rstrip())
-    return "\n".join(lines + load_lines(p, width))
+    return "\n".join(lines + load_lines(p, width, answers))
 
 
 def sources_text(p: Plan, width: int = WRAP) -> str:
@@ -164,7 +164,7 @@ class AdviceScreen(AdvisorScreen):
             self._set("#predicted", "")
         else:
             head.update(_wrap(headline(p), "RECOMMENDED ", "            ", self.wrap))
-            self._set("#predicted", predicted_text(p, self.wrap))
+            self._set("#predicted", predicted_text(p, self.wrap, rec.answers))
         box = self.query_one("#sources", Vertical)
         if p is not None:
             await box.mount(Collapsible(Static(sources_text(p, self.wrap - 2), markup=False), collapsed=True,
