@@ -42,9 +42,10 @@ def estimate(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, m
 
 def _kv_fits(k: Knowledge, e: Estimate) -> bool:
     """The weights, the runtime and the KV of the sequences the load keeps in flight fit each GPU
-    (the context budget's margin and the VRAM hard stop)."""
+    (the context budget's margin and the VRAM hard stop), none of them held back for want of KV."""
+    wanted = e.in_flight.high if e.in_flight is not None and e.demand.mode == "concurrent" else 0
     return (e.memory.base_gb < e.memory.usable_gb and e.budget_tokens >= e.demand.seq_tokens
-            and e.need_gb <= e.memory.total_gb * k.value("vram_alert_hard_stop"))
+            and e.need_gb <= e.memory.total_gb * k.value("vram_alert_hard_stop") and e.kv_seqs >= wanted)
 
 
 def _at_tp(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, model: ModelSpec, eng: Engine,
@@ -65,9 +66,12 @@ def _at_tp(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, mod
 
     def sized(r: int) -> tuple[Load, InFlight]:  # the one load model at r replicas, each r evaluated once
         if r not in seen:
-            seen[r] = _sized(sched, spd.costs, demand, r, pool, batch, q)
+            seen[r] = _sized(sched, spd.costs, demand, r, pool, batch, q, cap)
         return seen[r]
 
+    # a paged pool runs the users' sequences it holds and queues the rest (vLLM admits by free blocks):
+    # a closed loop larger than the pool gets the pool's count, and waits for a slot in the figures
+    cap = max(mem.pool_seqs(demand.seq_tokens), 1) if eng.pages_kv else 0
     reps = replicas(demand, sched, spd.costs, batch or pool, hw.count // max(tp, 1), k.value("load.max_utilisation"),
                     lambda r: sized(r)[0])
     load, flight = sized(reps.used)
@@ -94,7 +98,7 @@ def _at_tp(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, mod
 
 
 def _sized(sched: Scheduler, costs: StepCosts, demand: Demand, r: int, pool: int, batch: int,
-           q: float) -> tuple[Load, InFlight]:
+           q: float, cap: int = 0) -> tuple[Load, InFlight]:
     """One replica's figures at r replicas, its sequence limit at the in-flight count's q-quantile.
 
     The time in system depends on the limit and the limit on the time in system: a few rounds
@@ -118,15 +122,16 @@ def _sized(sched: Scheduler, costs: StepCosts, demand: Demand, r: int, pool: int
             flight = in_flight(share, load.e2e_mean_s, q)
         return load, flight
     mine = users_per_replica(demand, r)  # N users: the replica's share of them
+    most = min(mine.users, cap) if cap else mine.users  # `cap`: what a paged KV pool holds
     if mine.think_time_s <= 0:  # agents back to back: all in flight, always
-        seqs = sched.seqs(mine.users, mine.users)
+        seqs = sched.seqs(most, most)
         load = sched.figures(costs, mine, seqs)
         return load, in_flight(mine, load.e2e_mean_s, q)
-    load = sched.figures(costs, mine, sched.seqs(mine.users, mine.users))
+    load = sched.figures(costs, mine, sched.seqs(most, most))
     flight = in_flight(mine, load.e2e_mean_s, q)
     seqs = 0
     for _ in range(4):
-        want = sched.seqs(flight.high, mine.users)
+        want = sched.seqs(min(flight.high, most), most)
         if want <= seqs:
             break
         seqs = want
@@ -186,3 +191,15 @@ def load_figures(answers: Answers, e: Estimate, with_max_rate: bool) -> LoadFigu
     if with_max_rate and ld.mode != "batch":
         fig.max_rate_rps = round(e.scheduler.max_rate_rps(e.speed.costs, e.demand, ld.seqs), 3)
     return fig
+
+
+def seqs_reason(k: Knowledge, e: Estimate) -> tuple[str, str]:
+    """(rule, source) behind the sequences each replica runs at once, for the engine's knob
+    (Sizing.seqs_rule / seqs_why): the head count only for agents back to back."""
+    d = e.demand
+    if d.mode == "batch":
+        return "scaling.batch-seqs", "offline batch: the throughput-optimal batch within the KV pool (advisor/load/schedulers.py)"
+    if d.mode == "concurrent" and d.think_time_s <= 0:
+        return "scaling.concurrency", "answers: concurrency (agents back to back: all in flight)"
+    how = e.in_flight.how if e.in_flight is not None else ""
+    return "scaling.in-flight", f"{how} ({k.source('load.in_flight_percentile')})"

@@ -52,6 +52,10 @@ class Sizing:
     bf16_ok: bool  # the GPU has bf16 tensor cores (compute capability 8.0+)
     pool_tokens: int = 0  # the engine's own KV pool, all sequences together (0: sized by the margin)
     pool_source: str = ""
+    # the rule and source behind `seqs` (advisor/estimate.py seqs_reason): the head count of agents back
+    # to back, the in-flight count's high percentile, or an offline batch's batch; "" = from `mode`
+    seqs_rule: str = ""
+    seqs_why: str = ""
 
 
 @dataclass(frozen=True)
@@ -263,7 +267,21 @@ class Engine:
 
     @staticmethod
     def seqs_source(s: Sizing, what: str) -> str:
-        return "offline batch: the throughput-optimal batch (advisor/load/schedulers.py)" if s.mode == "batch" else what
+        """Where the sequence limit came from: what the plan said, else by the load's mode (`what`:
+        the engine's words for N users' head count)."""
+        if s.seqs_why:
+            return s.seqs_why
+        if s.mode == "batch":
+            return "offline batch: the throughput-optimal batch (advisor/load/schedulers.py)"
+        if s.mode == "rate":
+            return ("the in-flight count's high percentile at the arrival rate (Little's law, a Poisson count; "
+                    "advisor/load/inflight.py), within the KV pool")
+        return what
+
+    @staticmethod
+    def seqs_rule(s: Sizing) -> str:
+        """The rule that set the sequence limit (rules/scaling.py)."""
+        return s.seqs_rule or {"batch": "scaling.batch-seqs", "rate": "scaling.in-flight"}.get(s.mode, "scaling.concurrency")
 
 
 def put(out: dict[str, Setting], key: str, value, rule: str, source: str) -> None:

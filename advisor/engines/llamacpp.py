@@ -47,7 +47,7 @@ class LlamaCppFamily(Engine):
 
     def _engine_settings(self, out: dict[str, Setting], s: Sizing) -> None:
         put(out, "num_ctx", s.max_context_tokens, "context.budget", self.budget_source())
-        put(out, "num_parallel", s.seqs, "scaling.concurrency", self.seqs_source(s, "answers: concurrency"))
+        put(out, "num_parallel", s.seqs, self.seqs_rule(s), self.seqs_source(s, "answers: concurrency"))
         put(out, "flash_attention", True, "context.flash-attention",
             "flash attention keeps attention memory linear in context (DESIGN: SDPA/flash vs eager)")
         put(out, "kv_cache_type", "f16", "context.kv-cache-type",

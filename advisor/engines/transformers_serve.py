@@ -113,7 +113,7 @@ class TransformersServe(Engine):
             "flash-attn installed transformers switches to it for continuous batching (auto_switch_to_flash)")
         put(out, "compile", "off", "backend.compile-policy", k.source("compile_prefill_speedup_min")
             + " (never compile decode; transformers serve's --compile compiles the decode step)")
-        put(out, "max_num_seqs", s.seqs, "scaling.concurrency", self.seqs_source(
+        put(out, "max_num_seqs", s.seqs, self.seqs_rule(s), self.seqs_source(
             s, "answers: concurrency (sequences in flight; transformers serve has no cap of its own)"))
         if s.pool_tokens:
             put(out, "kv_pool_tokens", int(s.pool_tokens), "context.kv-pool", s.pool_source)

@@ -51,7 +51,7 @@ class PagedServer(Engine):
         put(out, "max_model_len", max(longest, min(ask, s.model.max_context)), "context.max-model-len",
             f"the workload's {ask:,}-token request x {room:g} ({k.source('max_model_len_headroom')}), "
             f"at most one sequence's share of the KV pool ({s.budget_one:,}) and the model's {s.model.max_context:,}")
-        put(out, "max_num_seqs", s.seqs, "scaling.concurrency",
+        put(out, "max_num_seqs", s.seqs, self.seqs_rule(s),
             self.seqs_source(s, "answers: concurrency (sequences in flight; vLLM pages KV on demand)"))
         # the server refuses to start if it cannot claim this fraction
         util = memory_share(s.usable_gb, s.total_gb, k.value("vllm.gpu_memory_utilization"))

@@ -375,6 +375,13 @@ class _SharedSteps(Scheduler):
         f = self._figures_at(costs, steps, demand, seqs, x, live, "concurrent", max(n - 1, 0), cap)
         how = (f"p95 with {n} users in a closed loop" + (f", each pausing {demand.think_time_s:g} s" if think > 0 else "")
                + f" ({x * 1e3:.2f} requests/s): prefill + the steps it rides + queueing for the prefill path")
+        if seqs < n and x > 0:
+            # fewer sequences than users (the KV pool holds no more): the others wait for a slot. Every
+            # user is thinking, waiting or on the engine, so the wait is what the cycle N / X leaves
+            wait = max(n / x - think - f.e2e_mean_s * 1e3, 0.0)
+            how += f"; {n - seqs} of the {n} wait for one of the {seqs} sequence slots ({wait:,.0f} ms on average)"
+            f = _with(f, ttft_p95_ms=f.ttft_p95_ms + wait, e2e_p95_s=f.e2e_p95_s + wait / 1e3,
+                      e2e_mean_s=f.e2e_mean_s + wait / 1e3)
         return _with(f, ttft_how=how, steady=True)  # a closed loop holds itself to what the engine completes
 
 
