@@ -106,21 +106,39 @@ def quality_tiers(ranked: list[Ranked], margin: float) -> None:
         r.margin = margin
 
 
+# gates that say "more replicas": a better model short of GPUs is a trade the user can buy
+_MORE_GPUS = ("slo.saturated", "scaling.replicas-short")
+
+
 def quality_trade(ranked: list[Ranked], best: Ranked) -> dict:
     """The best-quality candidate a better tier up that breaks nothing but the workload's default
-    targets (which the user left blank): the plan stage says what it would cost in speed."""
-    better = [r for r in ranked if not r.rejects and not r.policy_gates and not r.target_gates
-              and r.term("replicas") == 0 and r.default_gates and r.tier < best.tier]
-    if not better:
-        return {"quality": round(best.quality, 2)}
+    targets (which the user left blank) or the GPUs given: the plan stage says what it would cost in
+    speed, or how many GPUs it needs."""
+    def only_soft(r: Ranked) -> bool:
+        return (not r.rejects and not r.policy_gates
+                and all(c.rule in _MORE_GPUS for c in r.target_gates)
+                and (r.default_gates or r.term("replicas") > 0))
+
     def overshoot(r: Ranked) -> float:  # how far past the default targets, as a factor
         d, ld = r.est.demand, r.est.load
         return max(ld.ttft_p95_ms / d.ttft_slo_ms, ld.e2e_p95_s / d.e2e_slo_s)
 
-    t = min(better, key=lambda r: (r.tier, overshoot(r)))
+    better = [r for r in ranked if r.tier < best.tier and only_soft(r)]
+    if not better:
+        return {"quality": round(best.quality, 2)}
+    def gpus(r: Ranked) -> int:
+        return r.est.replicas.needed * r.est.tensor_parallel
+
+    # on the GPUs given: the best tier, closest to the targets; else the upgrade that needs the fewest GPUs
+    slower = [r for r in better if r.term("replicas") == 0]
+    t = (min(slower, key=lambda r: (r.tier, overshoot(r))) if slower
+         else min(better, key=lambda r: (gpus(r), r.tier, r.term("preferences"), r.term("certainty"), speed_s(r.est))))
     e = t.est
-    return {"quality": round(best.quality, 2), "trade": f"{e.model.id} on {e.backend} at {e.quant}",
-            "trade_quality": round(t.quality, 2), "trade_ttft_ms": e.load.ttft_p95_ms, "trade_e2e_s": e.load.e2e_p95_s}
+    out = {"quality": round(best.quality, 2), "trade": f"{e.model.id} on {e.backend} at {e.quant}",
+           "trade_quality": round(t.quality, 2)}
+    if t.term("replicas") > 0:
+        return {**out, "trade_gpus": gpus(t), "trade_why": e.replicas.why}
+    return {**out, "trade_ttft_ms": e.load.ttft_p95_ms, "trade_e2e_s": e.load.e2e_p95_s}
 
 
 def max_context(e: Estimate) -> int:

@@ -33,16 +33,33 @@ def candidates_rules(k) -> list[Rule]:
                         f"leads from the crossover (vLLM {adv.value:g}x at N=8, {adv.source})"),
              sets=("backend",)),
         # A bonus (negative penalty) on the one preferred backend: it fires on few candidates,
-        # which keeps a consultation fast; the others lose it in the ranking.
-        Rule("backend.workload-preference", "Appendix F.1-F.6 (backend by concurrency)", "penalty",
-             lambda m: cand(m) & (m.backend == m.pref_backend),
-             lambda f: f"{f.workload} ({f.phase}-dominated) at N={f.seqs} is served best by {f.pref_backend} (Appendix F)",
-             sets=("backend",)),
+        # which keeps a consultation fast; the others lose it in the ranking. Appendix F's row is a
+        # fact (rules/facts.py PreferenceFact); each side of its crossover is a join on the candidate's
+        # own sequences.
+        *[Rule("backend.workload-preference", "Appendix F.1-F.6 (backend by concurrency)", "penalty",
+               lambda m, side=side: preferred(m, side, "backend"),
+               lambda ctx, side=side: (f"{ctx.w.workload} ({ctx.w.phase}-dominated) at N={ctx.c.seqs} "
+                                       f"{'>=' if side == 'high' else '<'} {ctx.w.high_n_from} is served best by "
+                                       f"{getattr(ctx.w, 'backend_' + side)} ({ctx.w.source})"),
+               sets=("backend",), joins=("w", "c"))
+          for side in ("low", "high")],
         Rule("backend.hf-long-context", redirect.source, "penalty",
              lambda m: cand(m) & (m.prefill_activations == 1) & (m.seq_tokens > redirect.value),
              lambda f: f"context {f.seq_tokens:,} > {redirect.value:g} on HF: prefill activations grow with the whole prompt",
              sets=("backend",)),
     ]
+
+
+def preferred(m, side: str, what: str, extra=None):
+    """Join Appendix F's row (c.w) with a candidate (c.c) on its side of the crossover whose backend
+    (or quantization) is the row's for that side. Two plain joins, one per side: durable-rules'
+    joins under an OR of references match only once."""
+    from durable.lang import c
+
+    on_side = (m.seqs >= c.w.high_n_from) if side == "high" else (m.seqs < c.w.high_n_from)
+    field = m.backend if what == "backend" else m.quant
+    cond = cand(m) & on_side & (field == getattr(c.w, f"{what}_{side}"))
+    return (c.w << (m.kind == "preference"), c.c << (cond & extra if extra is not None else cond))
 
 
 def plan_rules(k) -> list[Rule]:

@@ -56,8 +56,6 @@ class CandidateFact(BaseModel):
     os_ok: int  # the engine runs on this OS
     in_compat: int  # P.3 validated this quantization for this model
     compat_fail: int  # P.3 found this quantization failing for this model
-    pref_backend: str  # Appendix F's backend for this workload and concurrency
-    pref_quant: str
     phase: str  # the workload's dominant phase
     mmlu: float
     eff_mmlu: float
@@ -74,10 +72,10 @@ class CandidateFact(BaseModel):
     slo_ttft: float
     slo_p95: float
     slo_decode: float
-    requests_per_day: int
     # 1: the workload's default target (the user left it blank): it ranks plans, it does not block one
     slo_ttft_default: int = 0
     slo_p95_default: int = 0
+    requests_per_day: int
     deadline_hours: float
     tied: int = 0  # the user tied backend or quantization (constraints)
     constraints: str = ""  # the ties, as "backend=vllm, quantization=fp16"
@@ -134,6 +132,8 @@ class CandidateFact(BaseModel):
     trade_quality: float = -1.0
     trade_ttft_ms: float = -1.0
     trade_e2e_s: float = -1.0
+    trade_gpus: int = 0  # > 0: the better model needs this many GPUs for the load (replicas x TP)
+    trade_why: str = ""  # advisor/sizing.py's reason for those replicas
     quality: float = -1.0  # the plan's served quality (MMLU after the quantization's loss)
 
     def as_plan(self, constraints: str, **trade) -> CandidateFact:
@@ -169,6 +169,25 @@ class VerdictFact(BaseModel):
     rule_kind: str
     weight: float
     because: str
+
+
+class PreferenceFact(BaseModel):
+    """Appendix F's row for the user's workload, as the rules see it: the backend and quantization
+    it recommends below and from `high_n_from` sequences. The preference rules join each candidate
+    with it (rules/backend.py, rules/quantization.py): which side of the crossover a candidate is on
+    is the rules' decision, made on the candidate's own sequences."""
+
+    model_config = _FROZEN
+    kind: Literal["preference"] = "preference"
+    id: str = "appendix-f"
+    workload: str
+    phase: str
+    high_n_from: int
+    backend_low: str
+    backend_high: str
+    quant_low: str
+    quant_high: str
+    source: str
 
 
 class SlopeFact(BaseModel):
@@ -212,7 +231,6 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
     w = k.workloads[answers.workload]
     ld, mem = e.load, e.memory
     sched = e.scheduler
-    high = ld.seqs >= w.high_n_from
     compat = k.compat.get(m.id)
     gate = gate_for(k, answers)
     mmlu = m.mmlu if m.mmlu is not None else -1.0
@@ -231,14 +249,15 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         os_ok=int(runs),
         in_compat=int(compat is not None and e.quant in compat.passes),
         compat_fail=int(compat is not None and e.quant in compat.fails),
-        pref_backend=w.backend_high_n if high else w.backend_low_n,
-        pref_quant=w.quant_high_n if high else w.quant_low_n, phase=w.dominant_phase,
+        phase=w.dominant_phase,
         mmlu=mmlu, eff_mmlu=round(mmlu - q.mmlu_delta_pp, 2) if mmlu >= 0 else -1.0,
         gate_min=gate.min_mmlu if gate is not None and gate.min_mmlu is not None else -1.0,
         gate_name=gate.application if gate is not None else "none", max_context=m.max_context,
         risk=answers.risk, workload=answers.workload, seqs=ld.seqs, os=hw.os,
         seq_tokens=e.demand.seq_tokens, output=e.demand.output_tokens,
         slo_ttft=e.demand.ttft_slo_ms, slo_p95=e.demand.e2e_slo_s, slo_decode=answers.slo.min_decode_tok_s,
+        slo_ttft_default=int("ttft_ms" in answers.slo.defaulted),
+        slo_p95_default=int("p95_latency_s" in answers.slo.defaulted),
         requests_per_day=answers.requests_per_day, deadline_hours=answers.deadline_hours,
         current_backend=answers.current_backend,
         users=e.demand.users, think_time_s=e.demand.think_time_s,
@@ -258,11 +277,16 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         decode_per_user_lo=ld.per_user_tok_s * (1 - e.decode_band), band_pct=round(100 * e.ttft_band),
         mode=ld.mode, saturated=int(not ld.steady), rate_rps=ld.rate_rps, burst_ttft_ms=ld.burst_ttft_ms,
         capacity_rps=ld.capacity_rps, total_tok_s=ld.total_tok_s,
-        slo_ttft_default=int("ttft_ms" in answers.slo.defaulted),
-        slo_p95_default=int("p95_latency_s" in answers.slo.defaulted),
         slot_efficiency=sched.efficiency(ld.seqs),
         replicas_needed=e.replicas.needed, replicas_possible=e.replicas.possible, replicas_why=e.replicas.why,
     )
+
+
+def preference_fact(k: Knowledge, answers: Answers) -> PreferenceFact:
+    w = k.workloads[answers.workload]
+    return PreferenceFact(workload=w.workload, phase=w.dominant_phase, high_n_from=w.high_n_from,
+                          backend_low=w.backend_low_n, backend_high=w.backend_high_n, quant_low=w.quant_low_n,
+                          quant_high=w.quant_high_n, source=f"Appendix {w.section}")
 
 
 def verdict_facts(conclusions: list[Conclusion]) -> list[VerdictFact]:

@@ -65,12 +65,23 @@ def candidates_rules(k) -> list[Rule]:
         # 16-bit candidate does not fit) or by an SLO (its gates fail the 16-bit candidate).
         # Appendix F's default quantization, where memory leaves the choice to it: its 16-bit
         # default always, a quantized default only once 16 bits do not fit with the margin.
-        Rule("quantization.workload-default", "Appendix F (recommended quantization per workload)", "penalty",
-             lambda m: cand(m) & (m.quant == m.pref_quant) & (m.risk != "high")
-             & (_reference(m) | (m.fp16_need_gb >= m.usable_gb * room.value)),
-             lambda f: f"{f.pref_quant} is the default quantization for {f.workload} at N={f.seqs} (Appendix F)",
-             sets=("quantization",)),
+        *[Rule("quantization.workload-default", "Appendix F (recommended quantization per workload)", "penalty",
+               lambda m, side=side: _default_here(m, side, room),
+               lambda ctx, side=side: (f"{getattr(ctx.w, 'quant_' + side)} is the default quantization for "
+                                       f"{ctx.w.workload} at N={ctx.c.seqs} ({ctx.w.source})"),
+               sets=("quantization",), joins=("w", "c"))
+          for side in ("low", "high")],
     ]
+
+
+def _default_here(m, side: str, room):
+    """Appendix F's quantization on the candidate's side of the crossover (a join on its row,
+    rules/backend.py preferred), where memory leaves the choice to it: its 16-bit default always,
+    a quantized default only once 16 bits do not fit with the margin; never for high risk."""
+    from advisor.rules.backend import preferred
+
+    return preferred(m, side, "quant",
+                     (m.risk != "high") & (_reference(m) | (m.fp16_need_gb >= m.usable_gb * room.value)))
 
 
 def plan_rules(k) -> list[Rule]:

@@ -68,8 +68,12 @@ def plan_rules(k) -> list[Rule]:
              lambda f: (f"no candidate here meets {f.workload}'s default targets (TTFT {f.slo_ttft:,.0f} ms, p95 "
                         f"{f.slo_p95:g} s; you typed none): this plan comes closest at TTFT {f.ttft_p95_ms:,.0f} ms, "
                         f"p95 {f.e2e_p95_s:.1f} s; type --ttft-ms / --p95-latency-s to make a target binding")),
+        Rule("slo.quality-trade-gpus", "knowledge/ranking.toml (replicas short rank before quality)", "warn",
+             lambda m: plan(m) & (m.trade_quality > m.quality) & (m.trade_gpus > 0),
+             lambda f: (f"a better model needs more GPUs than the {f.gpus} given: {f.trade} (MMLU {f.trade_quality:.1f} "
+                        f"vs {f.quality:.1f}) needs {f.trade_gpus} GPUs for this load ({f.trade_why})")),
         Rule("slo.quality-trade", "knowledge/ranking.toml (default targets rank before quality)", "warn",
-             lambda m: plan(m) & (m.trade_quality > m.quality),
+             lambda m: plan(m) & (m.trade_quality > m.quality) & (m.trade_gpus == 0),
              lambda f: (f"a better model misses only {f.workload}'s default targets: {f.trade} (MMLU {f.trade_quality:.1f} "
                         f"vs {f.quality:.1f}) at TTFT p95 {f.trade_ttft_ms:,.0f} ms, p95 latency {f.trade_e2e_s:.1f} s; "
                         f"if that is fast enough, type those targets (--ttft-ms, --p95-latency-s) and it is the plan")),

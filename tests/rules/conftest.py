@@ -6,7 +6,7 @@ import pytest
 
 from advisor.answers import answers_from_dict, with_workload_defaults
 from advisor.estimate import estimate_for
-from advisor.rules.facts import candidate_fact
+from advisor.rules.facts import candidate_fact, preference_fact
 from advisor.rules.session import consult, consult_candidates
 
 
@@ -35,12 +35,14 @@ def perturb(k, fact, **overrides):
 def fired(k, base_fact):
     """fired(stage, **overrides) -> names of the rules that fired on the perturbed fact."""
 
-    def run(stage: str = "candidates", **overrides) -> set[str]:
+    def run(stage: str = "candidates", pref: dict | None = None, **overrides) -> set[str]:
+        """`pref`: fields of Appendix F's row (the PreferenceFact the preference rules join on) to change."""
         fact = perturb(k, base_fact, **overrides)
         if stage == "plan":
             fact = fact.as_plan(constraints="")
         if stage == "plan":
             return {c.rule for c in consult(k, stage, [fact]).conclusions}
-        return {c.rule for c in consult_candidates(k, [fact]).conclusions}
+        row = preference_fact(k, answers_from_dict({"workload": fact.workload})).model_copy(update=pref or {})
+        return {c.rule for c in consult_candidates(k, [fact, row]).conclusions}
 
     return run

@@ -79,8 +79,18 @@ def test_crossover_penalises_backends_without_continuous_batching(fired, k):
 
 
 def test_workload_preference_is_a_bonus_on_the_preferred_backend(fired):
-    assert "backend.workload-preference" in fired(backend="ollama", pref_backend="ollama")
-    assert "backend.workload-preference" not in fired(backend="vllm", pref_backend="ollama")
+    # Appendix F's row is a fact the rule joins on; the side of the crossover is the candidate's own N
+    assert "backend.workload-preference" in fired(backend="ollama", pref={"backend_low": "ollama", "high_n_from": 4})
+    assert "backend.workload-preference" not in fired(backend="vllm", pref={"backend_low": "ollama", "high_n_from": 4})
+    assert "backend.workload-preference" in fired(backend="vllm", seqs=8,
+                                                  pref={"backend_high": "vllm", "high_n_from": 4})
+    assert "backend.workload-preference" not in fired(backend="ollama", seqs=8,
+                                                      pref={"backend_low": "ollama", "backend_high": "vllm",
+                                                            "high_n_from": 4})
+    assert "quantization.workload-default" in fired(quant="q4_k_m", pref={"quant_low": "q4_k_m"},
+                                                    fp16_need_gb=100, usable_gb=24)
+    assert "quantization.workload-default" not in fired(quant="q4_k_m", pref={"quant_low": "q4_k_m"},
+                                                        fp16_need_gb=2, usable_gb=24)
 
 
 @pytest.mark.parametrize("rule, threshold, knob, backend, other", [
