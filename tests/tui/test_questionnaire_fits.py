@@ -64,7 +64,7 @@ def test_the_risk_page_says_what_each_tier_allows(make_app, run):
         await pilot.press("ctrl+n")
         text = " ".join(screen_text(app).split())
         assert "high allows fp16, bf16, q8_0, int8;" in text, text
-        assert "low also q3_k_s; q2_k never allowed." in text, text
+        assert "low also q3_k_s; q2_k is never allowed." in text, text
 
     run(app, go)
 

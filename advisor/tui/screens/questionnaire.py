@@ -72,7 +72,8 @@ def allowed_quantizations(knowledge, risk: str) -> set[str]:
 def risk_note(knowledge) -> str:
     """What each tier allows, from the same rows the rules read: 'high allows fp16, ...; moderate
     also ...; low also ...; q2_k is never allowed.'"""
-    parts, seen = [], set()
+    parts: list[str] = []
+    seen: set[str] = set()
     for tier in RISKS:
         allowed = allowed_quantizations(knowledge, tier)
         new = [q for q in knowledge.quant if q in allowed - seen]
@@ -80,7 +81,8 @@ def risk_note(knowledge) -> str:
             parts.append(f"{tier} {'allows' if not seen else 'also'} {', '.join(new)}")
         seen |= allowed
     never = [q for q, row in knowledge.quant.items() if not row.risk_tiers]
-    return "; ".join(parts) + (f"; {', '.join(never)} never allowed." if never else ".")
+    return "; ".join(parts) + (f"; {', '.join(never)} {'is' if len(never) == 1 else 'are'} never allowed."
+                               if never else ".")
 
 
 class _LocalModel(Validator):
