@@ -31,7 +31,7 @@ from advisor.load import Demand
 from advisor.models import resolve_models
 from advisor.plan import RANKING_RULE, Ranked, decisions, diverse, plan, quality_trade, rank, ranking_source
 from advisor.rules.base import Trace
-from advisor.rules.facts import candidate_fact, figure_facts, preference_fact, verdict_facts
+from advisor.rules.facts import candidate_fact, figure_facts, preference_fact, tier_facts, verdict_facts
 from advisor.rules.session import consult, consult_candidates
 from advisor.stages import Estimate
 
@@ -55,7 +55,8 @@ def _advise(answers: Answers, hardware: Hardware | None, probes: list[ProbeResul
     models = resolve_models(answers, k)
     candidates = _candidates(k, answers, ask, hw, models, probes)
     facts = [candidate_fact(k, answers, i, est) for i, est in enumerate(candidates)]
-    trace = consult_candidates(k, [*facts, preference_fact(k, answers)])
+    # the knowledge rows the candidate rules join on: Appendix F's preference, P.1's tiers
+    trace = consult_candidates(k, [*facts, preference_fact(k, answers), *tier_facts(k)])
     ranked = rank(candidates, trace, k)
 
     rec = Recommendation(recommendation=None, answers=answers, hardware=HardwareSummary.of(hw),

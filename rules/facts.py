@@ -49,7 +49,6 @@ class CandidateFact(BaseModel):
     compiled_prefill: int
     prefill_activations: int
     # knowledge look-ups: what the tables say of this combination
-    q_risk_ok: int  # the risk tier allows this quantization (P.1)
     q_backend_ok: int  # the engine serves this quantization
     q_min_cc: float  # the compute capability its kernels need (-1: any)
     gpu_cc: float  # this GPU's compute capability (-1: unknown)
@@ -243,7 +242,7 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         backend=e.backend, quant=e.quant, q_bits=q.bits_per_weight,
         continuous=int(sched.continuous), slots=int(sched.fixed_slots), pages_kv=int(eng.pages_kv),
         compiled_prefill=int(eng.compiled_prefill), prefill_activations=int(eng.prefill_activations),
-        q_risk_ok=int(answers.risk in q.risk_tiers), q_backend_ok=int(serves),
+        q_backend_ok=int(serves),
         q_min_cc=q.min_compute_capability if q.min_compute_capability is not None else -1.0,
         gpu_cc=hw.compute_capability if hw.compute_capability is not None else -1.0,
         os_ok=int(runs),
@@ -280,6 +279,27 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         slot_efficiency=sched.efficiency(ld.seqs),
         replicas_needed=e.replicas.needed, replicas_possible=e.replicas.possible, replicas_why=e.replicas.why,
     )
+
+
+class TierFact(BaseModel):
+    """One row of Appendix P.1 as the rules see it: which risk tiers a quantization is allowed for.
+    The risk-tier gate joins each candidate with its quantization's row (rules/quantization.py)."""
+
+    model_config = _FROZEN
+    kind: Literal["tier"] = "tier"
+    id: str
+    quant: str
+    high: int
+    moderate: int
+    low: int
+    tier: str
+    source: str
+
+
+def tier_facts(k: Knowledge) -> list[TierFact]:
+    return [TierFact(id=f"tier:{q.quant}", quant=q.quant, tier=q.tier, source=q.source,
+                     **{r: int(r in q.risk_tiers) for r in ("high", "moderate", "low")})
+            for q in k.quant.values()]
 
 
 def preference_fact(k: Knowledge, answers: Answers) -> PreferenceFact:

@@ -24,6 +24,8 @@ def _fp16_too_big(m, fit):
 
 
 def candidates_rules(k) -> list[Rule]:
+    from durable.lang import c
+
     q2 = k.quant["q2_k"]
     q3 = k.quant["q3_k_s"]
     fit = k.row("fp16_fit_fraction")
@@ -38,10 +40,15 @@ def candidates_rules(k) -> list[Rule]:
              lambda f: (f"{f.quant} needs compute capability {f.q_min_cc:g}+ (FP8 tensor cores); this GPU has "
                         + (f"{f.gpu_cc:g}" if f.gpu_cc > 0 else "an unknown one")),
              sets=("quantization",)),
-        Rule("quantization.risk-tier", "Appendix P.1", "gate",
-             lambda m: cand(m) & (m.q_risk_ok == 0) & (m.quant != "q2_k"),
-             lambda f: f"{f.quant} is not allowed for {f.risk}-risk work (P.1 tiers)",
-             sets=("quantization",), kind="policy"),
+        # P.1's rows are facts (rules/facts.py TierFact): one join per risk tier, on the row of the
+        # candidate's quantization that does not allow it
+        *[Rule("quantization.risk-tier", "Appendix P.1", "gate",
+               lambda m, risk=risk: (c.t << ((m.kind == "tier") & (getattr(m, risk) == 0)),
+                                     c.c << (cand(m) & (m.risk == risk) & (m.quant == c.t.quant) & (m.quant != "q2_k"))),
+               lambda ctx: (f"{ctx.c.quant} is not allowed for {ctx.c.risk}-risk work (P.1 tiers: {ctx.t.quant} is "
+                            f"'{ctx.t.tier}')"),
+               sets=("quantization",), kind="policy", joins=("t", "c"), source_from=lambda ctx: ctx.t.source)
+          for risk in ("high", "moderate", "low")],
         Rule("quantization.model-compat", "Appendix P.3", "gate",
              lambda m: cand(m) & (m.compat_fail == 1) & (m.quant != "q2_k"),
              lambda f: f"{f.model} fails the quality check at {f.quant} (P.3)",

@@ -6,7 +6,7 @@ import pytest
 
 from advisor.answers import answers_from_dict, with_workload_defaults
 from advisor.estimate import estimate_for
-from advisor.rules.facts import candidate_fact, preference_fact
+from advisor.rules.facts import candidate_fact, preference_fact, tier_facts
 from advisor.rules.session import consult, consult_candidates
 
 
@@ -43,6 +43,6 @@ def fired(k, base_fact):
         if stage == "plan":
             return {c.rule for c in consult(k, stage, [fact]).conclusions}
         row = preference_fact(k, answers_from_dict({"workload": fact.workload})).model_copy(update=pref or {})
-        return {c.rule for c in consult_candidates(k, [fact, row]).conclusions}
+        return {c.rule for c in consult_candidates(k, [fact, row, *tier_facts(k)]).conclusions}
 
     return run

@@ -18,8 +18,11 @@ def test_q2k_is_rejected_for_every_tier(fired):
 
 
 def test_risk_tier_gate_follows_p1(fired):
-    assert "quantization.risk-tier" in fired(q_risk_ok=0)
-    assert "quantization.risk-tier" not in fired(q_risk_ok=1)
+    # P.1's rows are facts the gate joins on: q4_k_m is allowed for moderate and low risk, not high
+    assert "quantization.risk-tier" in fired(quant="q4_k_m", risk="high")
+    assert "quantization.risk-tier" not in fired(quant="q4_k_m", risk="moderate")
+    assert "quantization.risk-tier" not in fired(quant="q8_0", risk="high")
+    assert "quantization.risk-tier" in fired(quant="fp8", risk="high")
 
 
 def test_p3_model_failures_gate_and_q3_only_where_validated(fired):
