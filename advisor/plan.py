@@ -48,6 +48,7 @@ class Ranked:
         self.tier = 0  # quality tier: 0 is the best's (set by rank())
         self.margin = 0.0  # the quality margin the tiers were cut with
         self.order = [r.term for r in k.ranking]
+        self.short = max(est.replicas.needed - est.replicas.possible, 0)  # replicas short of the load
 
     def term(self, name: str) -> float | tuple:
         """One term of the objective (knowledge/ranking.toml): lower is better."""
@@ -57,7 +58,7 @@ class Ranked:
         if name == "targets":
             return len(self.target_gates)
         if name == "replicas":
-            return max(e.replicas.needed - e.replicas.possible, 0)
+            return self.short
         if name == "default_targets":
             return len(self.default_gates)
         if name == "quality":
@@ -117,7 +118,7 @@ def quality_trade(ranked: list[Ranked], best: Ranked) -> dict:
     def only_soft(r: Ranked) -> bool:
         return (not r.rejects and not r.policy_gates
                 and all(c.rule in _MORE_GPUS for c in r.target_gates)
-                and (r.default_gates or r.term("replicas") > 0))
+                and (bool(r.default_gates) or r.short > 0))
 
     def overshoot(r: Ranked) -> float:  # how far past the default targets, as a factor
         d, ld = r.est.demand, r.est.load
@@ -130,13 +131,13 @@ def quality_trade(ranked: list[Ranked], best: Ranked) -> dict:
         return r.est.replicas.needed * r.est.tensor_parallel
 
     # on the GPUs given: the best tier, closest to the targets; else the upgrade that needs the fewest GPUs
-    slower = [r for r in better if r.term("replicas") == 0]
+    slower = [r for r in better if r.short == 0]
     t = (min(slower, key=lambda r: (r.tier, overshoot(r))) if slower
          else min(better, key=lambda r: (gpus(r), r.tier, r.term("preferences"), r.term("certainty"), speed_s(r.est))))
     e = t.est
     out = {"quality": round(best.quality, 2), "trade": f"{e.model.id} on {e.backend} at {e.quant}",
            "trade_quality": round(t.quality, 2)}
-    if t.term("replicas") > 0:
+    if t.short > 0:
         return {**out, "trade_gpus": gpus(t), "trade_why": e.replicas.why}
     return {**out, "trade_ttft_ms": e.load.ttft_p95_ms, "trade_e2e_s": e.load.e2e_p95_s}
 
@@ -163,9 +164,9 @@ def decisions(k: Knowledge, ranked: list[Ranked], best: Ranked) -> dict[str, Rul
         mine = _FIELD[field](best.est)
         differs = [r for r in ranked if r is not best and _FIELD[field](r.est) != mine]
         close = [r for r in differs if all(_FIELD[x](r.est) == _FIELD[x](best.est) for x in keeps)]
-        rival = (close or differs or [None])[0]
-        if rival is None:  # the answers left one choice (a named model, a tied backend): their own rule says so
+        if not (close or differs):  # the answers left one choice (a named model, a tied backend): their own rule says so
             continue
+        rival = (close or differs)[0]
         term = deciding_term(rival, best)
         who = f"{rival.est.model.id} on {rival.est.backend} at {rival.est.quant}"
         if term in ("runs", "policy", "targets", "default_targets"):

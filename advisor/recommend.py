@@ -31,7 +31,14 @@ from advisor.load import Demand
 from advisor.models import resolve_models
 from advisor.plan import RANKING_RULE, Ranked, decisions, diverse, plan, quality_trade, rank, ranking_source
 from advisor.rules.base import Trace
-from advisor.rules.facts import candidate_fact, figure_facts, preference_fact, tier_facts, verdict_facts
+from advisor.rules.facts import (
+    candidate_fact,
+    compat_facts,
+    figure_facts,
+    preference_fact,
+    tier_facts,
+    verdict_facts,
+)
 from advisor.rules.session import consult, consult_candidates
 from advisor.stages import Estimate
 
@@ -55,8 +62,10 @@ def _advise(answers: Answers, hardware: Hardware | None, probes: list[ProbeResul
     models = resolve_models(answers, k)
     candidates = _candidates(k, answers, ask, hw, models, probes)
     facts = [candidate_fact(k, answers, i, est) for i, est in enumerate(candidates)]
-    # the knowledge rows the candidate rules join on: Appendix F's preference, P.1's tiers
-    trace = consult_candidates(k, [*facts, preference_fact(k, answers), *tier_facts(k)])
+    # the knowledge rows the candidate rules join on, first (a rule that asks that no row matches
+    # decides when the candidate arrives): Appendix F's preference, P.1's tiers, P.3's verdicts
+    rows = [preference_fact(k, answers), *tier_facts(k), *compat_facts(k, [m.id for m in models])]
+    trace = consult_candidates(k, [*rows, *facts])
     ranked = rank(candidates, trace, k)
 
     rec = Recommendation(recommendation=None, answers=answers, hardware=HardwareSummary.of(hw),
@@ -78,7 +87,8 @@ def _advise(answers: Answers, hardware: Hardware | None, probes: list[ProbeResul
     ties = ", ".join(f"{f}={getattr(answers.constraints, f)}" for f in ("backend", "quantization")
                      if getattr(answers.constraints, f))
     plan_fact = facts[candidates.index(best.est)].as_plan(constraints=ties, **quality_trade(ranked, best))
-    plan_trace = consult(k, "plan", [plan_fact, *verdict_facts(best.conclusions), *figure_facts(k, best.est, probes)])
+    plan_trace = consult(k, "plan", [*compat_facts(k, [best.est.model.id]), plan_fact, *verdict_facts(best.conclusions),
+                                     *figure_facts(k, best.est, probes)])
     decided = decisions(k, ranked, best)
     rec.recommendation = plan(k, answers, best, plan_trace=plan_trace, decided=decided)
     rec.alternatives = [plan(k, answers, r, alt=True, winner=best) for r in diverse(ranked, best)]

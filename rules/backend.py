@@ -28,26 +28,31 @@ def candidates_rules(k) -> list[Rule]:
              sets=("backend",), kind="policy"),
         Rule("backend.crossover", cross.source, "penalty",
              lambda m: cand(m) & (m.seqs >= cross.value) & (m.continuous == 0),
-             lambda f: (f"N={f.seqs} >= {cross.value:g}: {f.backend} batches fixed slots, each holding its whole "
-                        f"context, without a paged cache or new requests joining running steps; continuous batching "
-                        f"leads from the crossover (vLLM {adv.value:g}x at N=8, {adv.source})"),
+             lambda f: (f"N={f.seqs} >= {cross.value:g}: " + (
+                 f"{f.backend} batches its slots, but each reserves its full context at load and there is no paged cache"
+                 if f.slots else f"{f.backend} serves one request at a time")
+                 + f"; continuous batching leads from the crossover (vLLM {adv.value:g}x at N=8, {adv.source})"),
              sets=("backend",)),
         # A bonus (negative penalty) on the one preferred backend: it fires on few candidates,
         # which keeps a consultation fast; the others lose it in the ranking. Appendix F's row is a
         # fact (rules/facts.py PreferenceFact); each side of its crossover is a join on the candidate's
         # own sequences.
-        *[Rule("backend.workload-preference", "Appendix F.1-F.6 (backend by concurrency)", "penalty",
-               lambda m, side=side: preferred(m, side, "backend"),
-               lambda ctx, side=side: (f"{ctx.w.workload} ({ctx.w.phase}-dominated) at N={ctx.c.seqs} "
-                                       f"{'>=' if side == 'high' else '<'} {ctx.w.high_n_from} is served best by "
-                                       f"{getattr(ctx.w, 'backend_' + side)} ({ctx.w.source})"),
-               sets=("backend",), joins=("w", "c"))
-          for side in ("low", "high")],
+        _preference("low"), _preference("high"),
         Rule("backend.hf-long-context", redirect.source, "penalty",
              lambda m: cand(m) & (m.prefill_activations == 1) & (m.seq_tokens > redirect.value),
              lambda f: f"context {f.seq_tokens:,} > {redirect.value:g} on HF: prefill activations grow with the whole prompt",
              sets=("backend",)),
     ]
+
+
+def _preference(side: str) -> Rule:
+    """Appendix F's backend on one side of its crossover: a bonus on the candidates that run it there."""
+    return Rule("backend.workload-preference", "Appendix F.1-F.6 (backend by concurrency)", "penalty",
+                lambda m: preferred(m, side, "backend"),
+                lambda ctx: (f"{ctx.w.workload} ({ctx.w.phase}-dominated) at N={ctx.c.seqs} "
+                             f"{'>=' if side == 'high' else '<'} {ctx.w.high_n_from} is served best by "
+                             f"{getattr(ctx.w, 'backend_' + side)} ({ctx.w.source})"),
+                sets=("backend",), joins=("w", "c"))
 
 
 def preferred(m, side: str, what: str, extra=None):
@@ -72,8 +77,9 @@ def plan_rules(k) -> list[Rule]:
         Rule("backend.no-batching-at-high-n", cross.source, "warn",
              lambda m: plan(m) & (m.continuous == 0) & (m.seqs >= cross.value) & (m.mode != "batch"),
              lambda f: (f"N={f.seqs} >= {cross.value:g} on {f.backend}, past the crossover where continuous batching "
-                        f"leads: the continuous-batching engines rank below it here (see the alternatives for what "
-                        f"each one misses)")),
+                        f"leads: " + ("your constraint keeps it" if f.tied else
+                                      "the continuous-batching engines rank below it here (see the alternatives for "
+                                      "what each one misses)"))),
         Rule("backend.compile-policy", "TR126 (Appendix J.4)", "note",
              lambda m: plan(m) & (m.compiled_prefill == 1),
              lambda f: f"torch.compile for prefill only, on {f.os}; decode stays eager", sets=("backend",)),

@@ -53,8 +53,6 @@ class CandidateFact(BaseModel):
     q_min_cc: float  # the compute capability its kernels need (-1: any)
     gpu_cc: float  # this GPU's compute capability (-1: unknown)
     os_ok: int  # the engine runs on this OS
-    in_compat: int  # P.3 validated this quantization for this model
-    compat_fail: int  # P.3 found this quantization failing for this model
     phase: str  # the workload's dominant phase
     mmlu: float
     eff_mmlu: float
@@ -230,7 +228,6 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
     w = k.workloads[answers.workload]
     ld, mem = e.load, e.memory
     sched = e.scheduler
-    compat = k.compat.get(m.id)
     gate = gate_for(k, answers)
     mmlu = m.mmlu if m.mmlu is not None else -1.0
     hw = e.hardware
@@ -246,8 +243,6 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         q_min_cc=q.min_compute_capability if q.min_compute_capability is not None else -1.0,
         gpu_cc=hw.compute_capability if hw.compute_capability is not None else -1.0,
         os_ok=int(runs),
-        in_compat=int(compat is not None and e.quant in compat.passes),
-        compat_fail=int(compat is not None and e.quant in compat.fails),
         phase=w.dominant_phase,
         mmlu=mmlu, eff_mmlu=round(mmlu - q.mmlu_delta_pp, 2) if mmlu >= 0 else -1.0,
         gate_min=gate.min_mmlu if gate is not None and gate.min_mmlu is not None else -1.0,
@@ -297,9 +292,37 @@ class TierFact(BaseModel):
 
 
 def tier_facts(k: Knowledge) -> list[TierFact]:
-    return [TierFact(id=f"tier:{q.quant}", quant=q.quant, tier=q.tier, source=q.source,
-                     **{r: int(r in q.risk_tiers) for r in ("high", "moderate", "low")})
+    return [TierFact(id=f"tier:{q.quant}", quant=q.quant, tier=q.tier, source=q.source, high=int("high" in q.risk_tiers),
+                     moderate=int("moderate" in q.risk_tiers), low=int("low" in q.risk_tiers))
             for q in k.quant.values()]
+
+
+class CompatFact(BaseModel):
+    """One verdict of Appendix P.3 (knowledge/quant_compat.toml): a model at a quantization passed or
+    failed the quality check. The P.3 rules join candidates (and the plan) with these."""
+
+    model_config = _FROZEN
+    kind: Literal["compat"] = "compat"
+    id: str
+    model: str
+    quant: str
+    verdict: Literal["pass", "fail"]
+    source: str
+
+
+def compat_facts(k: Knowledge, model_ids) -> list[CompatFact]:
+    """P.3's verdicts for the models weighed, under each model's own id (the table's look-up folds case)."""
+    out = []
+    for mid in dict.fromkeys(model_ids):
+        row = k.compat.get(mid)
+        if row is None:
+            continue
+        verdicts: tuple[tuple[Literal["pass", "fail"], list[str]], ...] = (("pass", list(row.passes)),
+                                                                          ("fail", list(row.fails)))
+        for verdict, quants in verdicts:
+            out += [CompatFact(id=f"p3:{mid}:{q}:{verdict}", model=mid, quant=q, verdict=verdict, source=row.source)
+                    for q in quants]
+    return out
 
 
 def preference_fact(k: Knowledge, answers: Answers) -> PreferenceFact:

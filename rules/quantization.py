@@ -24,7 +24,7 @@ def _fp16_too_big(m, fit):
 
 
 def candidates_rules(k) -> list[Rule]:
-    from durable.lang import c
+    from durable.lang import c, none
 
     q2 = k.quant["q2_k"]
     q3 = k.quant["q3_k_s"]
@@ -42,21 +42,19 @@ def candidates_rules(k) -> list[Rule]:
              sets=("quantization",)),
         # P.1's rows are facts (rules/facts.py TierFact): one join per risk tier, on the row of the
         # candidate's quantization that does not allow it
-        *[Rule("quantization.risk-tier", "Appendix P.1", "gate",
-               lambda m, risk=risk: (c.t << ((m.kind == "tier") & (getattr(m, risk) == 0)),
-                                     c.c << (cand(m) & (m.risk == risk) & (m.quant == c.t.quant) & (m.quant != "q2_k"))),
-               lambda ctx: (f"{ctx.c.quant} is not allowed for {ctx.c.risk}-risk work (P.1 tiers: {ctx.t.quant} is "
-                            f"'{ctx.t.tier}')"),
-               sets=("quantization",), kind="policy", joins=("t", "c"), source_from=lambda ctx: ctx.t.source)
-          for risk in ("high", "moderate", "low")],
+        *[_risk_tier(risk) for risk in ("high", "moderate", "low")],
+        # P.3's verdicts are facts (rules/facts.py CompatFact), asserted before the candidates
         Rule("quantization.model-compat", "Appendix P.3", "gate",
-             lambda m: cand(m) & (m.compat_fail == 1) & (m.quant != "q2_k"),
-             lambda f: f"{f.model} fails the quality check at {f.quant} (P.3)",
-             sets=("quantization",), kind="policy"),
+             lambda m: (c.p << ((m.kind == "compat") & (m.verdict == "fail")),
+                        c.c << (cand(m) & (m.model == c.p.model) & (m.quant == c.p.quant) & (m.quant != "q2_k"))),
+             lambda ctx: f"{ctx.c.model} fails the quality check at {ctx.c.quant} (P.3)",
+             sets=("quantization",), kind="policy", joins=("p", "c"), source_from=lambda ctx: ctx.p.source),
         Rule("quantization.q3-unvalidated", q3.source, "gate",
-             lambda m: cand(m) & (m.quant == "q3_k_s") & (m.in_compat == 0),
-             lambda f: f"Q3_K_S is used only where P.3 validated it; {f.model} was not tested",
-             sets=("quantization",), kind="policy"),
+             lambda m: (c.c << (cand(m) & (m.quant == "q3_k_s")),
+                        none((m.kind == "compat") & (m.verdict == "pass") & (m.model == c.c.model)
+                             & (m.quant == c.c.quant))),
+             lambda ctx: f"Q3_K_S is used only where P.3 validated it; {ctx.c.model} was not tested",
+             sets=("quantization",), kind="policy", joins=("c",)),
         Rule("quantization.high-risk-fp16-fits", fit.source, "gate",
              lambda m: cand(m) & (m.risk == "high") & _fp16_fits(m, fit) & _quantized(m),
              lambda f: (f"high risk: FP16 weights ({f.params_b:g}B x 2 B) fit within "
@@ -72,13 +70,29 @@ def candidates_rules(k) -> list[Rule]:
         # 16-bit candidate does not fit) or by an SLO (its gates fail the 16-bit candidate).
         # Appendix F's default quantization, where memory leaves the choice to it: its 16-bit
         # default always, a quantized default only once 16 bits do not fit with the margin.
-        *[Rule("quantization.workload-default", "Appendix F (recommended quantization per workload)", "penalty",
-               lambda m, side=side: _default_here(m, side, room),
-               lambda ctx, side=side: (f"{getattr(ctx.w, 'quant_' + side)} is the default quantization for "
-                                       f"{ctx.w.workload} at N={ctx.c.seqs} ({ctx.w.source})"),
-               sets=("quantization",), joins=("w", "c"))
-          for side in ("low", "high")],
+        _workload_default("low", room), _workload_default("high", room),
     ]
+
+
+def _risk_tier(risk: str) -> Rule:
+    """P.1: a join of the candidate with its quantization's row where that row does not allow `risk`."""
+    from durable.lang import c
+
+    return Rule("quantization.risk-tier", "Appendix P.1", "gate",
+                lambda m: (c.t << ((m.kind == "tier") & (getattr(m, risk) == 0)),
+                           c.c << (cand(m) & (m.risk == risk) & (m.quant == c.t.quant) & (m.quant != "q2_k"))),
+                lambda ctx: (f"{ctx.c.quant} is not allowed for {ctx.c.risk}-risk work (P.1 tiers: {ctx.t.quant} is "
+                             f"'{ctx.t.tier}')"),
+                sets=("quantization",), kind="policy", joins=("t", "c"), source_from=lambda ctx: ctx.t.source)
+
+
+def _workload_default(side: str, room) -> Rule:
+    """Appendix F's quantization on one side of its crossover (a bonus)."""
+    return Rule("quantization.workload-default", "Appendix F (recommended quantization per workload)", "penalty",
+                lambda m: _default_here(m, side, room),
+                lambda ctx: (f"{getattr(ctx.w, 'quant_' + side)} is the default quantization for "
+                             f"{ctx.w.workload} at N={ctx.c.seqs} ({ctx.w.source})"),
+                sets=("quantization",), joins=("w", "c"))
 
 
 def _default_here(m, side: str, room):
@@ -92,6 +106,8 @@ def _default_here(m, side: str, room):
 
 
 def plan_rules(k) -> list[Rule]:
+    from durable.lang import c
+
     fit = k.row("fp16_fit_fraction")
     return [
         Rule("quantization.high-risk-fp16", fit.source, "note",
@@ -120,6 +136,8 @@ def plan_rules(k) -> list[Rule]:
                         f"so no quantization"),
              sets=("quantization",)),
         Rule("quantization.p3-validated", "Appendix P.3", "note",
-             lambda m: plan(m) & (m.in_compat == 1),
-             lambda f: f"{f.model} passes the P.3 check at {f.quant}"),
+             lambda m: (c.p << ((m.kind == "compat") & (m.verdict == "pass")),
+                        c.c << (plan(m) & (m.model == c.p.model) & (m.quant == c.p.quant))),
+             lambda ctx: f"{ctx.c.model} passes the P.3 check at {ctx.c.quant}", joins=("p", "c"),
+             source_from=lambda ctx: ctx.p.source),
     ]

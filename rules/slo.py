@@ -10,8 +10,7 @@ def candidates_rules(k) -> list[Rule]:
     band's far edge misses is 'at risk' (plan stage). An offline batch has its deadline instead."""
     bad = k.row("ttft_unacceptable_ms")
     # a queue that never drains has no p95 to compare: it breaks slo.saturated instead
-    cand = lambda m: (m.kind == "cand") & (m.mode != "batch") & (m.saturated == 0)  # noqa: E731
-    load = lambda f: "in flight" if f.mode == "concurrent" else "arriving"  # noqa: E731
+    cand = _live
     return [
         Rule("slo.saturated", "the load model (advisor/load/schedulers.py: arrivals past a replica's capacity)", "gate",
              lambda m: (m.kind == "cand") & (m.mode == "rate") & (m.saturated == 1),
@@ -22,30 +21,43 @@ def candidates_rules(k) -> list[Rule]:
         # Targets are judged on the point estimate: a candidate whose point estimate misses fails, and a
         # wide band never rescues it (uncertainty is a risk, never an advantage). A target the user typed
         # is hard (performance); the workload's default, which the user left blank, only ranks (target).
-        *[Rule(name, source, "gate",
-               lambda m, d=default: cand(m) & (m.slo_ttft_default == d) & (m.ttft_p95_ms > m.slo_ttft),
-               lambda f, d=default: (f"predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms with {f.seqs} {load(f)} misses the "
-                                     f"{f.slo_ttft:,.0f} ms " + (f"default target for {f.workload}" if d else "target")),
-               kind="target" if default else "performance")
-          for name, source, default in (("slo.ttft", "answers: slo.ttft_ms", 0),
-                                        ("slo.ttft-default-target", "knowledge/workloads.toml default_ttft_ms", 1))],
+        _target("slo.ttft", "answers: slo.ttft_ms", default=False),
+        _target("slo.ttft-default-target", "knowledge/workloads.toml default_ttft_ms", default=True),
         Rule("slo.ttft-unacceptable", bad.source, "gate",
              lambda m: cand(m) & (m.ttft_p95_ms > bad.value),
              lambda f: f"predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms is in the unacceptable band (> {bad.value:,.0f} ms)",
              kind="performance"),
-        *[Rule(name, source, "gate",
-               lambda m, d=default: cand(m) & (m.slo_p95_default == d) & (m.e2e_p95_s > m.slo_p95),
-               lambda f, d=default: (f"predicted p95 latency {f.e2e_p95_s:.1f} s (TTFT + {f.output:,} tokens at "
-                                     f"{f.decode_per_user:.1f} tok/s) misses the {f.slo_p95:g} s "
-                                     + (f"default target for {f.workload}" if d else "target")),
-               kind="target" if default else "performance")
-          for name, source, default in (("slo.p95-latency", "answers: slo.p95_latency_s", 0),
-                                        ("slo.p95-default-target", "knowledge/workloads.toml default_p95_latency_s", 1))],
+        _target("slo.p95-latency", "answers: slo.p95_latency_s", default=False),
+        _target("slo.p95-default-target", "knowledge/workloads.toml default_p95_latency_s", default=True),
         Rule("slo.decode-rate", "answers: slo.min_decode_tok_s", "gate",
              lambda m: cand(m) & (m.decode_per_user < m.slo_decode),
              lambda f: f"predicted {f.decode_per_user:.1f} tok/s per user is below the {f.slo_decode:g} tok/s target",
              kind="performance"),
     ]
+
+
+def _live(m):
+    """A candidate with interactive figures that settle (not a batch, not a queue that never drains)."""
+    return (m.kind == "cand") & (m.mode != "batch") & (m.saturated == 0)
+
+
+def _target(name: str, source: str, default: bool) -> Rule:
+    """A TTFT or p95 target judged on the point estimate: one the user typed is hard (performance);
+    the workload's default, left blank by the user, only ranks (target)."""
+    d = int(default)
+    whose = "default target for {w}" if default else "target"
+    if name.startswith("slo.ttft"):
+        return Rule(name, source, "gate",
+                    lambda m: _live(m) & (m.slo_ttft_default == d) & (m.ttft_p95_ms > m.slo_ttft),
+                    lambda f: (f"predicted p95 TTFT {f.ttft_p95_ms:,.0f} ms with {f.seqs} "
+                               f"{'in flight' if f.mode == 'concurrent' else 'arriving'} misses the {f.slo_ttft:,.0f} ms "
+                               + whose.format(w=f.workload)),
+                    kind="target" if default else "performance")
+    return Rule(name, source, "gate",
+                lambda m: _live(m) & (m.slo_p95_default == d) & (m.e2e_p95_s > m.slo_p95),
+                lambda f: (f"predicted p95 latency {f.e2e_p95_s:.1f} s (TTFT + {f.output:,} tokens at "
+                           f"{f.decode_per_user:.1f} tok/s) misses the {f.slo_p95:g} s " + whose.format(w=f.workload)),
+                kind="target" if default else "performance")
 
 
 def plan_rules(k) -> list[Rule]:

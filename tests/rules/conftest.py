@@ -6,7 +6,7 @@ import pytest
 
 from advisor.answers import answers_from_dict, with_workload_defaults
 from advisor.estimate import estimate_for
-from advisor.rules.facts import candidate_fact, preference_fact, tier_facts
+from advisor.rules.facts import candidate_fact, compat_facts, preference_fact, tier_facts
 from advisor.rules.session import consult, consult_candidates
 
 
@@ -40,9 +40,10 @@ def fired(k, base_fact):
         fact = perturb(k, base_fact, **overrides)
         if stage == "plan":
             fact = fact.as_plan(constraints="")
+        p3 = compat_facts(k, [fact.model])
         if stage == "plan":
-            return {c.rule for c in consult(k, stage, [fact]).conclusions}
+            return {c.rule for c in consult(k, stage, [*p3, fact]).conclusions}
         row = preference_fact(k, answers_from_dict({"workload": fact.workload})).model_copy(update=pref or {})
-        return {c.rule for c in consult_candidates(k, [fact, row, *tier_facts(k)]).conclusions}
+        return {c.rule for c in consult_candidates(k, [row, *tier_facts(k), *p3, fact]).conclusions}
 
     return run

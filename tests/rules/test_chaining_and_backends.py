@@ -52,7 +52,8 @@ def test_a_users_own_backend_row_behaves_by_its_engine_not_its_name(tmp_path):
 
 
 def test_ranking_weights_are_knowledge_rows(tmp_path):
-    a = answers_from_dict({"workload": "chat", "concurrency": 1, "hardware": {"gpu": "RTX 4090"}})
+    a = answers_from_dict({"workload": "chat", "concurrency": 1, "hardware": {"gpu": "RTX 4090"},
+                           "model": {"name": "llama3.1-8b"}})
     base = recommend(a)
     assert base.recommendation.backend == "ollama"  # Appendix F's bonus for chat at N=1, inside one quality tier
     # A site that weighs Appendix F's backend preference as a penalty instead gets another backend.

@@ -26,9 +26,14 @@ def test_risk_tier_gate_follows_p1(fired):
 
 
 def test_p3_model_failures_gate_and_q3_only_where_validated(fired):
-    assert "quantization.model-compat" in fired(compat_fail=1, quant="q3_k_s")
-    assert "quantization.q3-unvalidated" in fired(quant="q3_k_s", in_compat=0)
-    assert "quantization.q3-unvalidated" not in fired(quant="q3_k_s", in_compat=1)
+    # P.3's verdicts are facts the gates join on: llama3.2-1b fails at q3_k_s; phi-2 passes there;
+    # a model P.3 never tested gets no q3_k_s
+    assert "quantization.model-compat" in fired(model="llama3.2-1b", quant="q3_k_s")
+    assert "quantization.model-compat" not in fired(model="llama3.2-1b", quant="q4_k_m")
+    assert "quantization.q3-unvalidated" not in fired(model="phi-2", quant="q3_k_s")
+    assert "quantization.q3-unvalidated" in fired(model="qwen2.5-72b", quant="q3_k_s")
+    assert "quantization.p3-validated" in fired("plan", model="llama3.2-1b", quant="q4_k_m")
+    assert "quantization.p3-validated" not in fired("plan", model="qwen2.5-72b", quant="q4_k_m")
 
 
 def test_high_risk_uses_fp16_when_it_fits_with_margin_else_q8(fired, k):

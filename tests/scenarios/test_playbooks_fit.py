@@ -174,12 +174,10 @@ def test_an_ollama_plan_past_the_crossover_never_says_ollama_cannot_batch(k):
     assert not [x for x in _read(rec) if "lacks continuous batching" in x and "ollama" in x.lower()]
 
 
-@pytest.mark.xfail(strict=True, reason="rules/backend.py's wording (the lead's file): the crossover reason says "
-                                       "every engine without continuous batching 'batches fixed slots'; remove "
-                                       "this mark once it says so of Ollama only")
 def test_a_transformers_plan_is_never_said_to_batch_slots(k):
     """transformers' generate() loop serves one request at a time (knowledge/backends.toml): it has no slots."""
     rec = advise(k, workload="chat", concurrency=8, hardware={"gpu": "RTX 4090"},
                  constraints={"backend": "transformers"})
     assert rec.recommendation.backend == "transformers"
     assert not [x for x in _read(rec) if "transformers batches" in x]
+    assert [x for x in _read(rec) if "transformers serves one request at a time" in x]
