@@ -21,8 +21,9 @@ HEADLINE = ("backend", "quantization", "model", "max_context_tokens", "concurren
 
 
 def ranking_source(k: Knowledge) -> str:
-    """The declared objective in the order it is applied (knowledge/ranking.toml)."""
-    return "knowledge/ranking.toml: " + "; then ".join(f"{r.meaning} [{r.source}]" for r in k.ranking)
+    """The declared objective, by its terms in the order applied (`advisor knowledge ranking` has each
+    term's meaning and source)."""
+    return "knowledge/ranking.toml (" + " > ".join(r.term.replace("_", " ") for r in k.ranking) + ")"
 
 
 def served_quality(e: Estimate, k: Knowledge) -> float:

@@ -146,7 +146,7 @@ def require_quant(ctx: Ctx, allowed: tuple[str, ...], hint: str) -> None:
         q = ctx.head("quantization")
         raise ExportError(
             f"{ctx.target} cannot serve quantization {ctx.quant} (set by rule {q.rule}); "
-            f"it takes {', '.join(allowed)}; {hint}"
+            f"it takes {', '.join(q for q in allowed if q != 'q2_k')}; {hint}"  # q2_k: never allowed (P.1)
         )
 
 
