@@ -7,8 +7,7 @@ from advisor.rules.base import Rule, cand, plan
 
 TP_SOURCE = "DESIGN (tensor parallel when weights don't fit one GPU)"
 # advisor/sizing.py decides the replicas from the load model; the rules judge and explain its decision
-REPLICAS_SOURCE = ("answers: concurrency (and think_time_s), arrival_rate_rps or requests_per_day / deadline_hours; "
-                   "advisor/sizing.py (replicas from the load model and the GPUs given)")
+REPLICAS_SOURCE = "advisor/sizing.py (replicas from the load model, for the load the user described, and the GPUs given)"
 BATCH_SOURCE = "offline batch: the throughput-optimal batch within the KV pool (advisor/load/schedulers.py)"
 PRECEDENCE_SOURCE = f"advisor/load/demand.py Demand.of: {LOAD_PRECEDENCE}"
 
@@ -80,6 +79,12 @@ def plan_rules(k) -> list[Rule]:
              lambda m: plan(m) & (m.mode == "batch"),
              lambda f: f"{f.seqs} sequence(s) at once on {f.backend}: the batch that completes the most requests/s",
              sets=("concurrency",)),
+        Rule("scaling.pool-holds-fewer", "SERVING (vLLM: a paged KV pool shared by all running sequences; "
+                                         "requests beyond it wait)", "warn",
+             lambda m: plan(m) & (m.mode != "batch") & (m.in_flight_high > m.seqs),
+             lambda f: (f"the KV pool holds {f.seqs} sequences of {f.seq_tokens:,} tokens, fewer than the "
+                        f"{f.in_flight_high} the load keeps in flight: the rest wait for a slot (TTFT and latency "
+                        f"include the wait); more GPUs, a smaller precision or shorter contexts hold them all")),
         Rule("scaling.load-precedence", PRECEDENCE_SOURCE, "warn",
              lambda m: plan(m) & (m.load_ignored != ""),
              lambda f: f.load_ignored),
