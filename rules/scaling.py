@@ -93,6 +93,7 @@ def plan_rules(k) -> list[Rule]:
         Rule("scaling.vllm-agents", vmax.source, "warn",
              lambda m: plan(m) & (m.continuous == 1) & (m.mode == "concurrent") & (m.think_time_s == 0)
              & (m.seqs > vmax.value),
-             lambda f: (f"{f.seqs} agents back to back per replica is past the {vmax.value:g} per GPU Appendix J.6 "
+             lambda f: (f"{-(-f.users // max(f.replicas_used, 1))} agents back to back per replica is past the "
+                        f"{vmax.value:g} per GPU Appendix J.6 "
                         f"measured for vLLM: the latency figures beyond it are the load model's, not measured")),
     ]
