@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 
-from advisor.domain import Answers, LoadFigures, Plan, Predicted, RuleFiring
+from advisor.domain import Answers, Plan, Predicted, RuleFiring
 from advisor.engines import Sizing
+from advisor.estimate import load_figures, seqs_reason
 from advisor.knowledge import Knowledge
 from advisor.rules.base import Conclusion, Trace
 from advisor.stages import Estimate
@@ -201,13 +202,15 @@ def plan(k: Knowledge, answers: Answers, r: Ranked, alt: bool = False, plan_trac
     e = r.est
     ld = e.load
     reps = e.replicas.used
+    batch = ld.mode == "batch"
     pred = Predicted(
-        vram_gb=round(e.vram_gb, 2), ttft_ms=round(ld.ttft_p95_ms, 1) if ld.steady else None,
+        # an offline batch has no interactive TTFT or latency to promise: its figures are the batch's (load)
+        vram_gb=round(e.vram_gb, 2), ttft_ms=round(ld.ttft_p95_ms, 1) if ld.steady and not batch else None,
         decode_tok_s_per_user=round(ld.per_user_tok_s, 1), total_tok_s=round(ld.total_tok_s * reps, 1),
-        p95_latency_s=round(ld.e2e_p95_s, 2) if ld.steady else None, origins=dict(e.origins),
+        p95_latency_s=round(ld.e2e_p95_s, 2) if ld.steady and not batch else None, origins=dict(e.origins),
         bands={"ttft_ms": e.ttft_band, "p95_latency_s": e.p95_band, "decode_tok_s_per_user": e.decode_band,
                "total_tok_s": e.decode_band, "vram_gb": k.value("band.vram")},
-        load=load_figures(answers, e, with_max_rate=not alt),
+        load=load_figures(answers, e, with_max_rate=not alt),  # advisor/estimate.py: the one load model's
     )
     p = Plan(backend=e.backend, quantization=e.quant, model=e.model.id, max_context_tokens=max_context(e),
              concurrency=ld.seqs, replicas=reps, tensor_parallel=e.tensor_parallel, predicted=pred)
@@ -220,14 +223,15 @@ def plan(k: Knowledge, answers: Answers, r: Ranked, alt: bool = False, plan_trac
     p.set_by = {f: next((c.rule for c in notes if f in c.sets), RANKING_RULE) for f in HEADLINE}
     # the choices among candidates: set by the term of the objective that decided them
     p.set_by.update({f: d.rule for f, d in (decided or {}).items()})
-    p.settings = e.engine.settings(sizing(answers, e, p))
+    p.settings = e.engine.settings(sizing(k, answers, e, p))
     return p
 
 
-def sizing(answers: Answers, e: Estimate, p: Plan) -> Sizing:
+def sizing(k: Knowledge, answers: Answers, e: Estimate, p: Plan) -> Sizing:
     """What the plan decided, for the engine's knobs."""
     mem = e.memory
-    return Sizing(
+    seqs_rule, seqs_why = seqs_reason(k, e)
+    return Sizing(seqs_rule=seqs_rule, seqs_why=seqs_why,
         model=e.model, quant=e.quant, local_path=answers.model.name if e.model.origin != "catalog" else "",
         tensor_parallel=p.tensor_parallel, replicas=p.replicas, seqs=p.concurrency, mode=e.load.mode,
         prompt_tokens=e.demand.prompt_tokens, output_tokens=e.demand.output_tokens,
@@ -235,23 +239,6 @@ def sizing(answers: Answers, e: Estimate, p: Plan) -> Sizing:
         base_gb=mem.weights_gb + mem.overhead_gb, usable_gb=mem.usable_gb, total_gb=mem.total_gb,
         bf16_ok=(e.hardware.spec.compute_capability or 8.0) >= 8.0, pool_tokens=mem.pool_tokens,
         pool_source=mem.pool_source)
-
-
-def load_figures(answers: Answers, e: Estimate, with_max_rate: bool) -> LoadFigures:
-    """The load's figures (the one load model's); for the plan itself also the largest arrival
-    rate one replica holds within the targets, by the same model."""
-    ld = e.load
-    fig = LoadFigures(mode=ld.mode, sequences=ld.seqs, rate_rps=round(ld.rate_rps, 3),
-                      ttft_p95_ms=round(ld.ttft_p95_ms, 1) if ld.steady else None,
-                      e2e_p95_s=round(ld.e2e_p95_s, 2) if ld.steady else None,
-                      burst_last_ttft_ms=round(ld.burst_ttft_ms, 1), capacity_rps=round(ld.capacity_rps, 3),
-                      steady=ld.steady)
-    if ld.mode == "concurrent" and answers.think_time_s > 0:
-        fig.think_time_s = answers.think_time_s
-        fig.in_flight = round(min(ld.in_flight, ld.seqs), 2)
-    if with_max_rate and ld.mode != "batch":
-        fig.max_rate_rps = round(e.scheduler.max_rate_rps(e.speed.costs, e.demand, ld.seqs), 3)
-    return fig
 
 
 def deciding_term(a: Ranked, b: Ranked) -> str:
