@@ -36,6 +36,7 @@ from advisor.rules.facts import (
     compat_facts,
     figure_facts,
     preference_fact,
+    serves_facts,
     tier_facts,
     verdict_facts,
 )
@@ -62,10 +63,7 @@ def _advise(answers: Answers, hardware: Hardware | None, probes: list[ProbeResul
     models = resolve_models(answers, k)
     candidates = _candidates(k, answers, ask, hw, models, probes)
     facts = [candidate_fact(k, answers, i, est) for i, est in enumerate(candidates)]
-    # the knowledge rows the candidate rules join on, first (a rule that asks that no row matches
-    # decides when the candidate arrives): Appendix F's preference, P.1's tiers, P.3's verdicts
-    rows = [preference_fact(k, answers), *tier_facts(k), *compat_facts(k, [m.id for m in models])]
-    trace = consult_candidates(k, [*rows, *facts])
+    trace = judge(k, answers, candidates, facts)
     ranked = rank(candidates, trace, k)
 
     rec = Recommendation(recommendation=None, answers=answers, hardware=HardwareSummary.of(hw),
@@ -106,6 +104,16 @@ def with_defaults(answers: Answers, k: Knowledge) -> Answers:
     if blank:  # a new SLOAnswers object (with_workload_defaults copies it): nothing shared is changed
         filled.slo._defaulted = blank | answers.slo.defaulted
     return filled
+
+
+def judge(k: Knowledge, answers: Answers, cands: list[Estimate], facts: list | None = None) -> Trace:
+    """The candidate stages of the rules over these candidates: the knowledge rows they join on go
+    first (a rule that asks that no row matches decides when the candidate arrives): Appendix F's
+    preference, P.1's tiers, P.3's verdicts, the backends' quantizations and OSes."""
+    facts = facts if facts is not None else [candidate_fact(k, answers, i, e) for i, e in enumerate(cands)]
+    rows = [preference_fact(k, answers), *tier_facts(k), *compat_facts(k, [e.model.id for e in cands]),
+            *serves_facts(k, [e.backend for e in cands])]
+    return consult_candidates(k, [*rows, *facts])
 
 
 # ------------------------------------------------------------------ candidates

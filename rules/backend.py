@@ -6,18 +6,24 @@ from advisor.rules.base import Rule, cand, plan
 
 
 def candidates_rules(k) -> list[Rule]:
+    from durable.lang import c, none
+
     cross = k.row("vllm_crossover_n")
     adv = k.row("vllm_advantage_n8")
     redirect = k.row("hf_fp16_context_redirect")
     return [
+        # a backend's row is facts (rules/facts.py ServesFact, asserted before the candidates): a candidate
+        # whose backend has no line for its quantization, or for the OS, cannot run
         Rule("backend.lacks-quantization", "knowledge/backends.toml, Appendix P.1", "reject",
-             lambda m: cand(m) & (m.q_backend_ok == 0),
-             lambda f: f"{f.backend} cannot serve {f.quant}", sets=("backend", "quantization")),
+             lambda m: (c.c << cand(m),
+                        none((m.kind == "serves") & (m.backend == c.c.backend) & (m.quant == c.c.quant))),
+             lambda ctx: f"{ctx.c.backend} cannot serve {ctx.c.quant}", sets=("backend", "quantization"),
+             joins=("c",)),
         Rule("backend.os-unsupported", "knowledge/backends.toml", "reject",
-             lambda m: cand(m) & (m.os_ok == 0),
-             lambda f: (f"{f.backend} does not run on {f.os}"
-                        + (" (torch.compile's Triton backend is Linux-only, TR126)" if f.compiled_prefill else "")),
-             sets=("backend",)),
+             lambda m: (c.c << cand(m), none((m.kind == "runs") & (m.backend == c.c.backend) & (m.os == c.c.os))),
+             lambda ctx: (f"{ctx.c.backend} does not run on {ctx.c.os}"
+                          + (" (torch.compile's Triton backend is Linux-only, TR126)" if ctx.c.compiled_prefill else "")),
+             sets=("backend",), joins=("c",)),
         Rule("backend.compile-prefill-only", "TR126 (Appendix J.4)", "gate",
              lambda m: cand(m) & (m.compiled_prefill == 1) & (m.phase != "prefill"),
              lambda f: f"compiled HF only helps prefill; {f.workload} is {f.phase}-dominated (never compile decode)",

@@ -49,10 +49,8 @@ class CandidateFact(BaseModel):
     compiled_prefill: int
     prefill_activations: int
     # knowledge look-ups: what the tables say of this combination
-    q_backend_ok: int  # the engine serves this quantization
     q_min_cc: float  # the compute capability its kernels need (-1: any)
     gpu_cc: float  # this GPU's compute capability (-1: unknown)
-    os_ok: int  # the engine runs on this OS
     phase: str  # the workload's dominant phase
     mmlu: float
     eff_mmlu: float
@@ -231,7 +229,6 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
     gate = gate_for(k, answers)
     mmlu = m.mmlu if m.mmlu is not None else -1.0
     hw = e.hardware
-    serves, runs = eng.supports(e.quant, hw.os)
     ttft = min(ld.ttft_p95_ms, NEVER_MS) if math.isfinite(ld.ttft_p95_ms) else NEVER_MS
     e2e = min(ld.e2e_p95_s, NEVER_S) if math.isfinite(ld.e2e_p95_s) else NEVER_S
     return CandidateFact(
@@ -239,10 +236,8 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         backend=e.backend, quant=e.quant, q_bits=q.bits_per_weight,
         continuous=int(sched.continuous), slots=int(sched.fixed_slots), pages_kv=int(eng.pages_kv),
         compiled_prefill=int(eng.compiled_prefill), prefill_activations=int(eng.prefill_activations),
-        q_backend_ok=int(serves),
         q_min_cc=q.min_compute_capability if q.min_compute_capability is not None else -1.0,
         gpu_cc=hw.compute_capability if hw.compute_capability is not None else -1.0,
-        os_ok=int(runs),
         phase=w.dominant_phase,
         mmlu=mmlu, eff_mmlu=round(mmlu - q.mmlu_delta_pp, 2) if mmlu >= 0 else -1.0,
         gate_min=gate.min_mmlu if gate is not None and gate.min_mmlu is not None else -1.0,
@@ -289,6 +284,28 @@ class TierFact(BaseModel):
     low: int
     tier: str
     source: str
+
+
+class ServesFact(BaseModel):
+    """One line of a backend's row (knowledge/backends.toml): it serves a quantization, or runs on an
+    OS. The rejections ask that no such line exists for a candidate (rules/backend.py)."""
+
+    model_config = _FROZEN
+    kind: Literal["serves", "runs"]
+    id: str
+    backend: str
+    quant: str = ""
+    os: str = ""
+
+
+def serves_facts(k: Knowledge, backends) -> list[ServesFact]:
+    """The quantizations and OSes of the backends weighed, from their knowledge rows."""
+    out = []
+    for name in dict.fromkeys(backends):
+        row = k.backends[name]
+        out += [ServesFact(kind="serves", id=f"serves:{name}:{q}", backend=name, quant=q) for q in row.quantizations]
+        out += [ServesFact(kind="runs", id=f"runs:{name}:{o}", backend=name, os=o) for o in row.os]
+    return out
 
 
 def tier_facts(k: Knowledge) -> list[TierFact]:

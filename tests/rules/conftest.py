@@ -6,7 +6,14 @@ import pytest
 
 from advisor.answers import answers_from_dict, with_workload_defaults
 from advisor.estimate import estimate_for
-from advisor.rules.facts import candidate_fact, compat_facts, preference_fact, tier_facts
+from advisor.rules.facts import (
+    ServesFact,
+    candidate_fact,
+    compat_facts,
+    preference_fact,
+    serves_facts,
+    tier_facts,
+)
 from advisor.rules.session import consult, consult_candidates
 
 
@@ -35,12 +42,17 @@ def perturb(k, fact, **overrides):
 def fired(k, base_fact):
     """fired(stage, **overrides) -> names of the rules that fired on the perturbed fact."""
 
-    def run(stage: str = "candidates", pref: dict | None = None, **overrides) -> set[str]:
-        """`pref`: fields of Appendix F's row (the PreferenceFact the preference rules join on) to change."""
+    def run(stage: str = "candidates", pref: dict | None = None, real_rows: bool = False, **overrides) -> set[str]:
+        """`pref`: fields of Appendix F's row (the PreferenceFact the preference rules join on) to change.
+        The backend's rows say it serves the fact's quantization on its OS (a test perturbs one field
+        at a time), unless `real_rows`: then only knowledge/backends.toml's lines."""
         fact = perturb(k, base_fact, **overrides)
         if stage == "plan":
             fact = fact.as_plan(constraints="")
-        p3 = compat_facts(k, [fact.model])
+        p3 = [*compat_facts(k, [fact.model]), *serves_facts(k, [fact.backend])]
+        if not real_rows:
+            p3 += [ServesFact(kind="serves", id="serves:test", backend=fact.backend, quant=fact.quant),
+                   ServesFact(kind="runs", id="runs:test", backend=fact.backend, os=fact.os)]
         if stage == "plan":
             return {c.rule for c in consult(k, stage, [*p3, fact]).conclusions}
         row = preference_fact(k, answers_from_dict({"workload": fact.workload})).model_copy(update=pref or {})

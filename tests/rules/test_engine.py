@@ -16,6 +16,7 @@ from advisor.rules.session import RuleError, consult, consult_candidates
 
 def test_an_exception_inside_a_rule_is_reported_not_swallowed(k, base_fact, monkeypatch):
     import advisor.rules.slo as slo
+    from advisor.rules.facts import serves_facts
 
     broken = Rule("slo.broken-on-purpose", "test", "gate", lambda m: m.kind == "cand",
                   lambda f: f.no_such_field_anywhere.upper())
@@ -23,7 +24,8 @@ def test_an_exception_inside_a_rule_is_reported_not_swallowed(k, base_fact, monk
     monkeypatch.setattr(slo, "candidates_rules", lambda kk: original(kk) + [broken])
     fresh = Knowledge(k.tables)  # a new knowledge object gets freshly built rulesets
     with pytest.raises(RuleError) as e:
-        consult_candidates(fresh, [base_fact])
+        # the backend's rows come first: without them the candidate is rejected before the gates run
+        consult_candidates(fresh, [*serves_facts(k, [base_fact.backend]), base_fact])
     assert "slo.broken-on-purpose" in str(e.value)
 
 

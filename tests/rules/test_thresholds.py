@@ -63,8 +63,11 @@ def test_fp16_fit_margin_is_the_p1_fraction(k):
 
 # ---------------------------------------------------------------- backend
 def test_backend_without_the_quantization_or_os_is_rejected(fired):
-    assert "backend.lacks-quantization" in fired(q_backend_ok=0)
-    assert "backend.os-unsupported" in fired(os_ok=0, backend="vllm", os="windows")
+    # the backends' rows are facts: vLLM serves no GGUF k-quant and runs on Linux only
+    assert "backend.lacks-quantization" in fired(backend="vllm", quant="q4_k_m", real_rows=True)
+    assert "backend.lacks-quantization" not in fired(backend="vllm", quant="awq", real_rows=True)
+    assert "backend.os-unsupported" in fired(backend="vllm", quant="awq", os="windows", real_rows=True)
+    assert "backend.os-unsupported" not in fired(backend="ollama", os="windows", real_rows=True)
     assert not {"backend.lacks-quantization", "backend.os-unsupported"} & fired()
 
 

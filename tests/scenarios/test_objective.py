@@ -19,10 +19,8 @@ import pytest
 
 from advisor.answers import answers_from_dict
 from advisor.plan import served_quality
-from advisor.recommend import candidates, recommend, with_defaults
+from advisor.recommend import candidates, judge, recommend, with_defaults
 from advisor.render import render
-from advisor.rules.facts import candidate_fact
-from advisor.rules.session import consult_candidates
 
 GPU_CLASSES = ("H100 80GB", "A100 80GB", "L40S", "RTX 4090", "RTX 4080", "RTX 4080 Laptop")
 
@@ -35,7 +33,7 @@ def verdicts(k, answers: dict):
     """Every candidate with the rules' conclusions on it (the candidate stages, as recommend runs them)."""
     a = with_defaults(answers_from_dict(answers), k)
     cands = candidates(k, a)
-    trace = consult_candidates(k, [candidate_fact(k, a, i, e) for i, e in enumerate(cands)])
+    trace = judge(k, a, cands)
     return [(e, trace.for_fact(str(i))) for i, e in enumerate(cands)]
 
 
