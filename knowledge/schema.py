@@ -215,7 +215,9 @@ VALUE_BOUNDS: list[tuple[str, Bound]] = [
     ("attention.n2_bytes_per_head.*", Bound(0.1, 100)),
     ("attention.linear_min_compute_capability", Bound(1, 100)),  # a band of 100 % would let any target pass
     ("weight.*", Bound(-100, 100)),
-    ("quality_margin_pp", Bound(0, 100)),  # ranking points; negative is a bonus
+    ("quality_margin_pp", Bound(0, 100)),
+    ("load.in_flight_percentile", Bound(0.5, 0.9999)),  # a quantile of the in-flight count
+    ("playbook_h5_agents_max", COUNT),  # ranking points; negative is a bonus
     ("load.max_utilisation", Bound(0.05, 0.99)),
     ("batch.max_seqs", COUNT),
     ("max_model_len_headroom", Bound(1, 16)),

@@ -75,6 +75,7 @@ class CandidateFact(BaseModel):
     tied: int = 0  # the user tied backend or quantization (constraints)
     constraints: str = ""  # the ties, as "backend=vllm, quantization=fp16"
     current_backend: str = ""  # what serves the model today (answers.current_backend; "" = nothing yet)
+    current_slots: int = 0  # 1: today's engine batches fixed slots (its object's scheduler, e.g. Ollama's)
     users: int = 1  # the closed loop's head count (the load model's demand; not the sequences in flight)
     think_time_s: float = 0.0  # each user's pause between turns (0: agents back to back)
     in_flight_mean: float = -1.0  # the load's mean in-flight count on one replica (-1: it never settles)
@@ -248,7 +249,7 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         slo_ttft_default=int("ttft_ms" in answers.slo.defaulted),
         slo_p95_default=int("p95_latency_s" in answers.slo.defaulted),
         requests_per_day=answers.requests_per_day, deadline_hours=answers.deadline_hours,
-        current_backend=answers.current_backend,
+        current_backend=answers.current_backend, current_slots=_fixed_slots(k, answers.current_backend, m),
         users=e.demand.users, think_time_s=e.demand.think_time_s,
         in_flight_mean=(round(e.in_flight.mean, 3) if e.in_flight is not None and math.isfinite(e.in_flight.mean)
                         else -1.0),
@@ -347,6 +348,15 @@ def preference_fact(k: Knowledge, answers: Answers) -> PreferenceFact:
     return PreferenceFact(workload=w.workload, phase=w.dominant_phase, high_n_from=w.high_n_from,
                           backend_low=w.backend_low_n, backend_high=w.backend_high_n, quant_low=w.quant_low_n,
                           quant_high=w.quant_high_n, source=f"Appendix {w.section}")
+
+
+def _fixed_slots(k: Knowledge, backend: str, model) -> int:
+    """Whether an engine the user runs today batches fixed slots (asked of its object, not its name)."""
+    if backend not in k.backends:
+        return 0  # nothing yet, or "other"
+    from advisor.engines import engine
+
+    return int(engine(k, backend).scheduler(model).fixed_slots)
 
 
 def verdict_facts(conclusions: list[Conclusion]) -> list[VerdictFact]:

@@ -18,9 +18,9 @@ def plan_rules(k) -> list[Rule]:
         # H.1 is a migration: it needs someone on Ollama today and a plan that moves them to a
         # continuous-batching engine
         Rule("playbook.h1-move-off-ollama", pb["H.1"].source, "playbook",
-             lambda m: plan(m) & (m.current_backend == "ollama") & (m.backend != "ollama") & (m.continuous == 1),
-             lambda f: (f"you serve with Ollama today and this plan runs {f.backend}, which batches every running "
-                        f"sequence into each step (N={f.seqs}): {pb['H.1'].title}"),
+             lambda m: plan(m) & (m.current_slots == 1) & (m.continuous == 1),
+             lambda f: (f"you serve with {f.current_backend} today (fixed slots) and this plan runs {f.backend}, which "
+                        f"batches every running sequence into each step (N={f.seqs}): {pb['H.1'].title}"),
              value="H.1"),
         # chained: the context rules' VRAM concerns (rules/context.py) call for H.2
         Rule("playbook.h2-vram", pb["H.2"].source, "playbook",

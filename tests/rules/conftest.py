@@ -35,6 +35,10 @@ def perturb(k, fact, **overrides):
         overrides = {"continuous": int(sched.continuous), "slots": int(sched.fixed_slots), "pages_kv": int(b.pages_kv),
                      "compiled_prefill": int(b.compiled_prefill),
                      "prefill_activations": int(b.prefill_activations), **overrides}
+    if "current_backend" in overrides:  # today's engine's behaviour, as candidate_fact asks its object
+        from advisor.rules.facts import _fixed_slots
+
+        overrides = {"current_slots": _fixed_slots(k, overrides["current_backend"], k.model(fact.model)), **overrides}
     return fact.model_copy(update=overrides)
 
 
