@@ -103,12 +103,16 @@ def one_consultation(runs: int = 31) -> tuple[float, int]:
     from advisor.answers import answers_from_dict, with_workload_defaults
     from advisor.knowledge import load_knowledge
     from advisor.recommend import candidates
-    from advisor.rules.facts import candidate_fact
+    from advisor.rules.facts import candidate_fact, compat_facts, preference_fact, serves_facts, tier_facts
     from advisor.rules.session import consult
 
     k = load_knowledge(None)
     a = with_workload_defaults(answers_from_dict(dict(ANSWERS[1][1])), k)
-    facts = [candidate_fact(k, a, i, e) for i, e in enumerate(candidates(k, a))]
+    cands = candidates(k, a)
+    # the knowledge rows the rules join on come first, as recommend.judge asserts them
+    rows = [preference_fact(k, a), *tier_facts(k), *compat_facts(k, [e.model.id for e in cands]),
+            *serves_facts(k, [e.backend for e in cands])]
+    facts = rows + [candidate_fact(k, a, i, e) for i, e in enumerate(cands)]
     consult(k, "feasible", facts)
     times = []
     for _ in range(runs):
