@@ -48,12 +48,20 @@ def replicas(demand: Demand, scheduler: Scheduler, costs: StepCosts, seqs: int, 
     at = figures or (lambda r: scheduler.figures(costs, demand, seqs, r))
 
     def meets(r: int) -> bool:
+        # the targets, and the utilisation line at the capacity of the sequences the replica really runs
+        # (the in-flight percentile's, not the whole pool's: fewer slots complete fewer requests)
         f = at(r)
-        return f.steady and f.ttft_p95_ms <= demand.ttft_slo_ms and f.e2e_p95_s <= demand.e2e_slo_s
+        return (f.steady and f.ttft_p95_ms <= demand.ttft_slo_ms and f.e2e_p95_s <= demand.e2e_slo_s
+                and f.rate_rps <= max_utilisation * f.capacity_rps)
 
+    # a first guess from the whole pool's capacity (the most one replica can complete)
     needed = max(1, math.ceil(demand.rate_rps / (capacity * max_utilisation)))
     why = (f"{demand.rate_rps:g} requests/s over {capacity:.2f}/s a replica saturates at (every sequence its KV "
            f"pool holds busy), each under {max_utilisation:.0%} of it")
+    if at(needed).steady and needed < MANY:
+        f = at(needed)
+        why = (f"{demand.rate_rps:g} requests/s: one replica running {f.seqs} sequences at once completes "
+               f"{f.capacity_rps:.2f}/s, and each replica stays under {max_utilisation:.0%} of that")
     # more replicas, each at a smaller share, while the targets are missed and the GPUs hold them
     r = needed
     while not meets(r):
@@ -67,8 +75,10 @@ def replicas(demand: Demand, scheduler: Scheduler, costs: StepCosts, seqs: int, 
         r += 1
     if r == needed:
         return Replicas(needed, possible, max(1, min(needed, possible)), why)
+    f = at(r)
     return Replicas(r, possible, max(1, min(r, possible)),
-                    f"{demand.rate_rps:g} requests/s split {r} ways meets the targets at each replica's share")
+                    f"{demand.rate_rps:g} requests/s split {r} ways meets the targets at each replica's share, "
+                    f"under {max_utilisation:.0%} of the {f.capacity_rps:.2f}/s one completes running {f.seqs} at once")
 
 
 def _settled(a: Load, b: Load) -> bool:
