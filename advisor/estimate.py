@@ -60,13 +60,14 @@ def _at_tp(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, mod
     # did not give; an offline batch keeps its throughput-optimal batch within what the KV pool holds.
     sched = eng.scheduler(model)
     q = k.value("load.in_flight_percentile")
+    util = k.value("load.max_utilisation")
     pool = sched.seqs(mem.pool_seqs(demand.seq_tokens), int(k.value("batch.max_seqs")))
     batch = sched.batch_seqs(spd.costs, demand, pool) if demand.mode == "batch" else 0
     seen: dict[int, tuple[Load, InFlight]] = {}
 
     def sized(r: int) -> tuple[Load, InFlight]:  # the one load model at r replicas, each r evaluated once
         if r not in seen:
-            seen[r] = _sized(sched, spd.costs, demand, r, pool, batch, q, cap)
+            seen[r] = _sized(sched, spd.costs, demand, r, pool, batch, q, cap, util)
         return seen[r]
 
     # a paged pool runs the users' sequences it holds and queues the rest (vLLM admits by free blocks):
@@ -98,7 +99,7 @@ def _at_tp(k: Knowledge, demand: Demand, hw: Hardware, background_gb: float, mod
 
 
 def _sized(sched: Scheduler, costs: StepCosts, demand: Demand, r: int, pool: int, batch: int,
-           q: float, cap: int = 0) -> tuple[Load, InFlight]:
+           q: float, cap: int = 0, util: float = 1.0) -> tuple[Load, InFlight]:
     """One replica's figures at r replicas, its sequence limit at the in-flight count's q-quantile.
 
     The time in system depends on the limit and the limit on the time in system: a few rounds
@@ -118,6 +119,15 @@ def _sized(sched: Scheduler, costs: StepCosts, demand: Demand, r: int, pool: int
             if want <= seqs:
                 break
             seqs = want
+            load = sched.figures(costs, demand, seqs, r)
+            flight = in_flight(share, load.e2e_mean_s, q)
+        # more sequences at once raise what a replica completes: where the in-flight percentile's count
+        # leaves the replica past the utilisation line and the KV pool holds more, the engine runs more
+        while load.steady and load.rate_rps > util * load.capacity_rps and seqs < pool:
+            more = sched.seqs(min(pool, max(seqs + 1, int(seqs * 1.25))), pool)
+            if more <= seqs:
+                break
+            seqs = more
             load = sched.figures(costs, demand, seqs, r)
             flight = in_flight(share, load.e2e_mean_s, q)
         return load, flight

@@ -113,7 +113,7 @@ def quality_tiers(ranked: list[Ranked], margin: float) -> None:
 _MORE_GPUS = ("slo.saturated", "scaling.replicas-short")
 
 
-def quality_trade(ranked: list[Ranked], best: Ranked) -> dict:
+def quality_trade(ranked: list[Ranked], best: Ranked, max_gpus: int = 8) -> dict:
     """The best-quality candidate a better tier up that breaks nothing but the workload's default
     targets (which the user left blank) or the GPUs given: the plan stage says what it would cost in
     speed, or how many GPUs it needs."""
@@ -122,16 +122,19 @@ def quality_trade(ranked: list[Ranked], best: Ranked) -> dict:
                 and all(c.rule in _MORE_GPUS for c in r.target_gates)
                 and (bool(r.default_gates) or r.short > 0))
 
+    def gpus(r: Ranked) -> int:
+        return r.est.replicas.needed * r.est.tensor_parallel
+
     def overshoot(r: Ranked) -> float:  # how far past the default targets, as a factor
         d, ld = r.est.demand, r.est.load
         return max(ld.ttft_p95_ms / d.ttft_slo_ms, ld.e2e_p95_s / d.e2e_slo_s)
 
-    better = [r for r in ranked if r.tier < best.tier and only_soft(r)]
+    # another model (a named model's other precisions are the alternatives' business), on at most
+    # `max_gpus` GPUs (knowledge: quality_trade_max_gpus)
+    better = [r for r in ranked if r.tier < best.tier and only_soft(r) and r.est.model.id != best.est.model.id
+              and gpus(r) <= max_gpus]
     if not better:
         return {"quality": round(best.quality, 2)}
-    def gpus(r: Ranked) -> int:
-        return r.est.replicas.needed * r.est.tensor_parallel
-
     # on the GPUs given: the best tier, closest to the targets; else the upgrade that needs the fewest GPUs
     slower = [r for r in better if r.short == 0]
     t = (min(slower, key=lambda r: (r.tier, overshoot(r))) if slower

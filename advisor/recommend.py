@@ -85,7 +85,8 @@ def _advise(answers: Answers, hardware: Hardware | None, probes: list[ProbeResul
         return _named_model_breaks_policy(k, answers, hw, probes, rec, best), best
     ties = ", ".join(f"{f}={getattr(answers.constraints, f)}" for f in ("backend", "quantization")
                      if getattr(answers.constraints, f))
-    plan_fact = facts[candidates.index(best.est)].as_plan(constraints=ties, **quality_trade(ranked, best))
+    plan_fact = facts[candidates.index(best.est)].as_plan(constraints=ties, **quality_trade(ranked, best,
+                                                                                   int(k.value("quality_trade_max_gpus"))))
     plan_trace = consult(k, "plan", [*gate_facts(k, answers), *compat_facts(k, [best.est.model.id]), plan_fact,
                                      *verdict_facts(best.conclusions),
                                      *figure_facts(k, best.est, probes)])

@@ -61,7 +61,7 @@ def replicas(demand: Demand, scheduler: Scheduler, costs: StepCosts, seqs: int, 
     if at(needed).steady and needed < MANY:
         f = at(needed)
         why = (f"{demand.rate_rps:g} requests/s: one replica running {f.seqs} sequences at once completes "
-               f"{f.capacity_rps:.2f}/s, and each replica stays under {max_utilisation:.0%} of that")
+               f"{f.capacity_rps:.2f}/s, and each replica is to stay under {max_utilisation:.0%} of that")
     # more replicas, each at a smaller share, while the targets are missed and the GPUs hold them
     r = needed
     while not meets(r):

@@ -217,7 +217,8 @@ VALUE_BOUNDS: list[tuple[str, Bound]] = [
     ("weight.*", Bound(-100, 100)),
     ("quality_margin_pp", Bound(0, 100)),
     ("load.in_flight_percentile", Bound(0.5, 0.9999)),  # a quantile of the in-flight count
-    ("playbook_h5_agents_max", COUNT),  # ranking points; negative is a bonus
+    ("playbook_h5_agents_max", COUNT),
+    ("quality_trade_max_gpus", COUNT),  # ranking points; negative is a bonus
     ("load.max_utilisation", Bound(0.05, 0.99)),
     ("batch.max_seqs", COUNT),
     ("max_model_len_headroom", Bound(1, 16)),
