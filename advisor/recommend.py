@@ -35,7 +35,6 @@ from advisor.rules.facts import (
     candidate_fact,
     compat_facts,
     figure_facts,
-    gate_facts,
     preference_fact,
     serves_facts,
     tier_facts,
@@ -87,8 +86,7 @@ def _advise(answers: Answers, hardware: Hardware | None, probes: list[ProbeResul
                      if getattr(answers.constraints, f))
     plan_fact = facts[candidates.index(best.est)].as_plan(constraints=ties, **quality_trade(ranked, best,
                                                                                    int(k.value("quality_trade_max_gpus"))))
-    plan_trace = consult(k, "plan", [*gate_facts(k, answers), *compat_facts(k, [best.est.model.id]), plan_fact,
-                                     *verdict_facts(best.conclusions),
+    plan_trace = consult(k, "plan", [*compat_facts(k, [best.est.model.id]), plan_fact, *verdict_facts(best.conclusions),
                                      *figure_facts(k, best.est, probes)])
     decided = decisions(k, ranked, best)
     rec.recommendation = plan(k, answers, best, plan_trace=plan_trace, decided=decided)
@@ -112,11 +110,10 @@ def with_defaults(answers: Answers, k: Knowledge) -> Answers:
 def judge(k: Knowledge, answers: Answers, cands: list[Estimate], facts: list | None = None) -> Trace:
     """The candidate stages of the rules over these candidates: the knowledge rows they join on go
     first (a rule that asks that no row matches decides when the candidate arrives): Appendix F's
-    preference, P.2's gates (the rules choose the one that applies), P.1's tiers, P.3's verdicts, the
-    backends' quantizations and OSes."""
+    preference, P.1's tiers, P.3's verdicts, the backends' quantizations and OSes."""
     facts = facts if facts is not None else [candidate_fact(k, answers, i, e) for i, e in enumerate(cands)]
-    rows = [preference_fact(k, answers), *gate_facts(k, answers), *tier_facts(k),
-            *compat_facts(k, [e.model.id for e in cands]), *serves_facts(k, [e.backend for e in cands])]
+    rows = [preference_fact(k, answers), *tier_facts(k), *compat_facts(k, [e.model.id for e in cands]),
+            *serves_facts(k, [e.backend for e in cands])]
     return consult_candidates(k, [*rows, *facts])
 
 

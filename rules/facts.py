@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from advisor import physics
 from advisor.answers import load_conflicts
 from advisor.domain import Answers, ProbeResult
-from advisor.knowledge import Knowledge
+from advisor.knowledge import GateRow, Knowledge
 from advisor.rules.base import Conclusion
 from advisor.stages import Estimate
 
@@ -54,6 +54,8 @@ class CandidateFact(BaseModel):
     phase: str  # the workload's dominant phase
     mmlu: float
     eff_mmlu: float
+    gate_min: float
+    gate_name: str
     max_context: int
     # the user's ask
     risk: str
@@ -208,12 +210,24 @@ class ConcernFact(BaseModel):
 
 
 # ------------------------------------------------------------------ from an Estimate
+def gate_for(k: Knowledge, answers: Answers) -> GateRow | None:
+    """P.2: the medical-legal gate for high risk, else the workload's application gate."""
+    for g in k.gates:
+        if answers.risk == "high" and g.risk == "high":
+            return g
+    for g in k.gates:
+        if answers.workload in g.workloads:
+            return g
+    return None
+
+
 def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) -> CandidateFact:
     """The candidate as the rules see it. `answers` have their workload defaults filled."""
     m, q, eng = e.model, k.quant[e.quant], e.engine
     w = k.workloads[answers.workload]
     ld, mem = e.load, e.memory
     sched = e.scheduler
+    gate = gate_for(k, answers)
     mmlu = m.mmlu if m.mmlu is not None else -1.0
     hw = e.hardware
     ttft = min(ld.ttft_p95_ms, NEVER_MS) if math.isfinite(ld.ttft_p95_ms) else NEVER_MS
@@ -227,7 +241,8 @@ def candidate_fact(k: Knowledge, answers: Answers, fact_id: int, e: Estimate) ->
         gpu_cc=hw.compute_capability if hw.compute_capability is not None else -1.0,
         phase=w.dominant_phase,
         mmlu=mmlu, eff_mmlu=round(mmlu - q.mmlu_delta_pp, 2) if mmlu >= 0 else -1.0,
-        max_context=m.max_context,
+        gate_min=gate.min_mmlu if gate is not None and gate.min_mmlu is not None else -1.0,
+        gate_name=gate.application if gate is not None else "none", max_context=m.max_context,
         risk=answers.risk, workload=answers.workload, seqs=ld.seqs, os=hw.os,
         seq_tokens=e.demand.seq_tokens, output=e.demand.output_tokens,
         slo_ttft=e.demand.ttft_slo_ms, slo_p95=e.demand.e2e_slo_s, slo_decode=answers.slo.min_decode_tok_s,
@@ -326,43 +341,6 @@ def compat_facts(k: Knowledge, model_ids) -> list[CompatFact]:
             out += [CompatFact(id=f"p3:{mid}:{q}:{verdict}", model=mid, quant=q, verdict=verdict, source=row.source)
                     for q in quants]
     return out
-
-
-class AskFact(BaseModel):
-    """What the user asked, for the rules that choose among knowledge rows (the P.2 gate)."""
-
-    model_config = _FROZEN
-    kind: Literal["ask"] = "ask"
-    id: str = "ask"
-    workload: str
-    risk: str
-
-
-class GateRowFact(BaseModel):
-    """One application of Appendix P.2 (knowledge/quality_gates.toml), once per workload it covers
-    ("*" with a risk tier for a risk-scoped gate). rules/quality.py chooses the one that applies to
-    the ask and asserts it as a `gate` fact, which the quality rules join candidates on."""
-
-    model_config = _FROZEN
-    kind: Literal["gate_row"] = "gate_row"
-    id: str
-    application: str
-    workload: str  # a workload, or "*" for a gate scoped by risk tier
-    risk: str  # "" or the risk tier the gate is for
-    min_mmlu: float  # -1: the gate has no MMLU floor (a composite score the catalog lacks)
-    source: str
-
-
-def gate_facts(k: Knowledge, answers: Answers) -> list[AskFact | GateRowFact]:
-    """P.2's rows, then the ask, for the gate-choosing rules (the rows first: a rule asks that no
-    risk-scoped row exists when the ask arrives)."""
-    out: list[AskFact | GateRowFact] = []
-    for g in k.gates:
-        floor = g.min_mmlu if g.min_mmlu is not None else -1.0
-        scopes = [(w, "") for w in g.workloads] + ([("*", g.risk)] if g.risk else [])
-        out += [GateRowFact(id=f"p2:{g.application}:{w}:{r}", application=g.application, workload=w, risk=r,
-                            min_mmlu=floor, source=g.source) for w, r in scopes]
-    return [*out, AskFact(workload=answers.workload, risk=answers.risk)]
 
 
 def preference_fact(k: Knowledge, answers: Answers) -> PreferenceFact:

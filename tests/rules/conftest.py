@@ -10,7 +10,6 @@ from advisor.rules.facts import (
     ServesFact,
     candidate_fact,
     compat_facts,
-    gate_facts,
     preference_fact,
     serves_facts,
     tier_facts,
@@ -54,8 +53,7 @@ def fired(k, base_fact):
         fact = perturb(k, base_fact, **overrides)
         if stage == "plan":
             fact = fact.as_plan(constraints="")
-        ask = answers_from_dict({"workload": fact.workload, "risk": fact.risk})
-        p3 = [*gate_facts(k, ask), *compat_facts(k, [fact.model]), *serves_facts(k, [fact.backend])]
+        p3 = [*compat_facts(k, [fact.model]), *serves_facts(k, [fact.backend])]
         if not real_rows:
             p3 += [ServesFact(kind="serves", id="serves:test", backend=fact.backend, quant=fact.quant),
                    ServesFact(kind="runs", id="runs:test", backend=fact.backend, os=fact.os)]
