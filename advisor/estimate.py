@@ -113,14 +113,7 @@ def _sized(sched: Scheduler, costs: StepCosts, demand: Demand, r: int, pool: int
         flight = in_flight(share, load.e2e_mean_s, q)
         if not load.steady:  # the queue never drains: every slot the pool holds is busy
             return load, flight
-        seqs = 0
-        for _ in range(4):
-            want = sched.seqs(min(flight.high, pool), pool)
-            if want <= seqs:
-                break
-            seqs = want
-            load = sched.figures(costs, demand, seqs, r)
-            flight = in_flight(share, load.e2e_mean_s, q)
+        load, flight, seqs = _settle(sched, lambda n: sched.figures(costs, demand, n, r), share, load, flight, pool, q)
         # more sequences at once raise what a replica completes: where the in-flight percentile's count
         # leaves the replica past the utilisation line and the KV pool holds more, the engine runs more
         while load.steady and load.rate_rps > util * load.capacity_rps and seqs < pool:
@@ -139,15 +132,24 @@ def _sized(sched: Scheduler, costs: StepCosts, demand: Demand, r: int, pool: int
         return load, in_flight(mine, load.e2e_mean_s, q)
     load = sched.figures(costs, mine, sched.seqs(most, most))
     flight = in_flight(mine, load.e2e_mean_s, q)
+    load, flight, _ = _settle(sched, lambda n: sched.figures(costs, mine, n), mine, load, flight, most, q)
+    return load, flight
+
+
+def _settle(sched: Scheduler, figures, demand: Demand, load: Load, flight: InFlight, limit: int,
+            q: float) -> tuple[Load, InFlight, int]:
+    """The sequence limit at the in-flight count's q-quantile, and the figures at it: the time in
+    system depends on the limit and the limit on the time in system, so a few rounds settle it
+    (the limit only grows, so they end)."""
     seqs = 0
     for _ in range(4):
-        want = sched.seqs(min(flight.high, most), most)
+        want = sched.seqs(min(flight.high, limit), limit)
         if want <= seqs:
             break
         seqs = want
-        load = sched.figures(costs, mine, seqs)
-        flight = in_flight(mine, load.e2e_mean_s, q)
-    return load, flight
+        load = figures(seqs)
+        flight = in_flight(demand, load.e2e_mean_s, q)
+    return load, flight, seqs
 
 
 def probe_for(probes: list[ProbeResult] | None, model: ModelSpec, eng: Engine) -> ProbeResult | None:
