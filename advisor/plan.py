@@ -259,7 +259,7 @@ def why_term(term: str, r: Ranked, w: Ranked, winner: str = "the winner") -> str
                 f"{we.replicas.needed}")
     if term == "quality":
         return (f"lower served quality: {e.model.id} at {e.quant} scores MMLU {r.quality:.1f} vs "
-                f"{we.model.id} at {we.quant} {w.quality:.1f} (a lower tier: tiers are {r.margin:g} pp wide from their best score)")
+                f"{we.model.id} at {we.quant} {w.quality:.1f} (a lower tier; tiers are {r.margin:g} pp wide)")
     if term == "gpus":
         return f"uses {r.term('gpus')} GPUs where {winner} uses {w.term('gpus')}"
     if term == "certainty":
